@@ -1,0 +1,327 @@
+//! The [`Store`] handle: reads on the caller's thread, writes through the writer thread.
+//!
+//! Invariants:
+//! - `get`, `list` and `count` each read from one redb read transaction, i.e. one consistent
+//!   snapshot; the snapshot's revision comes from the `meta` table of that same snapshot.
+//! - `revision` (atomic) only ever increases, and is published after the commit it names.
+//! - A paged list's snapshot is held in a bounded cache so later pages read the same
+//!   snapshot; without it a page is served only if the store has not moved since.
+//! - The last clone dropped (or `shutdown`) stops the writer after it commits queued writes.
+
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadTransaction, ReadableDatabase};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::codec;
+use crate::db::{self, EVENTS, OBJECTS};
+use crate::snapshots::{MAX_SNAPSHOTS, SNAPSHOT_TTL, Snapshots};
+use crate::watch::{Replay, Watcher};
+use crate::writer::{Command, Writer};
+use crate::{
+    Continue, Event, KeyValue, ListOptions, ListResult, Revision, StoreError, WriteOp, WriteResult,
+};
+
+/// Most keys scanned past a page to fill [`ListResult::remaining`].
+const REMAINING_SCAN_CAP: u64 = 10_000;
+
+/// How to open a [`Store`].
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Database file; `None` keeps everything in memory (tests).
+    pub path: Option<PathBuf>,
+    /// How long the event log keeps events (watch history). Default 5 minutes.
+    pub history: Duration,
+    /// How often the event log is compacted. Default 60 seconds.
+    pub compact_interval: Duration,
+    /// How many events a watcher may fall behind before it gets `Expired`. Default 10 000.
+    pub watch_buffer: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: None,
+            history: Duration::from_secs(5 * 60),
+            compact_interval: Duration::from_secs(60),
+            watch_buffer: 10_000,
+        }
+    }
+}
+
+/// State shared by handles, the writer thread and watchers.
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    pub(crate) revision: AtomicU64,
+    pub(crate) oldest: Arc<AtomicU64>,
+    pub(crate) snapshots: Snapshots<Arc<ReadTransaction>>,
+    /// Live events; `None` once the writer has stopped.
+    pub(crate) events: Mutex<Option<broadcast::Sender<Arc<Event>>>>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<Command>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = self.commands.send(Command::Shutdown);
+            if handle.join().is_err() {
+                tracing::error!("store: writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The key/value store: one global revision, CAS writes with group commit, snapshot lists and
+/// watches. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens or creates the store (blocking) and starts its writer thread.
+    pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
+        let opened = db::open(&cfg)?;
+        let (events, _) = broadcast::channel(cfg.watch_buffer.max(1));
+        let shared = Arc::new(Shared {
+            db: opened.db,
+            revision: AtomicU64::new(opened.revision),
+            oldest: Arc::new(AtomicU64::new(opened.oldest)),
+            snapshots: Snapshots::new(MAX_SNAPSHOTS, SNAPSHOT_TTL),
+            events: Mutex::new(Some(events)),
+        });
+        let (commands, rx) = mpsc::channel();
+        let writer = Writer::new(
+            shared.clone(),
+            rx,
+            opened.revision,
+            cfg.history,
+            cfg.compact_interval,
+        );
+        let handle = std::thread::Builder::new()
+            .name("k1s-store-writer".into())
+            .spawn(move || writer.run())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                shared,
+                commands,
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The latest committed revision (0 for an empty store).
+    pub fn revision(&self) -> Revision {
+        self.shared().revision.load(Ordering::Acquire)
+    }
+
+    /// The oldest revision a watch can start after.
+    pub fn oldest_revision(&self) -> Revision {
+        self.shared().oldest.load(Ordering::Acquire)
+    }
+
+    /// Reads one key.
+    pub fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let txn = self.shared().db.begin_read()?;
+        let objects = txn.open_table(OBJECTS)?;
+        match objects.get(key)? {
+            Some(raw) => Ok(Some(codec::decode_object(key, raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Lists keys starting with `prefix` in lexicographic order from one consistent snapshot,
+    /// optionally paged (`limit`, `continue_from`) or at an exact revision.
+    pub fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StoreError> {
+        let (txn, revision) = self.snapshot_for(&opts)?;
+        let limit = opts.limit.filter(|&n| n > 0);
+        let start = match &opts.continue_from {
+            Some(c) if c.start_after.as_str() >= prefix => Bound::Excluded(c.start_after.as_str()),
+            _ => Bound::Included(prefix),
+        };
+        let objects = txn.open_table(OBJECTS)?;
+        let mut iter = objects.range::<&str>((start, Bound::Unbounded))?;
+        let mut items = Vec::with_capacity(limit.unwrap_or(64).min(4096));
+        let mut more = false;
+        for entry in iter.by_ref() {
+            let (key, raw) = entry?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if limit.is_some_and(|n| items.len() == n) {
+                more = true;
+                break;
+            }
+            items.push(codec::decode_object(key, raw.value())?);
+        }
+        let (next, remaining) = match (more, items.last()) {
+            (true, Some(last)) => {
+                // The entry that proved `more` is one of the remaining items.
+                let mut left = 1u64;
+                for entry in iter {
+                    let (key, _) = entry?;
+                    if !key.value().starts_with(prefix) {
+                        break;
+                    }
+                    left += 1;
+                    if left > REMAINING_SCAN_CAP {
+                        break;
+                    }
+                }
+                self.shared()
+                    .snapshots
+                    .put(revision, txn.clone(), Instant::now());
+                let next = Continue {
+                    revision,
+                    start_after: last.key.clone(),
+                };
+                (Some(next), (left <= REMAINING_SCAN_CAP).then_some(left))
+            }
+            _ => (None, None),
+        };
+        Ok(ListResult {
+            items,
+            revision,
+            next,
+            remaining,
+        })
+    }
+
+    /// Picks the read snapshot a list must use, with its revision.
+    fn snapshot_for(
+        &self,
+        opts: &ListOptions,
+    ) -> Result<(Arc<ReadTransaction>, Revision), StoreError> {
+        let wanted = match (&opts.continue_from, opts.revision) {
+            (Some(c), _) => Some((c.revision, true)),
+            (None, Some(r)) => Some((r, false)),
+            (None, None) => None,
+        };
+        if let Some((rev, _)) = wanted {
+            if let Some(txn) = self.shared().snapshots.get(rev, Instant::now()) {
+                return Ok((txn, rev));
+            }
+        }
+        let txn = Arc::new(self.shared().db.begin_read()?);
+        let (current, oldest) = db::read_meta(&txn)?;
+        match wanted {
+            Some((rev, _)) if rev == current => Ok((txn, current)),
+            Some((_, true)) => Err(StoreError::ContinueExpired),
+            Some((rev, false)) => Err(StoreError::Expired {
+                requested: rev,
+                oldest,
+            }),
+            None => Ok((txn, current)),
+        }
+    }
+
+    /// Counts keys starting with `prefix`.
+    pub fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        let txn = self.shared().db.begin_read()?;
+        let objects = txn.open_table(OBJECTS)?;
+        let mut n = 0;
+        for entry in objects.range::<&str>(prefix..)? {
+            let (key, _) = entry?;
+            if !key.value().starts_with(prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Applies one write; resolves once it is durably committed (group commit with other
+    /// concurrent writes).
+    pub async fn write(&self, op: WriteOp) -> Result<WriteResult, StoreError> {
+        if let WriteOp::Create { value, .. } | WriteOp::Update { value, .. } = &op {
+            codec::validate(value)?;
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Write { op, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Compacts the event log now (it also runs every `compact_interval`); returns the new
+    /// oldest revision.
+    pub async fn compact(&self) -> Result<Revision, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Compact { reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Watches keys starting with `prefix`: every event with revision `> from`, in order.
+    /// Fails with `Expired` if `from < oldest_revision()`, i.e. the history after `from` is
+    /// no longer complete. `from == 0` is only accepted while nothing has been compacted.
+    pub fn watch(&self, prefix: &str, from: Revision) -> Result<Watcher, StoreError> {
+        let live = self
+            .shared()
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .subscribe();
+        let txn = self.shared().db.begin_read()?;
+        let (current, oldest) = db::read_meta(&txn)?;
+        if from < oldest {
+            return Err(StoreError::Expired {
+                requested: from,
+                oldest,
+            });
+        }
+        let replay = if from < current {
+            Some(Replay {
+                events: txn.open_table(EVENTS)?,
+                end: current,
+            })
+        } else {
+            None
+        };
+        Ok(Watcher::new(
+            prefix,
+            from,
+            replay,
+            live,
+            self.shared().oldest.clone(),
+        ))
+    }
+
+    /// Commits queued writes and stops the writer; later writes fail with `Closed` and
+    /// watchers end. Blocks until the writer has stopped. Idempotent.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
