@@ -325,3 +325,212 @@ impl Store {
         self.inner.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{create, mem, obj, rv};
+
+    async fn fill(s: &Store, prefix: &str, n: usize) {
+        for i in 0..n {
+            s.write(create(&format!("{prefix}{i:04}"))).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn list_is_prefix_scoped_and_ordered() {
+        let s = mem();
+        fill(&s, "/registry/core/pods/b/", 3).await;
+        fill(&s, "/registry/core/pods/a/", 3).await;
+        fill(&s, "/registry/core/podsx/", 2).await;
+        let r = s
+            .list("/registry/core/pods/", ListOptions::default())
+            .unwrap();
+        let keys: Vec<_> = r.items.iter().map(|kv| kv.key.as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), 6);
+        assert_eq!(r.revision, 8);
+        assert!(r.next.is_none());
+        for kv in &r.items {
+            assert_eq!(rv(&kv.value), kv.mod_revision.to_string());
+        }
+        assert_eq!(s.count("/registry/core/pods/").unwrap(), 6);
+        assert_eq!(s.count("/registry/core/pods").unwrap(), 8);
+        assert_eq!(s.count("/nothing").unwrap(), 0);
+        assert!(
+            s.list("/zzz", ListOptions::default())
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn paging_keeps_the_snapshot_across_writes() {
+        let s = mem();
+        fill(&s, "/p/", 10).await;
+        let page = |c: Option<Continue>| {
+            s.list(
+                "/p/",
+                ListOptions {
+                    limit: Some(4),
+                    continue_from: c,
+                    revision: None,
+                },
+            )
+            .unwrap()
+        };
+        let p1 = page(None);
+        assert_eq!(p1.items.len(), 4);
+        assert_eq!(p1.remaining, Some(6));
+        let c1 = p1.next.clone().unwrap();
+        assert_eq!(c1.revision, 10);
+        assert_eq!(c1.start_after, "/p/0003");
+
+        // Writes after the first page must not show up in later pages.
+        s.write(create("/p/0005a")).await.unwrap();
+        s.write(WriteOp::Delete {
+            key: "/p/0009".into(),
+            expected: None,
+        })
+        .await
+        .unwrap();
+
+        let p2 = page(Some(c1));
+        assert_eq!(p2.revision, 10);
+        assert_eq!(p2.remaining, Some(2));
+        let p3 = page(p2.next.clone());
+        assert!(p3.next.is_none());
+        assert_eq!(p3.remaining, None);
+        let keys: Vec<_> = p1
+            .items
+            .iter()
+            .chain(&p2.items)
+            .chain(&p3.items)
+            .map(|kv| kv.key.clone())
+            .collect();
+        let want: Vec<_> = (0..10).map(|i| format!("/p/{i:04}")).collect();
+        assert_eq!(keys, want);
+    }
+
+    #[tokio::test]
+    async fn continue_without_held_snapshot() {
+        let s = mem();
+        fill(&s, "/p/", 3).await;
+        let cont = |revision| ListOptions {
+            limit: Some(1),
+            continue_from: Some(Continue {
+                revision,
+                start_after: "/p/0000".into(),
+            }),
+            revision: None,
+        };
+        // Not held, but the store has not moved: served from a fresh snapshot.
+        let r = s.list("/p/", cont(3)).unwrap();
+        assert_eq!(r.items[0].key, "/p/0001");
+        // Not held and the store moved on.
+        assert!(matches!(
+            s.list("/p/", cont(2)),
+            Err(StoreError::ContinueExpired)
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_at_exact_revision() {
+        let s = mem();
+        fill(&s, "/p/", 3).await;
+        let at = |revision| ListOptions {
+            revision: Some(revision),
+            ..Default::default()
+        };
+        assert_eq!(s.list("/p/", at(3)).unwrap().items.len(), 3);
+        // A paged list holds its snapshot, so it can be read again exactly.
+        let first = s
+            .list(
+                "/p/",
+                ListOptions {
+                    limit: Some(1),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(first.next.is_some());
+        s.write(create("/p/new")).await.unwrap();
+        let old = s.list("/p/", at(3)).unwrap();
+        assert_eq!((old.revision, old.items.len()), (3, 3));
+        match s.list("/p/", at(1)) {
+            Err(StoreError::Expired { requested: 1, .. }) => {}
+            other => panic!("expected Expired, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn get_missing_and_present() {
+        let s = mem();
+        assert!(s.get("/a").unwrap().is_none());
+        assert_eq!(s.revision(), 0);
+        let w = s.write(create("/a")).await.unwrap();
+        let kv = s.get("/a").unwrap().unwrap();
+        assert_eq!(kv, w.kv);
+    }
+
+    #[tokio::test]
+    async fn persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = || StoreConfig {
+            path: Some(dir.path().join("nested/dir/k1s.redb")),
+            ..Default::default()
+        };
+        {
+            let s = Store::open(cfg()).unwrap();
+            fill(&s, "/p/", 5).await;
+            s.write(WriteOp::Update {
+                key: "/p/0001".into(),
+                value: obj("changed"),
+                expected: Some(2),
+            })
+            .await
+            .unwrap();
+            s.shutdown();
+        }
+        let s = Store::open(cfg()).unwrap();
+        assert_eq!(s.revision(), 6);
+        assert_eq!(s.get("/p/0001").unwrap().unwrap().mod_revision, 6);
+        assert_eq!(s.count("/p/").unwrap(), 5);
+        // The event log survived too.
+        let mut w = s.watch("/p/", 4).unwrap();
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 5);
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 6);
+        assert_eq!(s.write(create("/p/x")).await.unwrap().revision, 7);
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 7);
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_writes_and_watches() {
+        let s = mem();
+        let mut w = s.watch("/", 0).unwrap();
+        s.write(create("/a")).await.unwrap();
+        let clone = s.clone();
+        s.shutdown();
+        s.shutdown(); // idempotent
+        assert!(matches!(
+            clone.write(create("/b")).await,
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(clone.watch("/", 1), Err(StoreError::Closed)));
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 1);
+        assert!(w.next().await.is_none());
+        // Reads still work on the closed handle.
+        assert!(clone.get("/a").unwrap().is_some());
+    }
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        fn assert_send<T: Send>() {}
+        assert_send_sync::<Store>();
+        assert_send::<crate::Watcher>();
+    }
+}

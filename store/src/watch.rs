@@ -135,3 +135,130 @@ impl Watcher {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::testutil::{create, mem, obj};
+    use crate::{EventType, Store, StoreConfig, StoreError, WriteOp};
+
+    fn with(buffer: usize, history: Duration) -> Store {
+        Store::open(StoreConfig {
+            watch_buffer: buffer,
+            history,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replay_then_live_without_gaps_or_duplicates() {
+        let s = mem();
+        for i in 0..700 {
+            s.write(create(&format!("/a/{i}"))).await.unwrap();
+        }
+        let mut w = s.watch("/a/", 100).unwrap();
+        // Writers race with the replay.
+        let writer = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 700..1000 {
+                    s.write(create(&format!("/a/{i}"))).await.unwrap();
+                }
+            })
+        };
+        let mut want = 101;
+        while want <= 1000 {
+            let ev = w.next().await.unwrap().unwrap();
+            assert_eq!(ev.revision, want);
+            assert_eq!(ev.kind, EventType::Added);
+            want += 1;
+        }
+        writer.await.unwrap();
+        s.write(create("/a/last")).await.unwrap();
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 1001);
+    }
+
+    #[tokio::test]
+    async fn prefix_filters_replay_and_live() {
+        let s = mem();
+        for i in 0..300 {
+            let p = if i % 3 == 0 { "/x/" } else { "/y/" };
+            s.write(create(&format!("{p}{i}"))).await.unwrap();
+        }
+        let mut w = s.watch("/x/", 0).unwrap();
+        s.write(create("/y/live")).await.unwrap();
+        s.write(create("/x/live")).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 101 {
+            got.push(w.next().await.unwrap().unwrap());
+        }
+        assert!(got.iter().all(|e| e.kv.key.starts_with("/x/")));
+        assert!(got.windows(2).all(|p| p[0].revision < p[1].revision));
+        assert_eq!(got.last().unwrap().kv.key, "/x/live");
+        assert_eq!(got.last().unwrap().revision, 302);
+    }
+
+    #[tokio::test]
+    async fn watch_from_current_sees_only_new_events() {
+        let s = mem();
+        s.write(create("/a")).await.unwrap();
+        let mut w = s.watch("/", s.revision()).unwrap();
+        s.write(WriteOp::Update {
+            key: "/a".into(),
+            value: obj("b"),
+            expected: Some(1),
+        })
+        .await
+        .unwrap();
+        let ev = w.next().await.unwrap().unwrap();
+        assert_eq!((ev.kind, ev.revision), (EventType::Modified, 2));
+    }
+
+    #[tokio::test]
+    async fn lagging_watcher_gets_expired_once() {
+        let s = with(4, Duration::from_secs(300));
+        let mut w = s.watch("/", 0).unwrap();
+        for i in 0..20 {
+            s.write(create(&format!("/{i}"))).await.unwrap();
+        }
+        match w.next().await {
+            Some(Err(StoreError::Expired { requested: 0, .. })) => {}
+            other => panic!("expected Expired, got {other:?}"),
+        }
+        assert!(w.next().await.is_none());
+        // A new watcher is fine.
+        let mut w2 = s.watch("/", 20).unwrap();
+        s.write(create("/new")).await.unwrap();
+        assert_eq!(w2.next().await.unwrap().unwrap().revision, 21);
+    }
+
+    #[tokio::test]
+    async fn compaction_expires_old_revisions() {
+        let s = with(100, Duration::ZERO);
+        for i in 0..10 {
+            s.write(create(&format!("/{i}"))).await.unwrap();
+        }
+        // A watcher replaying from before compaction keeps its snapshot.
+        let mut early = s.watch("/", 2).unwrap();
+        // History zero: everything committed up to now (same millisecond included) goes.
+        assert_eq!(s.compact().await.unwrap(), 10);
+        assert_eq!(s.oldest_revision(), 10);
+        match s.watch("/", 5) {
+            Err(StoreError::Expired {
+                requested: 5,
+                oldest: 10,
+            }) => {}
+            Err(e) => panic!("expected Expired, got {e:?}"),
+            Ok(_) => panic!("expected Expired, got a watcher"),
+        }
+        assert!(matches!(s.watch("/", 0), Err(StoreError::Expired { .. })));
+        let mut w = s.watch("/", 10).unwrap();
+        s.write(create("/after")).await.unwrap();
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 11);
+        for want in 3..=11 {
+            assert_eq!(early.next().await.unwrap().unwrap().revision, want);
+        }
+    }
+}
