@@ -224,10 +224,10 @@ impl Store {
             (None, Some(r)) => Some((r, false)),
             (None, None) => None,
         };
-        if let Some((rev, _)) = wanted {
-            if let Some(txn) = self.shared().snapshots.get(rev, Instant::now()) {
-                return Ok((txn, rev));
-            }
+        if let Some((rev, _)) = wanted
+            && let Some(txn) = self.shared().snapshots.get(rev, Instant::now())
+        {
+            return Ok((txn, rev));
         }
         let txn = Arc::new(self.shared().db.begin_read()?);
         let (current, oldest) = db::read_meta(&txn)?;
