@@ -11,5 +11,6 @@
 #![warn(missing_docs)]
 
 pub mod meta;
+pub mod selector;
 pub mod status;
 pub mod validation;
