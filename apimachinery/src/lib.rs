@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod meta;
+pub mod patch;
 pub mod selector;
 pub mod status;
 pub mod validation;
