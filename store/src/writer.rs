@@ -30,6 +30,9 @@ use crate::{Event, EventType, KeyValue, Revision, StoreError, WriteOp, WriteResu
 
 /// Most operations committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 512;
+/// Most event records one compaction pass deletes, so writers are never held up for long;
+/// when reached, the next pass runs right after the next batch.
+const MAX_COMPACT: usize = 50_000;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -138,21 +141,30 @@ impl Writer {
         match self.apply_and_commit(ops) {
             Ok(outcomes) => {
                 self.shared.revision.store(self.revision, Ordering::Release);
+                let mut events = Vec::with_capacity(outcomes.len());
+                let results: Vec<_> = outcomes
+                    .into_iter()
+                    .map(|outcome| {
+                        outcome.map(|applied| {
+                            events.push(Arc::new(applied.event));
+                            applied.result
+                        })
+                    })
+                    .collect();
+                if let Some(tx) = self
+                    .shared
+                    .events
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
                 {
-                    let events = self
-                        .shared
-                        .events
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    if let Some(tx) = events.as_ref() {
-                        for applied in outcomes.iter().flatten() {
-                            // No receivers is fine.
-                            let _ = tx.send(Arc::new(applied.event.clone()));
-                        }
+                    for event in events {
+                        // An error only means nobody is watching.
+                        let _ = tx.send(event);
                     }
                 }
-                for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                    let _ = reply.send(outcome.map(|a| a.result));
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let _ = reply.send(result);
                 }
             }
             Err(e) => {
@@ -210,7 +222,11 @@ impl Writer {
         let mut last = None;
         {
             let mut events = txn.open_table(EVENTS)?;
-            for entry in events.iter()? {
+            for (n, entry) in events.iter()?.enumerate() {
+                if n == MAX_COMPACT {
+                    self.next_compaction = Instant::now();
+                    break;
+                }
                 let (rev, raw) = entry?;
                 if codec::event_time(raw.value())? > cutoff {
                     break;
