@@ -1,6 +1,28 @@
-//! k1s API server: transport (TLS, authentication), router and REST handlers.
+//! k1s API server: transport (TLS, authentication), discovery, OpenAPI and one generic REST path over
+//! the store for every resource, built-in or defined by a CRD.
 
+pub mod alloc;
 pub mod auth;
+pub mod body;
+pub mod bootstrap;
+pub mod crd;
+pub mod discovery;
+pub mod hooks;
 pub mod kubeconfig;
+pub mod openapi;
+pub mod openapi_serve;
+pub mod printers;
+pub mod request;
+pub mod resources;
+pub mod response;
+pub mod rest;
+pub mod router;
+pub mod schema;
 pub mod serve;
+pub mod state;
+pub mod strategy;
+pub mod table;
 pub mod tls;
+
+pub use router::{router, with_auth};
+pub use state::{ApiConfig, AppState};

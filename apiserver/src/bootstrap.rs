@@ -1,0 +1,97 @@
+//! What exists at boot: the system namespaces and the `kubernetes` Service, created through the same
+//! create path as any request (defaults, validation, managed fields) when missing.
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::request::Query;
+use crate::response::ApiError;
+use crate::rest::{Ctx, create_object};
+use crate::state::AppState;
+
+/// Namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn ensure(
+    state: &AppState,
+    group: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    obj: Value,
+) -> Result<(), ApiError> {
+    let table = state.table();
+    let Some(res) = table.get(group, "v1", plural) else {
+        return Ok(());
+    };
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if state
+        .store()
+        .get(&res.key(namespace, &name))
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        axum::http::header::USER_AGENT,
+        "k1s-apiserver".parse().expect("static"),
+    );
+    let mut ctx = Ctx {
+        state: state.clone(),
+        res,
+        namespace: namespace.map(str::to_string),
+        name: None,
+        subresource: None,
+        query: Query::default(),
+        headers,
+        user: None,
+    };
+    match create_object(&mut ctx, obj).await {
+        Ok(_) => Ok(()),
+        Err(ApiError(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the system namespaces and the `kubernetes` Service if they are missing.
+pub async fn run(state: &AppState) -> Result<(), ApiError> {
+    let creates = SYSTEM_NAMESPACES.iter().map(|ns| {
+        ensure(
+            state,
+            "",
+            "namespaces",
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+    });
+    for r in futures::future::join_all(creates).await {
+        r?;
+    }
+    let (base, _) = state.config().service_cidr;
+    let first = std::net::Ipv4Addr::from(u32::from(base) + 1).to_string();
+    let port: u16 = state
+        .config()
+        .advertise_address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6443);
+    ensure(
+        state,
+        "",
+        "services",
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": first, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}], "sessionAffinity": "None", "type": "ClusterIP"}
+        }),
+    )
+    .await
+}

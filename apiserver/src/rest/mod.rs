@@ -1,0 +1,199 @@
+//! The generic REST path: one set of handlers for every resource in the table.
+//!
+//! [`handle`] resolves the resource row, then dispatches on verb. Objects are read from and written to
+//! the store as JSON; per-kind behaviour comes from [`crate::strategy`].
+
+mod delete;
+mod read;
+mod scale;
+mod watch;
+mod write;
+
+pub use write::create_object;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use k1s_apimachinery::status::StatusError;
+use k1s_store::{KeyValue, StoreError};
+use serde_json::Value;
+
+use crate::auth::UserInfo;
+use crate::request::{Query, ResourcePath};
+use crate::resources::Resource;
+use crate::response::{ApiError, ApiResult, store_error};
+use crate::state::AppState;
+
+/// Everything a verb handler needs about its request.
+pub struct Ctx {
+    pub state: AppState,
+    pub res: Arc<Resource>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub user: Option<UserInfo>,
+}
+
+impl Ctx {
+    /// Name from the URL (handlers that need one are only reached with one).
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn key(&self) -> String {
+        self.res.key(self.namespace.as_deref(), self.name())
+    }
+
+    pub fn not_found(&self) -> ApiError {
+        ApiError(StatusError::not_found(
+            &self.res.group,
+            &self.res.plural,
+            self.name(),
+        ))
+    }
+
+    /// Maps a store error on this object to upstream's Status.
+    pub fn store_err(&self, e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound => self.not_found(),
+            StoreError::AlreadyExists => ApiError(StatusError::already_exists(
+                &self.res.group,
+                &self.res.plural,
+                self.name(),
+            )),
+            StoreError::Conflict { .. } => ApiError(StatusError::conflict(
+                &self.res.group,
+                &self.res.plural,
+                self.name(),
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )),
+            other => store_error(other),
+        }
+    }
+
+    /// Reads the current object at this request's key.
+    pub fn load(&self) -> ApiResult<KeyValue> {
+        match self.state.store().get(&self.key()) {
+            Ok(Some(kv)) => Ok(kv),
+            Ok(None) => Err(self.not_found()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// The field manager of a write: `?fieldManager=`, else derived from the User-Agent as upstream.
+    pub fn field_manager(&self) -> String {
+        if let Some(m) = self.query.get("fieldManager") {
+            return m.to_string();
+        }
+        let ua = self
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
+        ua.split('/')
+            .next()
+            .unwrap_or("unknown")
+            .chars()
+            .take(128)
+            .collect()
+    }
+}
+
+/// Parses a stored value (always valid JSON written by us).
+pub fn parse(kv: &KeyValue) -> ApiResult<Value> {
+    serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError(StatusError::internal(&format!(
+            "stored object {} is corrupt: {e}",
+            kv.key
+        )))
+    })
+}
+
+/// Entry point for `/api/...` and `/apis/...` resource URLs.
+pub async fn handle(
+    state: AppState,
+    method: Method,
+    path: ResourcePath,
+    query: Query,
+    headers: HeaderMap,
+    user: Option<UserInfo>,
+    body: Body,
+) -> ApiResult {
+    let table = state.table();
+    let Some(res) = table.get(&path.group, &path.version, &path.plural) else {
+        return Err(ApiError(crate::response::unknown_path()));
+    };
+    if let Some(sub) = &path.subresource {
+        if !res.subresources.iter().any(|s| s == sub) {
+            return Err(ApiError(crate::response::unknown_path()));
+        }
+    }
+    if !res.namespaced && path.namespace.is_some() {
+        return Err(ApiError(crate::response::unknown_path()));
+    }
+    if res.namespaced && path.name.is_some() && path.namespace.is_none() {
+        // `/api/v1/pods/foo` has no meaning for namespaced resources.
+        return Err(ApiError(crate::response::unknown_path()));
+    }
+    let ctx = Ctx {
+        state,
+        res,
+        namespace: path.namespace,
+        name: path.name,
+        subresource: path.subresource,
+        query,
+        headers,
+        user,
+    };
+    let sub = ctx.subresource.clone();
+    match (&method, ctx.name.is_some(), sub.as_deref()) {
+        (&Method::GET, false, None) => {
+            if ctx.query.flag("watch") {
+                watch::watch(ctx).await
+            } else {
+                read::list(ctx).await
+            }
+        }
+        (&Method::GET, true, None | Some("status")) => read::get(ctx).await,
+        (&Method::GET, true, Some("scale")) => scale::get(ctx).await,
+        (&Method::POST, false, None) => write::create(ctx, body).await,
+        (&Method::POST, true, Some("binding")) => write::bind(ctx, body).await,
+        (&Method::PUT, true, None | Some("status") | Some("finalize")) => {
+            write::update(ctx, body).await
+        }
+        (&Method::PUT, true, Some("scale")) => scale::update(ctx, body).await,
+        (&Method::PATCH, true, None | Some("status")) => write::patch(ctx, body).await,
+        (&Method::PATCH, true, Some("scale")) => scale::patch(ctx, body).await,
+        (&Method::DELETE, true, None) => delete::delete(ctx, body).await,
+        (&Method::DELETE, false, None) => delete::delete_collection(ctx, body).await,
+        (_, _, Some("log")) => Err(ApiError(StatusError::bad_request(&format!(
+            "pod {:?} has no running containers to read logs from yet",
+            ctx.name()
+        )))),
+        _ => Err(ApiError(StatusError::method_not_supported(
+            &ctx.res.group,
+            &ctx.res.plural,
+            method.as_str(),
+        ))),
+    }
+}
+
+/// Builds the response for a single object.
+pub fn object_response(ctx: &Ctx, code: axum::http::StatusCode, obj: &Value) -> Response {
+    if crate::request::want(&ctx.headers) == crate::request::Want::Table {
+        let table = crate::table::render(
+            &ctx.res,
+            std::slice::from_ref(obj),
+            &ctx.query,
+            "",
+            None,
+            None,
+        );
+        return crate::response::json_value(code, &table);
+    }
+    crate::response::json_value(code, obj)
+}

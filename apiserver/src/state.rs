@@ -1,0 +1,102 @@
+//! Shared server state: the store, the current resource table, caches. Cheap to clone.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use k1s_store::Store;
+
+use crate::resources::{ResourceTable, builtin};
+
+/// Settings of the API server that requests depend on.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Address clients reach the server at (for `/api` discovery), e.g. `127.0.0.1:6443`.
+    pub advertise_address: String,
+    /// Service ClusterIP range.
+    pub service_cidr: (Ipv4Addr, u8),
+    /// NodePort range (inclusive).
+    pub node_port_range: (u16, u16),
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            advertise_address: "127.0.0.1:6443".into(),
+            service_cidr: (Ipv4Addr::new(10, 96, 0, 0), 12),
+            node_port_range: (30000, 32767),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub config: ApiConfig,
+    table: RwLock<Arc<ResourceTable>>,
+    ready: AtomicBool,
+    /// OpenAPI documents by path (`api/v1`, `apis/apps/v1`): (hash, JSON bytes).
+    pub openapi_cache: Mutex<HashMap<String, (String, bytes::Bytes)>>,
+    /// Parsed schema indexes by the same paths, for field validation.
+    pub schema_cache: Mutex<HashMap<String, Arc<crate::openapi::SchemaIndex>>>,
+    /// Serialises ClusterIP/NodePort allocation.
+    pub alloc_lock: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ApiConfig) -> Self {
+        AppState(Arc::new(Inner {
+            store,
+            config,
+            table: RwLock::new(Arc::new(ResourceTable::new(builtin()))),
+            ready: AtomicBool::new(false),
+            openapi_cache: Mutex::new(HashMap::new()),
+            schema_cache: Mutex::new(HashMap::new()),
+            alloc_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.0.config
+    }
+
+    /// The current resource table.
+    pub fn table(&self) -> Arc<ResourceTable> {
+        self.0
+            .table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the resource table (CRD changes) and drops derived caches.
+    pub fn set_table(&self, table: ResourceTable) {
+        *self.0.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        self.0
+            .openapi_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.0
+            .schema_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self) {
+        self.0.ready.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,183 @@
+//! `k1s server`: composes store → API server, each step gated on the previous one being ready.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use k1s_apiserver::{ApiConfig, AppState};
+use k1s_store::{Store, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Where the store, certificates and kubeconfig live.
+    /// Default: /var/lib/k1s as root, else $XDG_DATA_HOME/k1s (~/.local/share/k1s).
+    #[arg(long, env = "K1S_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address the API server listens on; port 0 picks a free port.
+    #[arg(long, env = "K1S_LISTEN", default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Extra subject alternative names (IPs or DNS names) for the serving certificate.
+    #[arg(long = "tls-san", env = "K1S_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Where to write the admin kubeconfig. Default: <data-dir>/kubeconfig.yaml.
+    #[arg(long, env = "K1S_WRITE_KUBECONFIG")]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// In-memory store and a temporary data dir removed at exit (for CI jobs).
+    #[arg(long, env = "K1S_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
+    #[arg(long, env = "K1S_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    if nix_is_root() {
+        return PathBuf::from("/var/lib/k1s");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("k1s");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/k1s")
+}
+
+fn nix_is_root() -> bool {
+    // /proc/self/status "Uid:" first field is the real uid.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn main(args: ServerArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level))
+        .context("invalid --log-level")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let temp;
+    let data_dir = if args.ephemeral {
+        temp = tempfile::Builder::new()
+            .prefix("k1s-")
+            .tempdir()
+            .context("creating a temporary data dir")?;
+        temp.path().to_path_buf()
+    } else {
+        args.data_dir.clone().unwrap_or_else(default_data_dir)
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+
+    let store_path = (!args.ephemeral).then(|| data_dir.join("db").join("k1s.redb"));
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(StoreConfig {
+            path: store_path,
+            ..Default::default()
+        })
+    })
+    .await?
+    .context("opening the store")?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let url_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let url = format!("https://{url_host}:{}", addr.port());
+
+    let pki_dir = data_dir.join("pki");
+    let sans = args.tls_san.clone();
+    let pki = tokio::task::spawn_blocking(move || k1s_apiserver::tls::ensure_pki(&pki_dir, &sans))
+        .await??;
+    let tls = k1s_apiserver::tls::server_config(&pki)?;
+
+    let config = ApiConfig {
+        advertise_address: format!("{url_host}:{}", addr.port()),
+        ..Default::default()
+    };
+    let state = AppState::new(store.clone(), config);
+    k1s_apiserver::crd::rebuild_table(&state);
+    k1s_apiserver::bootstrap::run(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap: {}", e.0.message))?;
+
+    let auth = k1s_apiserver::auth::Authenticator::new(vec![(
+        pki.admin_token.clone(),
+        k1s_apiserver::auth::UserInfo {
+            name: "k1s-admin".into(),
+            groups: vec!["system:masters".into()],
+        },
+    )]);
+    let app = k1s_apiserver::with_auth(state.clone(), auth);
+    let kubeconfig = args
+        .write_kubeconfig
+        .clone()
+        .unwrap_or_else(|| data_dir.join("kubeconfig.yaml"));
+    k1s_apiserver::kubeconfig::write_kubeconfig(&kubeconfig, &url, &pki, "k1s")?;
+
+    let shutdown = CancellationToken::new();
+    let serve = tokio::spawn(k1s_apiserver::serve::serve(
+        listener,
+        Some(tls),
+        app,
+        shutdown.clone(),
+    ));
+    state.set_ready();
+    println!(
+        "k1s is ready: API {url} kubeconfig {} ({} ms)",
+        kubeconfig.display(),
+        started.elapsed().as_millis()
+    );
+    tracing::info!(%url, kubeconfig = %kubeconfig.display(), "ready");
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    match serve.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "server stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "server task failed"),
+    }
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.shutdown()).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
