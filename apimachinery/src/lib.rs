@@ -10,6 +10,7 @@
 //! - [`apply`]: server-side apply and `managedFields` tracking.
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod meta;
 pub mod patch;
 pub mod selector;
