@@ -327,6 +327,14 @@ fn owning_a_map_itself_then_applying_only_its_children_keeps_the_map() {
         "manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
         "fieldsV1": {"f:spec": {"f:template": {".": {}, "f:metadata": {".": {}, "f:labels": {".": {}, "f:app": {}}}}}}
     }]);
-    let out = apply(Some(&live), &applied, "kubectl", false, meta.as_ref(), "2026-01-01T00:00:00Z").unwrap();
+    let out = apply(
+        Some(&live),
+        &applied,
+        "kubectl",
+        false,
+        meta.as_ref(),
+        "2026-01-01T00:00:00Z",
+    )
+    .unwrap();
     assert_eq!(out["spec"]["template"]["metadata"]["labels"]["app"], "x");
 }
