@@ -195,7 +195,7 @@ mod tests {
 
     /// The real client path: a `kube::Client` built from the written kubeconfig, over TLS with
     /// the admin client certificate.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kube_client_from_kubeconfig() {
         let tmp = tempfile::tempdir().unwrap();
         let pki = ensure_pki(&tmp.path().join("pki"), &[]).unwrap();
@@ -204,7 +204,13 @@ mod tests {
         let path = tmp.path().join("kubeconfig");
         write_kubeconfig(&path, &url, &pki, "k1s").unwrap();
 
-        let auth = Authenticator::new(vec![]);
+        let auth = Authenticator::new(vec![(
+            pki.admin_token.clone(),
+            User {
+                name: "k1s-admin".into(),
+                groups: vec!["system:masters".into()],
+            },
+        )]);
         let app = Router::new()
             .route(
                 "/version",
@@ -240,6 +246,52 @@ mod tests {
             .body(Vec::new())
             .unwrap();
         assert_eq!(client.request_text(req).await.unwrap(), "k1s-admin");
+
+        // Stock kubectl (Go's TLS stack) accepts the same kubeconfig, client cert and token.
+        if std::path::Path::new("/usr/bin/kubectl").exists() {
+            let kubectl = |args: &[&str]| {
+                let out = std::process::Command::new("/usr/bin/kubectl")
+                    .env("HOME", tmp.path())
+                    .args(args)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr);
+                (out.status.success(), text)
+            };
+            let kc = path.to_str().unwrap();
+            let (ok, text) = tokio::task::block_in_place(|| {
+                kubectl(&["--kubeconfig", kc, "get", "--raw", "/whoami"])
+            });
+            assert!(ok, "{text}");
+            assert_eq!(text, "k1s-admin");
+
+            let empty = tmp.path().join("empty");
+            std::fs::write(&empty, "").unwrap();
+            let ca = tmp.path().join("pki/ca.crt");
+            let with_token = |token: &str| {
+                let args = [
+                    "--kubeconfig",
+                    empty.to_str().unwrap(),
+                    "--server",
+                    &url,
+                    "--certificate-authority",
+                    ca.to_str().unwrap(),
+                    "--token",
+                    token,
+                    "get",
+                    "--raw",
+                    "/whoami",
+                ];
+                tokio::task::block_in_place(|| kubectl(&args))
+            };
+            let (ok, text) = with_token(&pki.admin_token);
+            assert!(ok, "{text}");
+            assert_eq!(text, "k1s-admin");
+            let (ok, text) = with_token("wrong");
+            assert!(!ok);
+            assert!(text.contains("Unauthorized"), "{text}");
+        }
 
         shutdown.cancel();
         task.await.unwrap().unwrap();
