@@ -4,6 +4,7 @@
 //! selected as `current-context`. The file holds a private key, so it is created 0600 and replaced
 //! atomically: a concurrent `kubectl` never reads a half-written file.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -129,6 +130,8 @@ pub fn render_kubeconfig(
 }
 
 /// Writes the admin kubeconfig to `path` (mode 0600, atomically, parent directories created).
+///
+/// A file that already has exactly this content and mode is left alone.
 pub fn write_kubeconfig(
     path: &Path,
     server_url: &str,
@@ -136,6 +139,13 @@ pub fn write_kubeconfig(
     context_name: &str,
 ) -> Result<(), KubeconfigError> {
     let yaml = render_kubeconfig(server_url, pki, context_name)?;
+    // Most starts would write the same bytes again; skip the fsyncs then.
+    let unchanged = std::fs::metadata(path)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o777 == 0o600)
+        && std::fs::read(path).is_ok_and(|old| old == yaml.as_bytes());
+    if unchanged {
+        return Ok(());
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| KubeconfigError::Io {
             op: "create directory",
@@ -158,7 +168,6 @@ mod tests {
     use crate::tls::{ensure_pki, server_config};
     use axum::Router;
     use axum::routing::get;
-    use std::os::unix::fs::PermissionsExt;
     use tokio_util::sync::CancellationToken;
 
     #[test]
@@ -167,7 +176,13 @@ mod tests {
         let pki = ensure_pki(&tmp.path().join("pki"), &[]).unwrap();
         let path = tmp.path().join("a/b/kubeconfig");
         write_kubeconfig(&path, "https://127.0.0.1:6443", &pki, "k1s").unwrap();
-        // Overwriting works too (rename over the old file).
+        // Unchanged: left alone (same inode). Changed: replaced by rename (new inode).
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let before = inode(&path);
+        write_kubeconfig(&path, "https://127.0.0.1:6443", &pki, "k1s").unwrap();
+        assert_eq!(inode(&path), before);
+        write_kubeconfig(&path, "https://127.0.0.1:6444", &pki, "k1s").unwrap();
+        assert_ne!(inode(&path), before);
         write_kubeconfig(&path, "https://127.0.0.1:6443", &pki, "k1s").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
