@@ -126,7 +126,10 @@ pub fn render_kubeconfig(
         }],
         current_context: context_name,
     };
-    Ok(serde_saphyr::to_string(&config)?)
+    // Plain one-line scalars for the long base64 fields, as kubectl itself writes them.
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    Ok(serde_saphyr::to_string_with_options(&config, options)?)
 }
 
 /// Writes the admin kubeconfig to `path` (mode 0600, atomically, parent directories created).
@@ -186,6 +189,11 @@ mod tests {
         write_kubeconfig(&path, "https://127.0.0.1:6443", &pki, "k1s").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\n    certificate-authority-data: LS0t"),
+            "{text}"
+        );
 
         let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("k1s"));
