@@ -153,13 +153,7 @@ impl Pki {
         sans: &[String],
         server: bool,
     ) -> Result<(String, String)> {
-        let ca_key = parse_key_pair(&self.ca_key_pem, "CA key")?;
-        let issuer = Issuer::from_ca_cert_pem(&self.ca_cert_pem, ca_key).map_err(|source| {
-            TlsError::Generate {
-                what: "CA issuer",
-                source,
-            }
-        })?;
+        let issuer = ca_issuer(&self.ca_cert_pem, &self.ca_key_pem)?;
         let sans = sans
             .iter()
             .map(|s| parse_san(s))
@@ -224,23 +218,12 @@ pub fn ensure_pki(dir: &Path, sans: &[String]) -> Result<Pki> {
         .filter(|(cert, key)| leaf_usable(cert, key, &ca_ski, now, "admin", |_| true));
 
     // Parsing the CA key costs more than the rest of a load, so only do it to issue.
-    let issuer = if server.is_none() || admin.is_none() {
-        let key = parse_key_pair(&ca_key_pem, "CA key")?;
-        Some(
-            Issuer::from_ca_cert_pem(&ca_cert_pem, key).map_err(|source| TlsError::Generate {
-                what: "CA issuer",
-                source,
-            })?,
-        )
-    } else {
-        None
-    };
-
-    let (server_cert_pem, server_key_pem) = match (server, &issuer) {
-        (Some(pair), _) => pair,
-        (None, Some(issuer)) => {
+    let mut issuer = None;
+    let (server_cert_pem, server_key_pem) = match server {
+        Some(pair) => pair,
+        None => {
             let pair = issue_leaf(
-                issuer,
+                lazy_issuer(&mut issuer, &ca_cert_pem, &ca_key_pem)?,
                 SERVER_COMMON_NAME,
                 &[],
                 &want_sans,
@@ -251,13 +234,12 @@ pub fn ensure_pki(dir: &Path, sans: &[String]) -> Result<Pki> {
             tracing::info!(dir = %dir.display(), "issued API server serving certificate");
             pair
         }
-        (None, None) => unreachable!("issuer is built whenever a leaf is missing"),
     };
-    let (admin_cert_pem, admin_key_pem) = match (admin, &issuer) {
-        (Some(pair), _) => pair,
-        (None, Some(issuer)) => {
+    let (admin_cert_pem, admin_key_pem) = match admin {
+        Some(pair) => pair,
+        None => {
             let pair = issue_leaf(
-                issuer,
+                lazy_issuer(&mut issuer, &ca_cert_pem, &ca_key_pem)?,
                 ADMIN_USER,
                 &[ADMIN_GROUP],
                 &BTreeSet::new(),
@@ -267,7 +249,6 @@ pub fn ensure_pki(dir: &Path, sans: &[String]) -> Result<Pki> {
             pending.pair(dir, ADMIN_CERT, ADMIN_KEY, &pair);
             pair
         }
-        (None, None) => unreachable!("issuer is built whenever a leaf is missing"),
     };
 
     let token_path = dir.join(ADMIN_TOKEN);
@@ -611,6 +592,28 @@ fn issue_leaf(
         .signed_by(&key, issuer)
         .map_err(|source| TlsError::Generate { what, source })?;
     Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The cluster CA as an rcgen issuer.
+fn ca_issuer(cert_pem: &str, key_pem: &str) -> Result<Issuer<'static, KeyPair>> {
+    let key = parse_key_pair(key_pem, "CA key")?;
+    Issuer::from_ca_cert_pem(cert_pem, key).map_err(|source| TlsError::Generate {
+        what: "CA issuer",
+        source,
+    })
+}
+
+/// The issuer in `slot`, built from the CA on first use.
+fn lazy_issuer<'s>(
+    slot: &'s mut Option<Issuer<'static, KeyPair>>,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<&'s Issuer<'static, KeyPair>> {
+    let issuer = match slot.take() {
+        Some(issuer) => issuer,
+        None => ca_issuer(cert_pem, key_pem)?,
+    };
+    Ok(slot.insert(issuer))
 }
 
 fn random_token() -> String {
