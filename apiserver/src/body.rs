@@ -23,7 +23,7 @@ pub async fn read(body: Body) -> Result<Bytes, StatusError> {
         {
             Err(StatusError::too_large(&format!("limit is {MAX_BODY}")))
         }
-        Err(e) => Err(StatusError::bad_request(&format!(
+        Err(e) => Err(StatusError::bad_request(format!(
             "unable to read request body: {e}"
         ))),
     }
@@ -67,7 +67,7 @@ pub fn decode_json(bytes: &[u8]) -> Result<Value, StatusError> {
         return Err(StatusError::bad_request("the request body is empty"));
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        StatusError::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
+        StatusError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
     })
 }
 
@@ -79,7 +79,7 @@ pub fn decode_yaml(bytes: &[u8]) -> Result<Value, StatusError> {
         return Err(StatusError::bad_request("the request body is empty"));
     }
     serde_saphyr::from_str::<Value>(text)
-        .map_err(|e| StatusError::bad_request(&format!("error converting YAML to JSON: {e}")))
+        .map_err(|e| StatusError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -103,10 +103,11 @@ async fn sweep(state: &AppState) -> bool {
                 let obj_name = obj["metadata"]["name"].as_str().unwrap_or_default();
                 if !already || res.strategy == crate::resources::StrategyKind::Pod {
                     let c = ctx(state, res.clone(), Some(&name), obj_name);
-                    if let Err(e) = delete_object(&c).await {
-                        if e.0.code != 404 {
+                    match delete_object(&c).await {
+                        Err(e) if e.0.code != 404 => {
                             tracing::debug!(namespace = %name, object = obj_name, error = %e.0.message, "delete failed");
                         }
+                        _ => {}
                     }
                 }
             }

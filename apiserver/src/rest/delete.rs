@@ -55,7 +55,7 @@ async fn options(ctx: &Ctx, body: Body) -> ApiResult<DeleteOptions> {
     }
     if let Some(g) = ctx.query.get("gracePeriodSeconds") {
         o.grace_period = Some(g.parse().map_err(|_| {
-            ApiError(StatusError::bad_request(&format!(
+            ApiError(StatusError::bad_request(format!(
                 "invalid gracePeriodSeconds: {g:?}"
             )))
         })?);
@@ -64,19 +64,19 @@ async fn options(ctx: &Ctx, body: Body) -> ApiResult<DeleteOptions> {
         o.propagation = Some(p.to_string());
     }
     o.dry_run |= ctx.query.dry_run();
-    if let Some(p) = &o.propagation {
-        if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
-            return Err(ApiError(StatusError::invalid(
-                "meta.k8s.io",
-                "DeleteOptions",
-                "",
-                vec![crate::strategy::validate::not_supported(
-                    "propagationPolicy",
-                    &json!(p),
-                    &["Foreground", "Background", "Orphan"],
-                )],
-            )));
-        }
+    if let Some(p) = &o.propagation
+        && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
+    {
+        return Err(ApiError(StatusError::invalid(
+            "meta.k8s.io",
+            "DeleteOptions",
+            "",
+            vec![crate::strategy::validate::not_supported(
+                "propagationPolicy",
+                &json!(p),
+                &["Foreground", "Background", "Orphan"],
+            )],
+        )));
     }
     Ok(o)
 }
@@ -127,30 +127,30 @@ async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, V
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if let Some(want) = &opts.uid {
-            if *want != uid {
-                return Err(ApiError(StatusError::conflict(
-                    &ctx.res.group,
-                    &ctx.res.plural,
-                    ctx.name(),
-                    &format!(
-                        "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                    ),
-                )));
-            }
+        if let Some(want) = &opts.uid
+            && *want != uid
+        {
+            return Err(ApiError(StatusError::conflict(
+                &ctx.res.group,
+                &ctx.res.plural,
+                ctx.name(),
+                &format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
+            )));
         }
-        if let Some(want) = &opts.resource_version {
-            if *want != cur.mod_revision.to_string() {
-                return Err(ApiError(StatusError::conflict(
-                    &ctx.res.group,
-                    &ctx.res.plural,
-                    ctx.name(),
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
-                        cur.mod_revision
-                    ),
-                )));
-            }
+        if let Some(want) = &opts.resource_version
+            && *want != cur.mod_revision.to_string()
+        {
+            return Err(ApiError(StatusError::conflict(
+                &ctx.res.group,
+                &ctx.res.plural,
+                ctx.name(),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    cur.mod_revision
+                ),
+            )));
         }
         let already = obj
             .pointer("/metadata/deletionTimestamp")
@@ -237,10 +237,10 @@ async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, V
             obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }
         obj["metadata"]["finalizers"] = json!(finalizers);
-        if finalizers.is_empty() {
-            if let Some(m) = obj["metadata"].as_object_mut() {
-                m.remove("finalizers");
-            }
+        if finalizers.is_empty()
+            && let Some(m) = obj["metadata"].as_object_mut()
+        {
+            m.remove("finalizers");
         }
         if namespace_pending {
             obj["status"]["phase"] = json!("Terminating");

@@ -128,10 +128,10 @@ pub async fn handle(
     let Some(res) = table.get(&path.group, &path.version, &path.plural) else {
         return Err(ApiError(crate::response::unknown_path()));
     };
-    if let Some(sub) = &path.subresource {
-        if !res.subresources.iter().any(|s| s == sub) {
-            return Err(ApiError(crate::response::unknown_path()));
-        }
+    if let Some(sub) = &path.subresource
+        && !res.subresources.iter().any(|s| s == sub)
+    {
+        return Err(ApiError(crate::response::unknown_path()));
     }
     if !res.namespaced && path.namespace.is_some() {
         return Err(ApiError(crate::response::unknown_path()));
@@ -171,7 +171,7 @@ pub async fn handle(
         (&Method::PATCH, true, Some("scale")) => scale::patch(ctx, body).await,
         (&Method::DELETE, true, None) => delete::delete(ctx, body).await,
         (&Method::DELETE, false, None) => delete::delete_collection(ctx, body).await,
-        (_, _, Some("log")) => Err(ApiError(StatusError::bad_request(&format!(
+        (_, _, Some("log")) => Err(ApiError(StatusError::bad_request(format!(
             "pod {:?} has no running containers to read logs from yet",
             ctx.name()
         )))),

@@ -91,12 +91,12 @@ async fn set_replicas(ctx: &Ctx, replicas: Value, rv: Option<String>) -> ApiResu
     };
     for _ in 0..8 {
         let cur = main.load()?;
-        if let Some(rv) = &rv {
-            if *rv != cur.mod_revision.to_string() {
-                return Err(main.store_err(k1s_store::StoreError::Conflict {
-                    current: cur.mod_revision,
-                }));
-            }
+        if let Some(rv) = &rv
+            && *rv != cur.mod_revision.to_string()
+        {
+            return Err(main.store_err(k1s_store::StoreError::Conflict {
+                current: cur.mod_revision,
+            }));
         }
         let old = parse(&cur)?;
         let mut new = old.clone();

@@ -29,10 +29,11 @@ pub fn has_generation(res: &Resource) -> bool {
 
 /// Prepares a new object: defaults, initial status, generation.
 pub fn prepare_create(res: &Resource, obj: &mut Value) {
-    if has_status(res) && res.strategy != StrategyKind::Node {
-        if let Some(map) = obj.as_object_mut() {
-            map.remove("status");
-        }
+    if has_status(res)
+        && res.strategy != StrategyKind::Node
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
     }
     defaults::apply(res.strategy, obj);
     if has_generation(res) {

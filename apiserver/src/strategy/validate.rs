@@ -147,10 +147,10 @@ pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<StatusC
         }
         S::Deployment | S::ReplicaSet | S::StatefulSet | S::DaemonSet => {
             workload(res.strategy, spec, &mut out);
-            if let Some(old) = old {
-                if old["spec"]["selector"] != spec["selector"] {
-                    out.push(immutable("spec.selector", &spec["selector"]));
-                }
+            if let Some(old) = old
+                && old["spec"]["selector"] != spec["selector"]
+            {
+                out.push(immutable("spec.selector", &spec["selector"]));
             }
         }
         S::Service => service(spec, old.map(|o| &o["spec"]), &mut out),
@@ -243,14 +243,14 @@ fn pod_spec(spec: &Value, path: &str, out: &mut Vec<StatusCause>) {
             out.push(not_supported(&format!("{path}.dnsPolicy"), dp, &ok));
         }
     }
-    if let Some(g) = spec.get("terminationGracePeriodSeconds") {
-        if g.as_i64().is_none_or(|g| g < 0) {
-            out.push(invalid(
-                &format!("{path}.terminationGracePeriodSeconds"),
-                g,
-                "must be greater than or equal to 0",
-            ));
-        }
+    if let Some(g) = spec.get("terminationGracePeriodSeconds")
+        && g.as_i64().is_none_or(|g| g < 0)
+    {
+        out.push(invalid(
+            &format!("{path}.terminationGracePeriodSeconds"),
+            g,
+            "must be greater than or equal to 0",
+        ));
     }
 }
 
@@ -288,12 +288,10 @@ fn pod_update(old: &Value, new: &Value, out: &mut Vec<StatusCause>) {
 fn port_number(field: &str, value: Option<&Value>, required_: bool, out: &mut Vec<StatusCause>) {
     match value {
         None if required_ => out.push(required(field)),
-        None => {}
-        Some(p) => {
-            if p.as_i64().is_none_or(|p| !(1..=65535).contains(&p)) {
-                out.push(invalid(field, p, "must be between 1 and 65535, inclusive"));
-            }
+        Some(p) if p.as_i64().is_none_or(|p| !(1..=65535).contains(&p)) => {
+            out.push(invalid(field, p, "must be between 1 and 65535, inclusive"));
         }
+        _ => {}
     }
 }
 
@@ -307,14 +305,14 @@ fn protocol(field: &str, value: Option<&Value>, out: &mut Vec<StatusCause>) {
 }
 
 fn workload(kind: StrategyKind, spec: &Value, out: &mut Vec<StatusCause>) {
-    if let Some(r) = spec.get("replicas") {
-        if r.as_i64().is_none_or(|r| r < 0) {
-            out.push(invalid(
-                "spec.replicas",
-                r,
-                "must be greater than or equal to 0",
-            ));
-        }
+    if let Some(r) = spec.get("replicas")
+        && r.as_i64().is_none_or(|r| r < 0)
+    {
+        out.push(invalid(
+            "spec.replicas",
+            r,
+            "must be greater than or equal to 0",
+        ));
     }
     let selector = spec.get("selector").filter(|s| !s.is_null());
     match selector {
@@ -362,16 +360,14 @@ fn workload(kind: StrategyKind, spec: &Value, out: &mut Vec<StatusCause>) {
             | StrategyKind::ReplicaSet
             | StrategyKind::DaemonSet
             | StrategyKind::StatefulSet
-    ) {
-        if let Some(rp) = template.pointer("/spec/restartPolicy") {
-            if rp != "Always" {
-                out.push(not_supported(
-                    "spec.template.spec.restartPolicy",
-                    rp,
-                    &["Always"],
-                ));
-            }
-        }
+    ) && let Some(rp) = template.pointer("/spec/restartPolicy")
+        && rp != "Always"
+    {
+        out.push(not_supported(
+            "spec.template.spec.restartPolicy",
+            rp,
+            &["Always"],
+        ));
     }
 }
 
@@ -518,7 +514,7 @@ fn crd(obj: &Value, out: &mut Vec<StatusCause>) {
         out.push(invalid(
             "metadata.name",
             &Value::String(name.into()),
-            &format!("must be spec.names.plural+\".\"+spec.group"),
+            "must be spec.names.plural+\".\"+spec.group",
         ));
     }
     let scope = spec.get("scope");
