@@ -15,7 +15,7 @@ fn install_crd(c: &Cluster) {
 }
 
 fn apply_widgets(c: &Cluster) {
-    let widgets = examples_dir().join("60-widgets.yaml");
+    let widgets = examples_dir().join("widgets");
     assert_eq!(
         c.ok(&["apply", "-f", widgets.to_str().unwrap()]),
         "widget.example.com/small created\nwidget.example.com/large created\n"
@@ -231,4 +231,43 @@ fn deleting_the_crd_removes_its_resources() {
 fn install_crd_again(c: &Cluster) {
     let crd = examples_dir().join("30-crd-widgets.yaml");
     c.ok(&["apply", "-f", crd.to_str().unwrap()]);
+}
+
+/// kubectl resolves every object's kind before it applies any, so a CRD and its objects in one `apply`
+/// behave as against kube-apiserver: the CRD and everything else is created, each custom object is
+/// reported as unmapped (exit 1), and a second apply creates them.
+#[test]
+fn crd_and_its_objects_in_one_apply_need_a_second_apply() {
+    let c = Cluster::start();
+    let dir = c.scratch().join("both");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        examples_dir().join("30-crd-widgets.yaml"),
+        dir.join("30-crd.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        examples_dir().join("widgets/widgets.yaml"),
+        dir.join("60-widgets.yaml"),
+    )
+    .unwrap();
+    c.ok(&["create", "namespace", "demo"]);
+    let out = c.kubectl(&["apply", "-f", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stdout,
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created\n"
+    );
+    assert!(
+        out.stderr.contains(
+            "no matches for kind \"Widget\" in version \"example.com/v1\"\nensure CRDs are installed first"
+        ),
+        "{out}"
+    );
+    let out = c.ok(&["apply", "-f", dir.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.com unchanged\n\
+         widget.example.com/small created\nwidget.example.com/large created\n"
+    );
 }

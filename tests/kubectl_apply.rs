@@ -48,6 +48,13 @@ fn apply_examples_creates_everything_then_reapply_is_unchanged() {
         .collect();
     assert_eq!(again.lines().collect::<Vec<_>>(), expected, "{again}");
 
+    // The Widget objects go in a second apply, once the CRD exists (see widgets/widgets.yaml).
+    let widgets = examples_dir().join("widgets");
+    assert_eq!(
+        c.ok(&["apply", "-f", widgets.to_str().unwrap()]),
+        "widget.example.com/small created\nwidget.example.com/large created\n"
+    );
+
     // What was applied is what is stored.
     assert_eq!(
         c.jsonpath(&["deploy", "web", "-n", "demo"], "{.spec.replicas}"),

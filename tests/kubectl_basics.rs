@@ -254,7 +254,10 @@ fn label_annotate_patch_and_scale() {
         "-p",
         r#"[{"op":"test","path":"/spec/replicas","value":99}]"#,
     ]);
-    assert!(err.starts_with("Error from server"), "{err}");
+    assert!(
+        err.starts_with("The request is invalid: "),
+        "a failed JSON patch test is 422: {err}"
+    );
 
     assert_eq!(
         c.ok(&["scale", "deploy", "web", "--replicas=7"]),
