@@ -95,7 +95,7 @@ pub fn schema_index(
     }
     let (_, bytes) = cached(state, group, version)?;
     let doc: Value = serde_json::from_slice(&bytes).ok()?;
-    let index = Arc::new(openapi::SchemaIndex::new(&doc));
+    let index = Arc::new(openapi::SchemaIndex::from_document(&doc));
     state
         .0
         .schema_cache

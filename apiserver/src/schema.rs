@@ -32,10 +32,8 @@ pub fn check_fields(ctx: &Ctx, obj: &mut Value) -> ApiResult<Vec<String>> {
             None => return Ok(Vec::new()),
         },
     };
-    let unknown = index.unknown_fields(&name, obj);
-    if !unknown.is_empty() {
-        index.prune(&name, obj);
-    }
+    // Pruning reports what it dropped: those are the unknown fields.
+    let unknown = index.prune(&name, obj);
     if res.strategy == StrategyKind::Custom {
         index.default(&name, obj);
     }

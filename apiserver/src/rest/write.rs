@@ -540,7 +540,7 @@ async fn apply(
             None => {
                 let obj =
                     k1s_apimachinery::apply::apply(None, &applied, &manager, force, meta, &now())
-                        .map_err(|e| apply_error(ctx, e))?;
+                        .map_err(apply_error)?;
                 let (code, obj) = create_object(ctx, obj).await?;
                 return Ok(with_warnings(
                     super::object_response(ctx, code, &obj),
@@ -551,7 +551,7 @@ async fn apply(
         let old = parse(&cur)?;
         let new =
             k1s_apimachinery::apply::apply(Some(&old), &applied, &manager, force, meta, &now())
-                .map_err(|e| apply_error(ctx, e))?;
+                .map_err(apply_error)?;
         match update_object(ctx, old, cur.mod_revision, new).await {
             Err(ApiError(e))
                 if e.code == 409 && e.reason == "Conflict" && attempt + 1 < PATCH_RETRIES =>
@@ -570,12 +570,8 @@ async fn apply(
     Err(ctx.store_err(StoreError::Conflict { current: 0 }))
 }
 
-fn apply_error(_ctx: &Ctx, e: k1s_apimachinery::apply::ApplyError) -> ApiError {
-    use k1s_apimachinery::apply::ApplyError as A;
-    match e {
-        A::Conflicts(_) => ApiError(StatusError::new(409, "Conflict", e.to_string())),
-        other => ApiError(StatusError::bad_request(other.to_string())),
-    }
+fn apply_error(e: k1s_apimachinery::apply::ApplyError) -> ApiError {
+    ApiError(e.to_status())
 }
 
 /// `POST pods/<name>/binding`: assigns a pod to a node, once.
