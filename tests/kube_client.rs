@@ -271,8 +271,9 @@ async fn server_side_apply_with_managers_and_conflicts() {
         .unwrap();
     assert_eq!(forced.spec.as_ref().unwrap().replicas, Some(3));
 
-    // The first manager re-applies without replicas: it no longer owns it, so the value stays.
-    let mut without_replicas = manifest(0, "127.0.0.1:5000/busybox:1.36");
+    // The first manager re-applies without replicas: it no longer owns it, so the value stays. (The
+    // image is co-owned by both appliers now, so it must stay the same to avoid a conflict.)
+    let mut without_replicas = manifest(0, "127.0.0.1:5000/busybox:1.35");
     without_replicas["spec"]
         .as_object_mut()
         .unwrap()
@@ -285,11 +286,24 @@ async fn server_side_apply_with_managers_and_conflicts() {
         )
         .await
         .unwrap();
-    let spec = reapplied.spec.unwrap();
-    assert_eq!(spec.replicas, Some(3));
-    assert_eq!(
-        spec.template.spec.unwrap().containers[0].image.as_deref(),
-        Some("127.0.0.1:5000/busybox:1.36")
+    assert_eq!(reapplied.spec.unwrap().replicas, Some(3));
+
+    // Changing a co-owned field is a conflict with the co-owner.
+    let err = deploys
+        .patch(
+            "ssa",
+            &PatchParams::apply("e2e-owner"),
+            &Patch::Apply(manifest(3, "127.0.0.1:5000/busybox:1.36")),
+        )
+        .await
+        .unwrap_err();
+    let (code, _, message) = api_error(err);
+    assert_eq!(code, 409, "{message}");
+    assert!(
+        message.contains(
+            r#"conflict with "e2e-other": .spec.template.spec.containers[name="main"].image"#
+        ),
+        "{message}"
     );
 
     // A dry run answers with the result but stores nothing.
@@ -299,7 +313,7 @@ async fn server_side_apply_with_managers_and_conflicts() {
         .patch(
             "ssa",
             &dry,
-            &Patch::Apply(manifest(9, "127.0.0.1:5000/busybox:1.36")),
+            &Patch::Apply(manifest(9, "127.0.0.1:5000/busybox:1.35")),
         )
         .await
         .unwrap();

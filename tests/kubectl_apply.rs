@@ -230,9 +230,12 @@ fn server_side_apply_with_conflicts_and_force() {
     let v2 = c.write_file("web3.yaml", &WEB_V1.replace("replicas: 2", "replicas: 3"));
     let f2 = v2.to_str().unwrap();
     let err = c.fails(&["apply", "--server-side", "-f", f2]);
+    // kubectl scale sends no fieldManager: the manager is "kubectl" from the user agent, and the entry
+    // records the scale subresource.
     assert!(
-        err.contains("Apply failed with 1 conflict: conflict with \"kubectl-scale\"")
-            && err.contains(".spec.replicas"),
+        err.starts_with(
+            "error: Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas\n"
+        ),
         "{err}"
     );
     assert_eq!(c.jsonpath(&["deploy", "web"], "{.spec.replicas}"), "5");
