@@ -55,7 +55,7 @@ data:
 
     // A label value that is too long.
     let long = "x".repeat(64);
-    c.ok(&["create", "configmap", "labelled"]);
+    c.configmap("default", "labelled", &[]);
     let patch = format!(r#"{{"metadata":{{"labels":{{"too":"{long}"}}}}}}"#);
     let err = c.fails(&["patch", "cm", "labelled", "-p", &patch]);
     assert!(
@@ -172,7 +172,7 @@ fn immutable_fields_and_stale_updates() {
         "{err}"
     );
     // An update with a stale resourceVersion is a 409 Conflict.
-    c.ok(&["create", "configmap", "cas", "--from-literal=a=1"]);
+    c.configmap("default", "cas", &[("a", "1")]);
     let mut obj = c.get_json(&["cm", "cas"]);
     obj["metadata"]["resourceVersion"] = "1".into();
     obj["data"]["a"] = "2".into();

@@ -11,7 +11,7 @@ fn install_crd(c: &Cluster) {
         c.ok(&["apply", "-f", crd.to_str().unwrap()]),
         "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created\n"
     );
-    c.ok(&["create", "namespace", "demo"]);
+    c.namespace("demo");
 }
 
 fn apply_widgets(c: &Cluster) {
@@ -251,7 +251,7 @@ fn crd_and_its_objects_in_one_apply_need_a_second_apply() {
         dir.join("60-widgets.yaml"),
     )
     .unwrap();
-    c.ok(&["create", "namespace", "demo"]);
+    c.namespace("demo");
     let out = c.kubectl(&["apply", "-f", dir.to_str().unwrap()]);
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(

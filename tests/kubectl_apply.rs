@@ -306,7 +306,7 @@ fn delete_with_and_without_wait() {
     let c = Cluster::start();
     let v1 = c.write_file("web.yaml", WEB_V1);
     c.ok(&["apply", "-f", v1.to_str().unwrap()]);
-    c.ok(&["create", "configmap", "gone", "--from-literal=a=b"]);
+    c.configmap("default", "gone", &[("a", "b")]);
 
     assert_eq!(
         c.ok(&["delete", "deploy", "web"]),

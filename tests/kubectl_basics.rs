@@ -77,7 +77,7 @@ fn create_get_and_not_found_messages() {
 #[test]
 fn watch_prints_updated_rows() {
     let c = Cluster::start();
-    c.ok(&["create", "configmap", "before", "--from-literal=a=1"]);
+    c.configmap("default", "before", &[("a", "1")]);
     let mut watch = c.kubectl_stream(&["get", "cm", "-w"]);
     let header = watch.expect_line(Duration::from_secs(20), |l| l.starts_with("NAME"));
     assert!(
@@ -86,7 +86,7 @@ fn watch_prints_updated_rows() {
     );
     watch.expect_line(Duration::from_secs(20), |l| l.starts_with("before "));
 
-    c.ok(&["create", "configmap", "live", "--from-literal=a=1"]);
+    c.configmap("default", "live", &[("a", "1")]);
     let row = watch.expect_line(Duration::from_secs(20), |l| l.starts_with("live "));
     assert_eq!(row.split_whitespace().nth(1), Some("1"), "{row}");
 
@@ -324,9 +324,9 @@ fn api_resources_lists_builtin_kinds() {
 #[test]
 fn paging_with_chunk_size_returns_everything() {
     let c = Cluster::start();
-    c.ok(&["create", "namespace", "paged"]);
+    c.namespace("paged");
     for i in 0..7 {
-        c.ok(&["create", "configmap", &format!("cm-{i}"), "-n", "paged"]);
+        c.configmap("paged", &format!("cm-{i}"), &[]);
     }
     let out = c.kubectl(&["get", "cm", "-n", "paged", "--chunk-size=2", "-v=6"]);
     let t = Table::parse(out.ok());
@@ -353,15 +353,8 @@ fn paging_with_chunk_size_returns_everything() {
 fn objects_survive_a_clean_restart() {
     let mut c = Cluster::start();
     c.ok_stdin(&["apply", "-f", "-"], WEB);
-    c.ok(&["create", "namespace", "keep"]);
-    c.ok(&[
-        "create",
-        "configmap",
-        "kept",
-        "-n",
-        "keep",
-        "--from-literal=k=v",
-    ]);
+    c.namespace("keep");
+    c.configmap("keep", "kept", &[("k", "v")]);
     let rv_before: u64 = c
         .jsonpath(&["cm", "kept", "-n", "keep"], "{.metadata.resourceVersion}")
         .parse()
@@ -381,7 +374,7 @@ fn objects_survive_a_clean_restart() {
     let out = c.ok(&["get", "ns"]);
     assert_eq!(Table::parse(&out).names().len(), 5, "{out}");
     // The revision keeps counting up across restarts.
-    c.ok(&["create", "configmap", "after", "-n", "keep"]);
+    c.configmap("keep", "after", &[]);
     let rv_after: u64 = c
         .jsonpath(
             &["cm", "after", "-n", "keep"],

@@ -645,3 +645,30 @@ pub fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+impl Cluster {
+    /// Creates a namespace with `kubectl apply -f -` (setup for tests about something else; the
+    /// `kubectl create ...` verbs have their own tests).
+    #[track_caller]
+    pub fn namespace(&self, name: &str) {
+        self.ok_stdin(
+            &["apply", "-f", "-"],
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"),
+        );
+    }
+
+    /// Creates a configmap with `kubectl apply -f -` in `namespace` with `data`.
+    #[track_caller]
+    pub fn configmap(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let mut yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n"
+        );
+        if data.is_empty() {
+            yaml.push_str("  {}\n");
+        }
+        for (k, v) in data {
+            yaml.push_str(&format!("  {k}: {v:?}\n"));
+        }
+        self.ok_stdin(&["apply", "-f", "-"], &yaml);
+    }
+}
