@@ -217,6 +217,14 @@ fn deleting_the_crd_removes_its_resources() {
         c.ok(&["delete", "crd", "widgets.example.com"]),
         "customresourcedefinition.apiextensions.k8s.io \"widgets.example.com\" deleted\n"
     );
+    // kubectl still has `wd` in its discovery cache, so it lists and gets a 404, as against
+    // kube-apiserver; with a fresh cache it does not know the short name at all.
+    let err = c.fails(&["get", "wd", "-n", "demo"]);
+    assert_eq!(
+        err,
+        "Error from server (NotFound): Unable to list \"example.com/v1, Resource=widgets\": the server could not find the requested resource\n"
+    );
+    std::fs::remove_dir_all(c.home().join(".kube/cache")).unwrap();
     let err = c.fails(&["get", "wd", "-n", "demo"]);
     assert_eq!(
         err,
