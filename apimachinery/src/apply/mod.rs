@@ -592,7 +592,9 @@ pub fn apply(
     let mut stale = prev_set.difference(&applied_set).paths();
     stale.sort_by_key(Vec::len);
     for p in stale {
-        if !others.has_prefix(&p) {
+        // A map or list item the applier still applies children of is not stale itself: only
+        // its `.` membership changed (e.g. after kubectl's client-side-apply migration).
+        if !others.has_prefix(&p) && !applied_set.has_prefix(&p) {
             remove_path(&mut merged, &p);
         }
     }

@@ -313,3 +313,28 @@ fn garbage_never_panics() {
         track_update(Some(&weird_live), &mut n, "m", "apps/v1", T0);
     }
 }
+
+#[test]
+fn owning_a_map_itself_then_applying_only_its_children_keeps_the_map() {
+    let meta = crate::patch::builtin_patch_meta("apps", "Deployment");
+    let applied = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"template": {"metadata": {"labels": {"app": "x"}}}}
+    });
+    let mut live = applied.clone();
+    live["metadata"]["managedFields"] = json!([{
+        "manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": {"f:template": {".": {}, "f:metadata": {".": {}, "f:labels": {".": {}, "f:app": {}}}}}}
+    }]);
+    let out = apply(
+        Some(&live),
+        &applied,
+        "kubectl",
+        false,
+        meta.as_ref(),
+        "2026-01-01T00:00:00Z",
+    )
+    .unwrap();
+    assert_eq!(out["spec"]["template"]["metadata"]["labels"]["app"], "x");
+}
