@@ -183,3 +183,47 @@ fn immutable_fields_and_stale_updates() {
     );
     assert_eq!(c.jsonpath(&["cm", "cas"], "{.data.a}"), "1");
 }
+
+#[test]
+fn requests_without_credentials_are_unauthorized() {
+    let c = Cluster::start();
+    let url = c.url().to_string();
+    // (Without any credentials kubectl would prompt for a basic-auth user name; a bad token it sends.)
+    let out = c.kubectl(&[
+        "--kubeconfig=/dev/null",
+        "--server",
+        &url,
+        "--insecure-skip-tls-verify",
+        "--token",
+        "not-a-token",
+        "get",
+        "ns",
+    ]);
+    assert_eq!(
+        out.err(),
+        "error: You must be logged in to the server (Unauthorized)\n",
+        "{out}"
+    );
+}
+
+#[test]
+fn oversized_body_is_413() {
+    let c = Cluster::start();
+    let big = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"x":"{}"}}}}"#,
+        "x".repeat(3 * 1024 * 1024 + 10)
+    );
+    let path = c.write_file("big.json", &big);
+    let err = c.fails(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps",
+        "-f",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        err.starts_with("Error from server (RequestEntityTooLarge)"),
+        "{err}"
+    );
+    c.fails(&["get", "cm", "big"]);
+}

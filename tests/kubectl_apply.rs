@@ -333,3 +333,61 @@ fn delete_with_and_without_wait() {
         "deployment.apps \"web\" deleted\n"
     );
 }
+
+#[test]
+fn server_dry_run_stores_nothing() {
+    let c = Cluster::start();
+    let v1 = c.write_file("web.yaml", WEB_V1);
+    let f = v1.to_str().unwrap();
+    assert_eq!(
+        c.ok(&["apply", "--dry-run=server", "-f", f]),
+        "deployment.apps/web created (server dry run)\n"
+    );
+    let err = c.fails(&["get", "deploy", "web"]);
+    assert_eq!(
+        err,
+        "Error from server (NotFound): deployments.apps \"web\" not found\n"
+    );
+    c.ok(&["apply", "-f", f]);
+    let v2 = c.write_file("web5.yaml", &WEB_V1.replace("replicas: 2", "replicas: 5"));
+    assert_eq!(
+        c.ok(&["apply", "--dry-run=server", "-f", v2.to_str().unwrap()]),
+        "deployment.apps/web configured (server dry run)\n"
+    );
+    assert_eq!(c.jsonpath(&["deploy", "web"], "{.spec.replicas}"), "2");
+    assert_eq!(
+        c.ok(&["delete", "--dry-run=server", "deploy", "web"]),
+        "deployment.apps \"web\" deleted (server dry run)\n"
+    );
+    assert_eq!(c.jsonpath(&["deploy", "web"], "{.metadata.name}"), "web");
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_contents() {
+    let c = Cluster::start();
+    apply_examples(&c);
+    assert_eq!(
+        c.ok(&["delete", "namespace", "demo"]),
+        "namespace \"demo\" deleted\n"
+    );
+    // kubectl waited for the namespace to be finalized.
+    let err = c.fails(&["get", "ns", "demo"]);
+    assert_eq!(
+        err,
+        "Error from server (NotFound): namespaces \"demo\" not found\n"
+    );
+    let out = c.kubectl(&["get", "deploy,svc,cm,secret", "-n", "demo"]);
+    assert_eq!(out.ok(), "", "{out}");
+    assert_eq!(out.stderr, "No resources found in demo namespace.\n");
+    // Other namespaces are untouched.
+    assert_eq!(
+        c.jsonpath(&["cm", "toolbox", "-n", "tools"], "{.data.motd}"),
+        "Welcome to the tools namespace"
+    );
+    // The system namespaces cannot be deleted.
+    let err = c.fails(&["delete", "namespace", "kube-system"]);
+    assert_eq!(
+        err,
+        "Error from server (Forbidden): namespaces \"kube-system\" is forbidden: this namespace may not be deleted\n"
+    );
+}

@@ -384,3 +384,101 @@ fn objects_survive_a_clean_restart() {
         .unwrap();
     assert!(rv_after > rv_before, "{rv_after} > {rv_before}");
 }
+
+#[test]
+fn selectors_and_output_formats() {
+    let c = Cluster::start();
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: red
+  labels: {color: red, size: small}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: blue
+  labels: {color: blue, size: large}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: plain
+",
+    );
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["get", "cm", "-o", "name"];
+        all.extend_from_slice(args);
+        let mut v: Vec<String> = c.ok(&all).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["-l", "color=red"]), ["configmap/red"]);
+    assert_eq!(
+        names(&["-l", "color in (red,blue)"]),
+        ["configmap/blue", "configmap/red"]
+    );
+    assert_eq!(
+        names(&["-l", "color notin (red),color"]),
+        ["configmap/blue"]
+    );
+    assert_eq!(names(&["-l", "!color"]), ["configmap/plain"]);
+    assert_eq!(
+        names(&["--field-selector", "metadata.name=blue"]),
+        ["configmap/blue"]
+    );
+    assert_eq!(
+        names(&["--field-selector", "metadata.name!=blue", "-l", "size"]),
+        ["configmap/red"]
+    );
+    let err = c.fails(&["get", "cm", "--field-selector", "data.x=1"]);
+    assert!(
+        err.starts_with("Error from server (BadRequest): "),
+        "unsupported field selector: {err}"
+    );
+
+    let out = c.ok(&["get", "cm", "-l", "color", "--show-labels"]);
+    let t = Table::parse(&out);
+    assert_eq!(t.headers, ["NAME", "DATA", "AGE", "LABELS"], "{out}");
+    assert_eq!(t.cell("red", "LABELS"), "color=red,size=small");
+    let out = c.ok(&["get", "cm", "-l", "color", "-L", "size"]);
+    let t = Table::parse(&out);
+    assert_eq!(t.headers, ["NAME", "DATA", "AGE", "SIZE"], "{out}");
+    assert_eq!(t.cell("blue", "SIZE"), "large");
+
+    let out = c.ok(&[
+        "get",
+        "cm",
+        "-l",
+        "color",
+        "-o",
+        "custom-columns=NAME:.metadata.name,COLOR:.metadata.labels.color",
+        "--sort-by=.metadata.name",
+    ]);
+    assert_eq!(out, "NAME   COLOR\nblue   blue\nred    red\n");
+    let list = c.get_json(&["cm", "-l", "color"]);
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    let yaml = c.ok(&["get", "cm", "red", "-o", "yaml"]);
+    assert!(
+        yaml.starts_with("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn health_endpoints_and_binary_version() {
+    let c = Cluster::start();
+    assert_eq!(c.ok(&["get", "--raw", "/readyz"]), "ok");
+    assert_eq!(c.ok(&["get", "--raw", "/livez"]), "ok");
+    assert_eq!(c.ok(&["get", "--raw", "/healthz"]), "ok");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_k1s"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    assert!(version.starts_with("k1s "), "{version}");
+}
