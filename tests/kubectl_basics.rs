@@ -75,6 +75,53 @@ fn create_get_and_not_found_messages() {
 }
 
 #[test]
+fn typed_create_verbs() {
+    // kubectl's `create <kind>` generators use the typed clients (protobuf bodies).
+    let c = Cluster::start();
+    for (args, want) in [
+        (
+            &["create", "namespace", "ns1"][..],
+            "namespace/ns1 created\n",
+        ),
+        (
+            &["create", "secret", "generic", "s1", "--from-literal=k=v"][..],
+            "secret/s1 created\n",
+        ),
+        (
+            &[
+                "create",
+                "deployment",
+                "d1",
+                "--image=busybox",
+                "--replicas=2",
+            ][..],
+            "deployment.apps/d1 created\n",
+        ),
+        (
+            &["create", "service", "clusterip", "svc1", "--tcp=80:8080"][..],
+            "service/svc1 created\n",
+        ),
+        (
+            &["create", "serviceaccount", "sa1"][..],
+            "serviceaccount/sa1 created\n",
+        ),
+    ] {
+        assert_eq!(c.ok(args), want, "{args:?}");
+    }
+    assert_eq!(c.jsonpath(&["secret", "s1"], "{.data.k}"), "dg=="); // base64("v")
+    assert_eq!(c.jsonpath(&["deploy", "d1"], "{.spec.replicas}"), "2");
+    assert_eq!(
+        c.jsonpath(&["svc", "svc1"], "{.spec.ports[0].targetPort}"),
+        "8080"
+    );
+    assert_eq!(c.jsonpath(&["ns", "ns1"], "{.status.phase}"), "Active");
+    assert_eq!(
+        c.ok(&["create", "configmap", "in-ns1", "-n", "ns1"]),
+        "configmap/in-ns1 created\n"
+    );
+}
+
+#[test]
 fn watch_prints_updated_rows() {
     let c = Cluster::start();
     c.configmap("default", "before", &[("a", "1")]);
