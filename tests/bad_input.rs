@@ -139,11 +139,6 @@ fn wrong_kind_and_wrong_api_version() {
 #[test]
 fn namespace_that_does_not_exist_is_not_found() {
     let c = Cluster::start();
-    let err = c.fails(&["create", "configmap", "x", "-n", "nope"]);
-    assert_eq!(
-        err,
-        "error: failed to create configmap: namespaces \"nope\" not found\n"
-    );
     let out = c.kubectl_stdin(
         &["apply", "-f", "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: nope\n",
@@ -157,6 +152,11 @@ fn namespace_that_does_not_exist_is_not_found() {
     let out = c.kubectl(&["get", "cm", "-n", "nope"]);
     assert_eq!(out.ok(), "");
     assert_eq!(out.stderr, "No resources found in nope namespace.\n");
+    let err = c.fails(&["create", "configmap", "x", "-n", "nope"]);
+    assert_eq!(
+        err,
+        "error: failed to create configmap: namespaces \"nope\" not found\n"
+    );
 }
 
 #[test]

@@ -43,6 +43,15 @@ fn version_reports_a_server_within_skew() {
 #[test]
 fn create_get_and_not_found_messages() {
     let c = Cluster::start();
+    let err = c.fails(&["get", "cm", "nope"]);
+    assert_eq!(
+        err,
+        "Error from server (NotFound): configmaps \"nope\" not found\n"
+    );
+    let out = c.kubectl(&["get", "cm", "-n", "kube-public", "-l", "nothing=here"]);
+    assert_eq!(out.ok(), "", "{out}");
+    assert_eq!(out.stderr, "No resources found in kube-public namespace.\n");
+
     assert_eq!(
         c.ok(&[
             "create",
@@ -58,20 +67,11 @@ fn create_get_and_not_found_messages() {
     assert_eq!(t.headers, ["NAME", "DATA", "AGE"], "{out}");
     assert_eq!(t.cell("foo", "DATA"), "2", "{out}");
     assert_eq!(c.jsonpath(&["cm", "foo"], "{.data.b}"), "2");
-
-    let err = c.fails(&["get", "cm", "nope"]);
-    assert_eq!(
-        err,
-        "Error from server (NotFound): configmaps \"nope\" not found\n"
-    );
     let err = c.fails(&["create", "configmap", "foo"]);
     assert_eq!(
         err,
         "error: failed to create configmap: configmaps \"foo\" already exists\n"
     );
-    let out = c.kubectl(&["get", "cm", "-n", "kube-public", "-l", "nothing=here"]);
-    assert_eq!(out.ok(), "", "{out}");
-    assert_eq!(out.stderr, "No resources found in kube-public namespace.\n");
 }
 
 #[test]
