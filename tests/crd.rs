@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Cluster, Table, examples_dir};
 
 fn install_crd(c: &Cluster) {
@@ -140,6 +142,40 @@ fn get_widgets_shows_printer_columns_and_defaults() {
     assert_eq!(
         c.jsonpath(&["wd", "small", "-n", "demo"], "{.status.phase}"),
         "Ready"
+    );
+}
+
+#[test]
+fn watch_widgets_prints_printer_columns() {
+    let c = Cluster::start();
+    install_crd(&c);
+    apply_widgets(&c);
+    let mut watch = c.kubectl_stream(&["get", "wd", "-n", "demo", "-w"]);
+    let header = watch.expect_line(Duration::from_secs(20), |l| l.starts_with("NAME"));
+    assert!(
+        header
+            .split_whitespace()
+            .eq(["NAME", "SIZE", "COLOR", "PHASE", "AGE"]),
+        "{header}"
+    );
+    watch.expect_line(Duration::from_secs(20), |l| l.starts_with("small "));
+    c.ok(&[
+        "patch",
+        "wd",
+        "small",
+        "-n",
+        "demo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":4,"color":"green"}}"#,
+    ]);
+    let row = watch.expect_line(Duration::from_secs(20), |l| {
+        l.starts_with("small ") && l.contains("green")
+    });
+    assert_eq!(
+        row.split_whitespace().take(3).collect::<Vec<_>>(),
+        ["small", "4", "green"],
+        "{row}"
     );
 }
 

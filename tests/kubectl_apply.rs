@@ -391,3 +391,54 @@ fn deleting_a_namespace_deletes_its_contents() {
         "Error from server (Forbidden): namespaces \"kube-system\" is forbidden: this namespace may not be deleted\n"
     );
 }
+
+#[test]
+fn reapply_with_changes_merges_lists_by_key() {
+    let c = Cluster::start();
+    let v1 = WEB_V1.replace(
+        "          ports:\n",
+        "          env:\n            - name: A\n              value: '1'\n            - name: B\n              value: '2'\n          ports:\n",
+    );
+    let f1 = c.write_file("v1.yaml", &v1);
+    assert_eq!(
+        c.ok(&["apply", "-f", f1.to_str().unwrap()]),
+        "deployment.apps/web created\n"
+    );
+    // Someone else adds a label; apply must keep what it does not own.
+    c.ok(&["label", "deploy", "web", "team=a"]);
+
+    // v2 drops env B, changes A and the image, adds a second container port.
+    let v2 = v1
+        .replace("            - name: B\n              value: '2'\n", "")
+        .replace("value: '1'", "value: 'one'")
+        .replace("busybox:1.35", "busybox:1.36")
+        .replace(
+            "            - containerPort: 8080\n",
+            "            - containerPort: 8080\n            - containerPort: 9090\n",
+        );
+    let f2 = c.write_file("v2.yaml", &v2);
+    assert_eq!(
+        c.ok(&["apply", "-f", f2.to_str().unwrap()]),
+        "deployment.apps/web configured\n"
+    );
+    let get = |path: &str| c.jsonpath(&["deploy", "web"], path);
+    assert_eq!(get("{.spec.template.spec.containers[0].env[*].name}"), "A");
+    assert_eq!(
+        get("{.spec.template.spec.containers[0].env[0].value}"),
+        "one"
+    );
+    assert_eq!(
+        get("{.spec.template.spec.containers[0].image}"),
+        "127.0.0.1:5000/busybox:1.36"
+    );
+    assert_eq!(
+        get("{.spec.template.spec.containers[0].ports[*].containerPort}"),
+        "8080 9090"
+    );
+    assert_eq!(get("{.metadata.labels.team}"), "a");
+    assert_eq!(get("{.metadata.generation}"), "2");
+    assert_eq!(
+        c.ok(&["apply", "-f", f2.to_str().unwrap()]),
+        "deployment.apps/web unchanged\n"
+    );
+}
