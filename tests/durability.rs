@@ -7,23 +7,14 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, kube_client};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Concurrent writers: enough to exercise group commit on 2 cores.
 const WRITERS: usize = 8;
 /// Acknowledged creates to wait for before the kill.
 const ACKED_BEFORE_KILL: usize = 300;
-
-async fn client(c: &Cluster) -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(c.kubeconfig()).expect("reading the kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("loading the kubeconfig");
-    kube::Client::try_from(config).expect("building the client")
-}
 
 fn named<T: Default>(name: &str, set: impl FnOnce(&mut T, ObjectMeta)) -> T {
     let mut obj = T::default();
@@ -40,7 +31,7 @@ fn named<T: Default>(name: &str, set: impl FnOnce(&mut T, ObjectMeta)) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_writes_loses_no_acknowledged_object() {
     let mut c = Cluster::start();
-    let kube = client(&c).await;
+    let kube = kube_client(&c).await;
     Api::<Namespace>::all(kube.clone())
         .create(
             &PostParams::default(),
@@ -97,7 +88,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_object() {
     assert!(acked.len() >= ACKED_BEFORE_KILL);
 
     c.restart();
-    let kube = client(&c).await;
+    let kube = kube_client(&c).await;
     let api: Api<ConfigMap> = Api::namespaced(kube, "durable");
     let present: BTreeSet<String> = api
         .list(&ListParams::default())

@@ -6,25 +6,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, kube_client};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use serde_json::json;
 
 const STEP: Duration = Duration::from_secs(20);
-
-/// A kube client for the cluster's kubeconfig.
-pub async fn client(c: &Cluster) -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(c.kubeconfig()).expect("reading the kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("loading the kubeconfig");
-    kube::Client::try_from(config).expect("building the client")
-}
 
 fn configmap(name: &str, data: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
@@ -65,7 +55,7 @@ fn api_error(e: kube::Error) -> (u16, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_get_patch_delete() {
     let c = Cluster::start();
-    let client = client(&c).await;
+    let client = kube_client(&c).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
     let created = cms
@@ -153,7 +143,7 @@ async fn create_get_patch_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_sees_create_modify_delete() {
     let c = Cluster::start();
-    let client = client(&c).await;
+    let client = kube_client(&c).await;
     create_namespace(&client, "watched").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "watched");
     cms.create(&PostParams::default(), &configmap("existing", &[]))
@@ -212,7 +202,7 @@ async fn watcher_sees_create_modify_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_with_managers_and_conflicts() {
     let c = Cluster::start();
-    let client = client(&c).await;
+    let client = kube_client(&c).await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let manifest = |replicas: u32, image: &str| {
         json!({
@@ -329,7 +319,7 @@ async fn server_side_apply_with_managers_and_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_paging_with_limit_and_continue() {
     let c = Cluster::start();
-    let client = client(&c).await;
+    let client = kube_client(&c).await;
     create_namespace(&client, "paged").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "paged");
     for i in 0..9 {

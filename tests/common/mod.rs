@@ -672,3 +672,17 @@ impl Cluster {
         self.ok_stdin(&["apply", "-f", "-"], &yaml);
     }
 }
+
+/// A `kube` client for the cluster's kubeconfig, with timeouts so a hanging server fails the test.
+pub async fn kube_client(c: &Cluster) -> kube::Client {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let kubeconfig = Kubeconfig::read_from(c.kubeconfig()).expect("reading the kubeconfig");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("loading the kubeconfig");
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(30));
+    config.write_timeout = Some(Duration::from_secs(30));
+    kube::Client::try_from(config).expect("building the client")
+}
