@@ -104,8 +104,19 @@ fn success_status(ctx: &Ctx, obj: &Value) -> Value {
     })
 }
 
+/// Namespaces kube-apiserver never lets go of.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 pub async fn delete(ctx: Ctx, body: Body) -> ApiResult {
     let opts = options(&ctx, body).await?;
+    if ctx.res.strategy == StrategyKind::Namespace && IMMORTAL_NAMESPACES.contains(&ctx.name()) {
+        return Err(ApiError(StatusError::forbidden(
+            "",
+            "namespaces",
+            ctx.name(),
+            "this namespace may not be deleted",
+        )));
+    }
     let (code, obj) = delete_one(&ctx, &opts).await?;
     if code == StatusCode::OK && !returns_object(&ctx) {
         return Ok(json_value(code, &success_status(&ctx, &obj)));

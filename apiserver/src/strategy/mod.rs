@@ -6,6 +6,7 @@
 //!   status (and metadata the status writer may touch) is ignored;
 //! - `generation` bumps only when something other than metadata and status changed.
 
+pub mod custom;
 pub mod defaults;
 pub mod validate;
 
@@ -60,14 +61,13 @@ pub fn prepare_create(res: &Resource, obj: &mut Value) {
         | StrategyKind::ReplicaSet
         | StrategyKind::StatefulSet
         | StrategyKind::DaemonSet => {
-            obj["status"] = json!({});
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
         }
         StrategyKind::Crd => {
-            obj["status"] =
-                json!({"acceptedNames": {"kind": "", "plural": ""}, "storedVersions": []})
+            obj["status"] = json!({"storedVersions": []});
+            crate::crd::set_status(obj, &k1s_apimachinery::meta::now_rfc3339());
         }
         _ => {}
     }
@@ -137,6 +137,9 @@ pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource:
                 new["spec"] = old["spec"].clone();
             }
             defaults::apply(res.strategy, new);
+            if res.strategy == StrategyKind::Crd {
+                crate::crd::set_status(new, &k1s_apimachinery::meta::now_rfc3339());
+            }
         }
     }
     // Immutable metadata.

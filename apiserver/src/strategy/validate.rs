@@ -3,72 +3,35 @@
 //! Every function returns all causes found (never stops at the first), so a 422 lists them all like
 //! kube-apiserver does.
 
-use k1s_apimachinery::status::StatusCause;
+use k1s_apimachinery::status::{Cause, StatusCause};
 use k1s_apimachinery::validation as v;
 use serde_json::Value;
 
 use crate::resources::{Resource, StrategyKind};
 
 pub fn required(field: &str) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueRequired".into(),
-        message: "Required value".into(),
-        field: field.into(),
-    }
-}
-
-/// Renders a value as upstream's field errors do: strings quoted, numbers bare, else JSON.
-fn show(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("{s:?}"),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    }
+    Cause::required(field, "")
 }
 
 pub fn invalid(field: &str, value: &Value, detail: &str) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueInvalid".into(),
-        message: format!("Invalid value: {}: {detail}", show(value)),
-        field: field.into(),
-    }
+    Cause::invalid(field, value, detail)
 }
 
 pub fn not_supported(field: &str, value: &Value, valid: &[&str]) -> StatusCause {
-    let list: Vec<String> = valid.iter().map(|s| format!("{s:?}")).collect();
-    StatusCause {
-        reason: "FieldValueNotSupported".into(),
-        message: format!(
-            "Unsupported value: {}: supported values: {}",
-            show(value),
-            list.join(", ")
-        ),
-        field: field.into(),
-    }
+    Cause::not_supported(field, value, valid)
 }
 
-pub fn duplicate(field: &str, value: &Value) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueDuplicate".into(),
-        message: format!("Duplicate value: {}", show(value)),
-        field: field.into(),
-    }
+fn duplicate(field: &str, value: &Value) -> StatusCause {
+    Cause::duplicate(field, value)
 }
 
-pub fn forbidden(field: &str, detail: &str) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueForbidden".into(),
-        message: format!("Forbidden: {detail}"),
-        field: field.into(),
-    }
+fn forbidden(field: &str, detail: &str) -> StatusCause {
+    Cause::forbidden(field, detail)
 }
 
+/// Upstream reports an immutable field as an invalid value.
 pub fn immutable(field: &str, value: &Value) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueInvalid".into(),
-        message: format!("Invalid value: {}: field is immutable", show(value)),
-        field: field.into(),
-    }
+    Cause::invalid(field, value, "field is immutable")
 }
 
 fn each_error(field: &str, value: &str, errors: Vec<String>, out: &mut Vec<StatusCause>) {
@@ -176,6 +139,11 @@ pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<StatusC
             }
         }
         S::Crd => crd(obj, &mut out),
+        S::Custom => {
+            if let Some(schema) = res.custom.as_ref().and_then(|c| c.schema.as_ref()) {
+                super::custom::validate(schema, obj, &mut out);
+            }
+        }
         _ => {}
     }
     out
