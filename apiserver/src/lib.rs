@@ -12,6 +12,7 @@ pub mod kubeconfig;
 pub mod openapi;
 pub mod openapi_serve;
 pub mod printers;
+pub mod protobuf;
 pub mod request;
 pub mod resources;
 pub mod response;
