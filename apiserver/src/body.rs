@@ -51,6 +51,13 @@ pub fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, StatusE
     let value = match ct.as_str() {
         "application/json" | "*/*" => decode_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(bytes)?,
+        "application/vnd.kubernetes.protobuf" => match crate::protobuf::decode(bytes) {
+            Ok(v) => v,
+            Err(crate::protobuf::ProtobufError::UnknownKind { .. }) => {
+                return Err(StatusError::unsupported_media_type(&ct));
+            }
+            Err(e) => return Err(StatusError::bad_request(e.to_string())),
+        },
         other => return Err(StatusError::unsupported_media_type(other)),
     };
     if !value.is_object() {
