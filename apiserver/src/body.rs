@@ -111,7 +111,10 @@ mod tests {
     fn bad_input() {
         let e = decode_object(&headers("application/json"), b"{nope").unwrap_err();
         assert_eq!(e.code, 400);
+        // Garbage protobuf is a 400; a content type k1s cannot decode is a 415.
         let e = decode_object(&headers("application/vnd.kubernetes.protobuf"), b"x").unwrap_err();
+        assert_eq!(e.code, 400);
+        let e = decode_object(&headers("application/cbor"), b"x").unwrap_err();
         assert_eq!(e.code, 415);
         let e = decode_object(&headers("application/json"), b"[1]").unwrap_err();
         assert_eq!(e.code, 400);
