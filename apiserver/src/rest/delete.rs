@@ -316,14 +316,9 @@ pub async fn delete_collection(ctx: Ctx, body: Body) -> ApiResult {
             .and_then(Value::as_str)
             .map(str::to_string);
         let item_ctx = Ctx {
-            state: ctx.state.clone(),
-            res: ctx.res.clone(),
             namespace: ns,
             name: Some(name),
-            subresource: None,
-            query: ctx.query.clone(),
-            headers: ctx.headers.clone(),
-            user: ctx.user.clone(),
+            ..ctx.clone()
         };
         match delete_one(&item_ctx, &opts).await {
             Ok((_, o)) => deleted.push(o),

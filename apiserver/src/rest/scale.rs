@@ -78,17 +78,8 @@ async fn set_replicas(ctx: &Ctx, replicas: Value, rv: Option<String>) -> ApiResu
         )));
     }
     let (spec_p, _, _) = paths(ctx);
-    let main = Ctx {
-        state: ctx.state.clone(),
-        res: ctx.res.clone(),
-        namespace: ctx.namespace.clone(),
-        name: ctx.name.clone(),
-        // Written like a main-resource update, but recorded as the `scale` subresource's manager.
-        subresource: Some("scale".into()),
-        query: ctx.query.clone(),
-        headers: ctx.headers.clone(),
-        user: ctx.user.clone(),
-    };
+    // Written like a main-resource update, but recorded as the `scale` subresource's manager.
+    let main = ctx;
     for _ in 0..8 {
         let cur = main.load()?;
         if let Some(rv) = &rv

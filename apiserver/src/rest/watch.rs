@@ -128,14 +128,10 @@ pub async fn watch(ctx: Ctx) -> ApiResult {
             list_ctx_query.0.remove(k);
         }
         let list_ctx = Ctx {
-            state: ctx.state.clone(),
-            res: ctx.res.clone(),
-            namespace: ctx.namespace.clone(),
             name: None,
             subresource: None,
             query: list_ctx_query,
-            headers: ctx.headers.clone(),
-            user: None,
+            ..ctx.clone()
         };
         let (page, parsed) = list_page(&list_ctx, &filter).await?;
         for (kv, p) in page.items.iter().zip(parsed.iter()) {
