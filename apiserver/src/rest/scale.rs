@@ -92,7 +92,7 @@ async fn set_replicas(ctx: &Ctx, replicas: Value, rv: Option<String>) -> ApiResu
         let old = parse(&cur)?;
         let mut new = old.clone();
         set_pointer(&mut new, &spec_p, replicas.clone());
-        match super::write::update_object(&main, old, cur.mod_revision, new).await {
+        match super::write::update_object(main, old, cur.mod_revision, new).await {
             Err(ApiError(e)) if e.code == 409 && rv.is_none() => continue,
             Err(e) => return Err(e),
             Ok((_, obj)) => return Ok(json_value(StatusCode::OK, &scale_of(ctx, &obj))),
