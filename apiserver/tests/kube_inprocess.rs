@@ -67,12 +67,11 @@ impl Server {
         let url = format!("https://127.0.0.1:{}", addr.port());
 
         let pki_dir = dir.path().join("pki");
-        let pki = tokio::task::spawn_blocking(move || {
-            k1s_apiserver::tls::ensure_pki(&pki_dir, &[])
-        })
-        .await
-        .expect("PKI task")
-        .expect("generating the PKI");
+        let pki =
+            tokio::task::spawn_blocking(move || k1s_apiserver::tls::ensure_pki(&pki_dir, &[]))
+                .await
+                .expect("PKI task")
+                .expect("generating the PKI");
         let tls = k1s_apiserver::tls::server_config(&pki).expect("TLS server configuration");
 
         let state = AppState::new(
@@ -327,7 +326,9 @@ fn managed_by<'a>(
         .collect()
 }
 
-fn owns_replicas(entry: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry) -> bool {
+fn owns_replicas(
+    entry: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry,
+) -> bool {
     entry
         .fields_v1
         .as_ref()
@@ -344,10 +345,19 @@ async fn configmap_crud_patches_and_errors() {
         let cms: Api<ConfigMap> = Api::namespaced(client, "default");
 
         let created = cms
-            .create(&PostParams::default(), &configmap("crud", &[], &[("a", "1")]))
+            .create(
+                &PostParams::default(),
+                &configmap("crud", &[], &[("a", "1")]),
+            )
             .await
             .expect("create");
-        assert!(created.metadata.uid.as_deref().is_some_and(|u| !u.is_empty()));
+        assert!(
+            created
+                .metadata
+                .uid
+                .as_deref()
+                .is_some_and(|u| !u.is_empty())
+        );
         assert!(created.metadata.creation_timestamp.is_some());
         assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
         // ConfigMaps have no spec and no generation.
@@ -362,7 +372,10 @@ async fn configmap_crud_patches_and_errors() {
         let s = assert_api_error(err, 409, "AlreadyExists");
         assert_eq!(s.message, r#"configmaps "crud" already exists"#);
         let details = s.details.as_ref().expect("status details");
-        assert_eq!((details.name.as_str(), details.kind.as_str()), ("crud", "configmaps"));
+        assert_eq!(
+            (details.name.as_str(), details.kind.as_str()),
+            ("crud", "configmaps")
+        );
 
         let got = cms.get("crud").await.expect("get");
         assert_eq!(got.metadata.uid, created.metadata.uid);
@@ -391,7 +404,11 @@ async fn configmap_crud_patches_and_errors() {
             )
             .await
             .expect("no-op merge patch");
-        assert_eq!(rv(&noop.metadata), rv2, "a no-op patch must not bump resourceVersion");
+        assert_eq!(
+            rv(&noop.metadata),
+            rv2,
+            "a no-op patch must not bump resourceVersion"
+        );
 
         // Strategic merge patch: null deletes a key.
         let strategic = cms
@@ -476,7 +493,11 @@ async fn configmap_crud_patches_and_errors() {
 
         // Replace of a missing object: 404 (ConfigMaps do not allow create-on-update).
         let err = cms
-            .replace("absent", &PostParams::default(), &configmap("absent", &[], &[]))
+            .replace(
+                "absent",
+                &PostParams::default(),
+                &configmap("absent", &[], &[]),
+            )
             .await
             .unwrap_err();
         assert_api_error(err, 404, "NotFound");
@@ -493,16 +514,22 @@ async fn configmap_crud_patches_and_errors() {
         assert_api_error(err, 404, "NotFound");
 
         // List.
-        cms.create(&PostParams::default(), &configmap("other", &[("k", "v")], &[]))
-            .await
-            .expect("create other");
+        cms.create(
+            &PostParams::default(),
+            &configmap("other", &[("k", "v")], &[]),
+        )
+        .await
+        .expect("create other");
         let list = cms.list(&ListParams::default()).await.expect("list");
         let names: Vec<_> = list
             .items
             .iter()
             .filter_map(|c| c.metadata.name.as_deref())
             .collect();
-        assert!(names.contains(&"crud") && names.contains(&"other"), "{names:?}");
+        assert!(
+            names.contains(&"crud") && names.contains(&"other"),
+            "{names:?}"
+        );
         assert!(
             list.metadata
                 .resource_version
@@ -530,7 +557,10 @@ async fn configmap_crud_patches_and_errors() {
         let s = assert_api_error(err, 404, "NotFound");
         assert_eq!(s.message, r#"configmaps "crud" not found"#);
         let details = s.details.as_ref().expect("status details");
-        assert_eq!((details.name.as_str(), details.kind.as_str()), ("crud", "configmaps"));
+        assert_eq!(
+            (details.name.as_str(), details.kind.as_str()),
+            ("crud", "configmaps")
+        );
         let err = cms
             .delete("crud", &DeleteParams::default())
             .await
@@ -544,7 +574,11 @@ async fn configmap_crud_patches_and_errors() {
             .await
             .unwrap_err();
         let s = assert_api_error(err, 404, "NotFound");
-        assert!(s.message.contains(r#"namespaces "no-such-ns" not found"#), "{}", s.message);
+        assert!(
+            s.message.contains(r#"namespaces "no-such-ns" not found"#),
+            "{}",
+            s.message
+        );
     })
     .await;
 }
@@ -769,7 +803,10 @@ async fn watcher_sees_initial_list_create_modify_delete() {
         match next_event_for(&mut events, "w").await {
             watcher::Event::Apply(cm) => {
                 assert_eq!(cm.data.unwrap()["k"], "1");
-                assert_eq!(cm.metadata.resource_version, created.metadata.resource_version);
+                assert_eq!(
+                    cm.metadata.resource_version,
+                    created.metadata.resource_version
+                );
             }
             other => panic!("expected Apply(w) for the create, got {other:?}"),
         }
@@ -785,7 +822,10 @@ async fn watcher_sees_initial_list_create_modify_delete() {
         match next_event_for(&mut events, "w").await {
             watcher::Event::Apply(cm) => {
                 assert_eq!(cm.data.unwrap()["k"], "2");
-                assert_eq!(cm.metadata.resource_version, modified.metadata.resource_version);
+                assert_eq!(
+                    cm.metadata.resource_version,
+                    modified.metadata.resource_version
+                );
             }
             other => panic!("expected Apply(w) for the modification, got {other:?}"),
         }
@@ -835,8 +875,7 @@ async fn watcher_with_label_selector_sees_objects_leave_and_enter() {
         .await
         .expect("create out-1");
 
-        let mut events =
-            watcher(cms.clone(), watcher::Config::default().labels("team=a")).boxed();
+        let mut events = watcher(cms.clone(), watcher::Config::default().labels("team=a")).boxed();
         let initial = initial_names(&mut events).await;
         assert_eq!(initial, ["in-1"]);
 
@@ -1001,7 +1040,11 @@ async fn server_side_apply_ownership_conflict_and_force() {
         assert!(owns_replicas(b[0]), "{:?}", b[0]);
         let a = managed_by(&forced.metadata, "mgr-a");
         assert_eq!(a.len(), 1, "{:?}", forced.metadata.managed_fields);
-        assert!(!owns_replicas(a[0]), "mgr-a must lose .spec.replicas: {:?}", a[0]);
+        assert!(
+            !owns_replicas(a[0]),
+            "mgr-a must lose .spec.replicas: {:?}",
+            a[0]
+        );
         // mgr-a keeps the fields nobody took from it.
         assert!(
             a[0].fields_v1
@@ -1114,14 +1157,22 @@ async fn list_paging_sees_every_object_once() {
         let mut sorted = seen.clone();
         sorted.sort();
         sorted.dedup();
-        assert_eq!(sorted.len(), seen.len(), "an object was listed twice: {seen:?}");
+        assert_eq!(
+            sorted.len(),
+            seen.len(),
+            "an object was listed twice: {seen:?}"
+        );
         assert_eq!(sorted, expected, "pages: {page_sizes:?}");
         assert_eq!(
             page_sizes.iter().take(2).collect::<Vec<_>>(),
             [&10, &10],
             "{page_sizes:?}"
         );
-        assert_eq!(page_sizes.len(), expected.len().div_ceil(10), "{page_sizes:?}");
+        assert_eq!(
+            page_sizes.len(),
+            expected.len().div_ceil(10),
+            "{page_sizes:?}"
+        );
 
         // A fresh list sees the late object.
         let all = cms.list(&ListParams::default()).await.expect("list all");
@@ -1190,7 +1241,11 @@ async fn crd_becomes_served_and_status_subresource_is_separate() {
             .expect("create CRD");
         tokio::time::timeout(
             Duration::from_secs(20),
-            await_condition(crds.clone(), "widgets.example.com", conditions::is_crd_established()),
+            await_condition(
+                crds.clone(),
+                "widgets.example.com",
+                conditions::is_crd_established(),
+            ),
         )
         .await
         .expect("CRD established within the deadline")
@@ -1207,8 +1262,9 @@ async fn crd_becomes_served_and_status_subresource_is_separate() {
         assert_eq!(ar.api_version, "example.com/v1");
         assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
         assert!(
-            caps.subresources.iter().any(|(sub, _)| sub.plural == "widgets/status"
-                || sub.plural == "status"),
+            caps.subresources
+                .iter()
+                .any(|(sub, _)| sub.plural == "widgets/status" || sub.plural == "status"),
             "{:?}",
             caps.subresources
         );
@@ -1217,7 +1273,10 @@ async fn crd_becomes_served_and_status_subresource_is_separate() {
             &GroupVersionKind::gvk("example.com", "v1", "Widget"),
             "widgets",
         );
-        assert_eq!((manual.group.as_str(), manual.version.as_str()), ("example.com", "v1"));
+        assert_eq!(
+            (manual.group.as_str(), manual.version.as_str()),
+            ("example.com", "v1")
+        );
 
         let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
         let mut w = DynamicObject::new("w1", &ar);
@@ -1283,7 +1342,10 @@ async fn crd_becomes_served_and_status_subresource_is_separate() {
             .await
             .expect("patch status");
         assert_eq!(status_patched.data["status"]["ready"], true);
-        assert_eq!(status_patched.data["spec"]["size"], 3, "spec ignored by /status");
+        assert_eq!(
+            status_patched.data["spec"]["size"], 3,
+            "spec ignored by /status"
+        );
         assert_eq!(status_patched.metadata.generation, Some(1));
         let rv2 = rv(&status_patched.metadata);
         assert!(rv2 > rv1);
@@ -1298,7 +1360,10 @@ async fn crd_becomes_served_and_status_subresource_is_separate() {
             .await
             .expect("patch spec");
         assert_eq!(spec_patched.data["spec"]["size"], 4);
-        assert_eq!(spec_patched.data["status"]["ready"], true, "status ignored by the main resource");
+        assert_eq!(
+            spec_patched.data["status"]["ready"], true,
+            "status ignored by the main resource"
+        );
         assert_eq!(spec_patched.metadata.generation, Some(2));
         assert!(rv(&spec_patched.metadata) > rv2);
 
