@@ -332,7 +332,26 @@ pub async fn update_object(
     ctx: &Ctx,
     old: Value,
     old_rev: u64,
+    new: Value,
+) -> ApiResult<(StatusCode, Value)> {
+    write_update(ctx, old, old_rev, new, Tracking::Update).await
+}
+
+/// How a write records field ownership.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tracking {
+    /// An `Update` entry for the request's field manager.
+    Update,
+    /// Server-side apply already computed managedFields.
+    Applied,
+}
+
+async fn write_update(
+    ctx: &Ctx,
+    old: Value,
+    old_rev: u64,
     mut new: Value,
+    tracking: Tracking,
 ) -> ApiResult<(StatusCode, Value)> {
     let sub = ctx.subresource.as_deref();
     if sub == Some("finalize") {
@@ -361,20 +380,22 @@ pub async fn update_object(
     if new == old {
         return Ok((StatusCode::OK, old));
     }
-    let manager = ctx.field_manager();
-    let tracked_sub = sub
-        .filter(|s| matches!(*s, "status" | "scale"))
-        .unwrap_or_default();
-    let meta = k1s_apimachinery::patch::builtin_patch_meta(&ctx.res.group, &ctx.res.kind);
-    k1s_apimachinery::apply::track_update_subresource(
-        Some(&old),
-        &mut new,
-        &manager,
-        &ctx.res.api_version(),
-        tracked_sub,
-        &now(),
-        meta.as_ref(),
-    );
+    if tracking == Tracking::Update {
+        let manager = ctx.field_manager();
+        let tracked_sub = sub
+            .filter(|s| matches!(*s, "status" | "scale"))
+            .unwrap_or_default();
+        let meta = k1s_apimachinery::patch::builtin_patch_meta(&ctx.res.group, &ctx.res.kind);
+        k1s_apimachinery::apply::track_update_subresource(
+            Some(&old),
+            &mut new,
+            &manager,
+            &ctx.res.api_version(),
+            tracked_sub,
+            &now(),
+            meta.as_ref(),
+        );
+    }
     if ctx.query.dry_run() {
         return Ok((StatusCode::OK, new));
     }
@@ -558,7 +579,7 @@ async fn apply(
         let new =
             k1s_apimachinery::apply::apply(Some(&old), &applied, &manager, force, meta, &now())
                 .map_err(apply_error)?;
-        match update_object(ctx, old, cur.mod_revision, new).await {
+        match write_update(ctx, old, cur.mod_revision, new, Tracking::Applied).await {
             Err(ApiError(e))
                 if e.code == 409 && e.reason == "Conflict" && attempt + 1 < PATCH_RETRIES =>
             {
