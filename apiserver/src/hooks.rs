@@ -5,13 +5,14 @@ use serde_json::Value;
 use crate::resources::{Resource, StrategyKind};
 use crate::state::AppState;
 
-/// Called after a write to `res` changed an object from `old` to `new` (None = absent).
-pub fn after_write(state: &AppState, res: &Resource, old: Option<&Value>, new: Option<&Value>) {
+/// Called after a write to `res` changed an object from `old` (None: it was created); `deleted` when
+/// the write removed it.
+pub fn after_write(state: &AppState, res: &Resource, old: Option<&Value>, deleted: bool) {
     if res.strategy != StrategyKind::Crd {
         return;
     }
     crate::crd::rebuild_table(state);
-    if let (Some(crd), None) = (old, new) {
+    if let (Some(crd), true) = (old, deleted) {
         // The CRD is gone: so are its objects (upstream's customresourcecleanup finalizer).
         let group = crd
             .pointer("/spec/group")

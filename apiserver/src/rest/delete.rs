@@ -219,7 +219,7 @@ async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, V
             {
                 Ok(r) => {
                     let last = parse(&r.kv)?;
-                    crate::hooks::after_write(&ctx.state, &ctx.res, Some(&obj), None);
+                    crate::hooks::after_write(&ctx.state, &ctx.res, Some(&obj), true);
                     return Ok((StatusCode::OK, last));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -271,7 +271,7 @@ async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, V
         {
             Ok(r) => {
                 let stored = parse(&r.kv)?;
-                crate::hooks::after_write(&ctx.state, &ctx.res, Some(&obj), Some(&stored));
+                crate::hooks::after_write(&ctx.state, &ctx.res, Some(&obj), false);
                 return Ok((StatusCode::ACCEPTED, stored));
             }
             Err(StoreError::Conflict { .. }) => continue,

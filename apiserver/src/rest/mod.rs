@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use k1s_apimachinery::status::StatusError;
 use k1s_store::{KeyValue, StoreError};
 use serde_json::Value;
@@ -208,6 +208,17 @@ pub async fn handle(
             method.as_str(),
         ))),
     }
+}
+
+/// Builds the response for a single object already serialised (as stored).
+pub fn raw_response(ctx: &Ctx, code: axum::http::StatusCode, raw: bytes::Bytes) -> Response {
+    if crate::request::want(&ctx.headers) == crate::request::Want::Table {
+        return match serde_json::from_slice::<Value>(&raw) {
+            Ok(obj) => object_response(ctx, code, &obj),
+            Err(e) => ApiError(StatusError::internal(&e.to_string())).into_response(),
+        };
+    }
+    crate::response::json_bytes(code, raw)
 }
 
 /// Builds the response for a single object.

@@ -95,7 +95,11 @@ async fn set_replicas(ctx: &Ctx, replicas: Value, rv: Option<String>) -> ApiResu
         match super::write::update_object(main, old, cur.mod_revision, new).await {
             Err(ApiError(e)) if e.code == 409 && rv.is_none() => continue,
             Err(e) => return Err(e),
-            Ok((_, obj)) => return Ok(json_value(StatusCode::OK, &scale_of(ctx, &obj))),
+            Ok((_, raw)) => {
+                let obj: Value = serde_json::from_slice(&raw)
+                    .map_err(|e| ApiError(StatusError::internal(&e.to_string())))?;
+                return Ok(json_value(StatusCode::OK, &scale_of(ctx, &obj)));
+            }
         }
     }
     Err(main.store_err(k1s_store::StoreError::Conflict { current: 0 }))

@@ -6,6 +6,7 @@
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
+use bytes::Bytes;
 use k1s_apimachinery::status::{StatusCause, StatusError};
 use k1s_store::{StoreError, WriteOp};
 use serde_json::{Value, json};
@@ -15,6 +16,11 @@ use crate::body;
 use crate::resources::StrategyKind;
 use crate::response::{ApiError, ApiResult, store_error};
 use crate::strategy;
+
+/// Serialises an object that was not stored (dry-run, no-op).
+fn to_bytes(obj: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(obj).unwrap_or_default())
+}
 
 /// Attempts of a patch whose compare-and-swap lost a race with another writer.
 const PATCH_RETRIES: usize = 8;
@@ -206,13 +212,13 @@ pub async fn create(mut ctx: Ctx, body: Body) -> ApiResult {
     let warnings = crate::schema::check_fields(&ctx, &mut obj, true)?;
     let (code, obj) = create_object(&mut ctx, obj).await?;
     Ok(with_warnings(
-        super::object_response(&ctx, code, &obj),
+        super::raw_response(&ctx, code, obj),
         &warnings,
     ))
 }
 
 /// Creates a decoded object (shared by POST and by server-side apply of a new object).
-pub async fn create_object(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(StatusCode, Value)> {
+pub async fn create_object(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(StatusCode, Bytes)> {
     check_namespace_field(ctx, &mut obj)?;
     let meta = obj["metadata"].as_object_mut().expect("checked");
     for key in [
@@ -268,21 +274,26 @@ pub async fn create_object(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(StatusCo
             k1s_apimachinery::apply::track_update(None, &mut obj, &manager, &api_version, &now());
         }
         if dry_run {
-            return Ok((StatusCode::CREATED, obj));
+            return Ok((StatusCode::CREATED, to_bytes(&obj)));
         }
+        // Only a generated name can be retried; otherwise the object is handed over, not copied.
+        let value = if explicit_name.is_empty() {
+            obj.clone()
+        } else {
+            std::mem::take(&mut obj)
+        };
         match ctx
             .state
             .store()
             .write(WriteOp::Create {
                 key: ctx.key(),
-                value: obj.clone(),
+                value,
             })
             .await
         {
             Ok(r) => {
-                let stored = parse(&r.kv)?;
-                crate::hooks::after_write(&ctx.state, &ctx.res, None, Some(&stored));
-                return Ok((StatusCode::CREATED, stored));
+                crate::hooks::after_write(&ctx.state, &ctx.res, None, false);
+                return Ok((StatusCode::CREATED, r.kv.value));
             }
             Err(StoreError::AlreadyExists) if explicit_name.is_empty() && attempt < 7 => continue,
             Err(e) => return Err(ctx.store_err(e)),
@@ -322,7 +333,7 @@ pub async fn update(ctx: Ctx, body: Body) -> ApiResult {
     }
     let (code, obj) = update_object(&ctx, old, cur.mod_revision, obj).await?;
     Ok(with_warnings(
-        super::object_response(&ctx, code, &obj),
+        super::raw_response(&ctx, code, obj),
         &warnings,
     ))
 }
@@ -333,7 +344,7 @@ pub async fn update_object(
     old: Value,
     old_rev: u64,
     new: Value,
-) -> ApiResult<(StatusCode, Value)> {
+) -> ApiResult<(StatusCode, Bytes)> {
     write_update(ctx, old, old_rev, new, Tracking::Update).await
 }
 
@@ -352,7 +363,7 @@ async fn write_update(
     old_rev: u64,
     mut new: Value,
     tracking: Tracking,
-) -> ApiResult<(StatusCode, Value)> {
+) -> ApiResult<(StatusCode, Bytes)> {
     let sub = ctx.subresource.as_deref();
     if sub == Some("finalize") {
         // namespaces/finalize changes spec.finalizers only.
@@ -378,7 +389,7 @@ async fn write_update(
     }
     crate::alloc::keep_allocations(ctx, &old, &mut new);
     if new == old {
-        return Ok((StatusCode::OK, old));
+        return Ok((StatusCode::OK, to_bytes(&old)));
     }
     if tracking == Tracking::Update {
         let manager = ctx.field_manager();
@@ -397,7 +408,7 @@ async fn write_update(
         );
     }
     if ctx.query.dry_run() {
-        return Ok((StatusCode::OK, new));
+        return Ok((StatusCode::OK, to_bytes(&new)));
     }
     let deleting = new
         .pointer("/metadata/deletionTimestamp")
@@ -422,9 +433,8 @@ async fn write_update(
             })
             .await
             .map_err(|e| ctx.store_err(e))?;
-        let stored = parse(&r.kv)?;
-        crate::hooks::after_write(&ctx.state, &ctx.res, Some(&old), None);
-        return Ok((StatusCode::OK, stored));
+        crate::hooks::after_write(&ctx.state, &ctx.res, Some(&old), true);
+        return Ok((StatusCode::OK, r.kv.value));
     }
     let r = ctx
         .state
@@ -436,9 +446,8 @@ async fn write_update(
         })
         .await
         .map_err(|e| ctx.store_err(e))?;
-    let stored = parse(&r.kv)?;
-    crate::hooks::after_write(&ctx.state, &ctx.res, Some(&old), Some(&stored));
-    Ok((StatusCode::OK, stored))
+    crate::hooks::after_write(&ctx.state, &ctx.res, Some(&old), false);
+    Ok((StatusCode::OK, r.kv.value))
 }
 
 /// Maps a patch failure: malformed input is 400, a patch that does not apply is 422.
@@ -521,7 +530,7 @@ pub async fn patch(mut ctx: Ctx, body: Body) -> ApiResult {
             Err(e) => return Err(e),
             Ok((code, obj)) => {
                 return Ok(with_warnings(
-                    super::object_response(&ctx, code, &obj),
+                    super::raw_response(&ctx, code, obj),
                     &warnings,
                 ));
             }
@@ -570,7 +579,7 @@ async fn apply(
                         .map_err(apply_error)?;
                 let (code, obj) = create_object(ctx, obj).await?;
                 return Ok(with_warnings(
-                    super::object_response(ctx, code, &obj),
+                    super::raw_response(ctx, code, obj),
                     &warnings,
                 ));
             }
@@ -588,7 +597,7 @@ async fn apply(
             Err(e) => return Err(e),
             Ok((code, obj)) => {
                 return Ok(with_warnings(
-                    super::object_response(ctx, code, &obj),
+                    super::raw_response(ctx, code, obj),
                     &warnings,
                 ));
             }
