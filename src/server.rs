@@ -28,6 +28,9 @@ pub struct ServerArgs {
     /// In-memory store and a temporary data dir removed at exit (for CI jobs).
     #[arg(long, env = "K1S_EPHEMERAL")]
     pub ephemeral: bool,
+    /// Range Service ClusterIPs are allocated from; `.1` is the `kubernetes` Service.
+    #[arg(long, env = "K1S_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = k1s_apiserver::state::parse_cidr)]
+    pub service_cidr: (std::net::Ipv4Addr, u8),
     /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
     #[arg(long, env = "K1S_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -121,6 +124,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let config = ApiConfig {
         advertise_address: format!("{url_host}:{}", addr.port()),
+        service_cidr: args.service_cidr,
         ..Default::default()
     };
     let state = AppState::new(store.clone(), config);

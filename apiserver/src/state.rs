@@ -20,11 +20,28 @@ pub struct ApiConfig {
     pub node_port_range: (u16, u16),
 }
 
+/// Parses an IPv4 CIDR such as `10.43.0.0/16` (the address is masked to the network).
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not a CIDR (want e.g. 10.43.0.0/16)"))?;
+    let ip: Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| (8..=30).contains(l))
+        .ok_or_else(|| format!("prefix length {len:?} must be between 8 and 30"))?;
+    let mask = u32::MAX << (32 - u32::from(len));
+    Ok((Ipv4Addr::from(u32::from(ip) & mask), len))
+}
+
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             advertise_address: "127.0.0.1:6443".into(),
-            service_cidr: (Ipv4Addr::new(10, 96, 0, 0), 12),
+            service_cidr: (Ipv4Addr::new(10, 43, 0, 0), 16),
             node_port_range: (30000, 32767),
         }
     }
@@ -98,5 +115,25 @@ impl AppState {
 
     pub fn set_ready(&self) {
         self.0.ready.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(
+            parse_cidr("10.43.0.0/16"),
+            Ok((Ipv4Addr::new(10, 43, 0, 0), 16))
+        );
+        assert_eq!(
+            parse_cidr("10.43.7.9/16"),
+            Ok((Ipv4Addr::new(10, 43, 0, 0), 16))
+        );
+        assert!(parse_cidr("10.43.0.0").is_err());
+        assert!(parse_cidr("10.43.0.0/4").is_err());
+        assert!(parse_cidr("nope/16").is_err());
     }
 }
