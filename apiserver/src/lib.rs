@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod auth;
 pub mod body;
 pub mod bootstrap;
+pub mod client;
 pub mod crd;
 pub mod discovery;
 pub mod hooks;
