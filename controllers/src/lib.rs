@@ -1,0 +1,4 @@
+//! k1s controllers: level-triggered reconcilers driven by informers, writing through the in-process
+//! API client, as kube-controller-manager's controllers do.
+
+pub mod runtime;

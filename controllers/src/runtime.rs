@@ -1,0 +1,287 @@
+//! The machinery every controller shares: informers (list + watch into a cache, with change
+//! notifications) and a de-duplicating work queue with delayed requeues.
+//!
+//! Invariants:
+//! - an [`Informer`]'s cache is a consistent copy of the resource as of some revision; after a watch
+//!   falls behind (410) it relists, replaces the cache and notifies a [`Event::Resync`];
+//! - a key is in a [`WorkQueue`] at most once, and is never handed to two workers at the same time:
+//!   a key added while it is being processed is handed out again after [`WorkQueue::done`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use k1s_apiserver::client::{Change, Client, Gvr};
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+/// `namespace/name`, or `name` for cluster-scoped objects.
+pub type Key = String;
+
+/// The cache key of an object.
+pub fn key_of(obj: &Value) -> Key {
+    let meta = &obj["metadata"];
+    let name = meta["name"].as_str().unwrap_or_default();
+    match meta["namespace"].as_str() {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Splits a key into (namespace, name).
+pub fn split_key(key: &str) -> (Option<&str>, &str) {
+    match key.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, key),
+    }
+}
+
+/// A change an informer saw.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Created or changed; `old` is the previous cached state.
+    Upsert {
+        old: Option<Arc<Value>>,
+        new: Arc<Value>,
+    },
+    /// Deleted; the last state.
+    Delete(Arc<Value>),
+    /// The cache was rebuilt from a fresh list: anything may have changed.
+    Resync,
+}
+
+/// A cached, watched copy of one resource.
+#[derive(Clone)]
+pub struct Informer {
+    pub gvr: Gvr,
+    cache: Arc<RwLock<HashMap<Key, Arc<Value>>>>,
+    events: broadcast::Sender<Event>,
+    synced: watch::Receiver<bool>,
+}
+
+impl Informer {
+    /// Starts listing and watching `gvr` (all namespaces) until `shutdown`.
+    pub fn start(client: Client, gvr: Gvr, shutdown: CancellationToken) -> Informer {
+        let (events, _) = broadcast::channel(4096);
+        let (synced_tx, synced) = watch::channel(false);
+        let informer = Informer {
+            gvr,
+            cache: Arc::default(),
+            events,
+            synced,
+        };
+        let this = informer.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = this.run(client, synced_tx) => {}
+            }
+        });
+        informer
+    }
+
+    async fn run(&self, client: Client, synced: watch::Sender<bool>) {
+        loop {
+            let (items, rv) = match client.list(self.gvr, None, None).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(resource = self.gvr.plural, error = %e.message, "list failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            {
+                let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+                cache.clear();
+                for obj in items {
+                    cache.insert(key_of(&obj), Arc::new(obj));
+                }
+            }
+            let _ = synced.send(true);
+            let _ = self.events.send(Event::Resync);
+            let mut w = match client.watch(self.gvr, None, rv) {
+                Ok(w) => w,
+                Err(_) => continue,
+            };
+            while let Some(change) = w.next().await {
+                let ev = match change {
+                    Err(_) => break, // fell behind: relist
+                    Ok(Change::Added(obj)) | Ok(Change::Modified(obj)) => {
+                        let new = Arc::new(obj);
+                        let old = self
+                            .cache
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key_of(&new), new.clone());
+                        Event::Upsert { old, new }
+                    }
+                    Ok(Change::Deleted(obj)) => {
+                        self.cache
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&key_of(&obj));
+                        Event::Delete(Arc::new(obj))
+                    }
+                };
+                let _ = self.events.send(ev);
+            }
+        }
+    }
+
+    /// Notifications of changes; a receiver that lags should treat it as a [`Event::Resync`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Waits until the first list has filled the cache.
+    pub async fn wait_synced(&self) {
+        let mut s = self.synced.clone();
+        let _ = s.wait_for(|v| *v).await;
+    }
+
+    /// One cached object.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Every cached object, optionally of one namespace.
+    pub fn list(&self, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        cache
+            .values()
+            .filter(|o| namespace.is_none_or(|ns| o["metadata"]["namespace"].as_str() == Some(ns)))
+            .cloned()
+            .collect()
+    }
+
+    /// Every cached key.
+    pub fn keys(&self) -> Vec<Key> {
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    queue: VecDeque<Key>,
+    queued: HashSet<Key>,
+    active: HashSet<Key>,
+    /// Added while active: re-queued on `done`.
+    dirty: HashSet<Key>,
+}
+
+/// A de-duplicating work queue.
+#[derive(Clone, Default)]
+pub struct WorkQueue {
+    state: Arc<Mutex<QueueState>>,
+    notify: Arc<Notify>,
+}
+
+impl WorkQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues `key` unless it is already queued.
+    pub fn add(&self, key: Key) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.active.contains(&key) {
+            s.dirty.insert(key);
+            return;
+        }
+        if s.queued.insert(key.clone()) {
+            s.queue.push_back(key);
+            drop(s);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Queues `key` after `delay`.
+    pub fn add_after(&self, key: Key, delay: Duration) {
+        let q = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            q.add(key);
+        });
+    }
+
+    /// The next key to work on; the caller must call [`WorkQueue::done`] with it.
+    pub async fn next(&self) -> Key {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(key) = s.queue.pop_front() {
+                    s.queued.remove(&key);
+                    s.active.insert(key.clone());
+                    if !s.queue.is_empty() {
+                        self.notify.notify_one();
+                    }
+                    return key;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Marks `key` finished; re-queues it if it was added meanwhile.
+    pub fn done(&self, key: &str) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.active.remove(key);
+        if s.dirty.remove(key) && s.queued.insert(key.to_string()) {
+            s.queue.push_back(key.to_string());
+            drop(s);
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queue_dedups_and_requeues_dirty_keys() {
+        let q = WorkQueue::new();
+        q.add("a".into());
+        q.add("a".into());
+        q.add("b".into());
+        assert_eq!(q.len(), 2);
+        let k = q.next().await;
+        assert_eq!(k, "a");
+        q.add("a".into()); // while active: dirty
+        assert_eq!(q.len(), 1);
+        q.done("a");
+        assert_eq!(q.next().await, "b");
+        assert_eq!(q.next().await, "a");
+    }
+
+    #[test]
+    fn keys() {
+        let o = serde_json::json!({"metadata": {"name": "x", "namespace": "ns"}});
+        assert_eq!(key_of(&o), "ns/x");
+        assert_eq!(split_key("ns/x"), (Some("ns"), "x"));
+        assert_eq!(split_key("node1"), (None, "node1"));
+    }
+}
