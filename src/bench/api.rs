@@ -44,7 +44,12 @@ pub struct ApiArgs {
     #[arg(long)]
     pub bin: Option<PathBuf>,
     /// Scenarios to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "create,throughput,list,watch")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "create,throughput,list,watch"
+    )]
     pub only: Vec<Scenario>,
     /// Sequential creates measured in `create`.
     #[arg(long, default_value_t = 2000)]
@@ -107,7 +112,9 @@ pub async fn run(args: ApiArgs) -> Result<()> {
     let _tmp;
     let ep = if args.spawn {
         let bin = spawn::binary(&args.bin)?;
-        let tmp = tempfile::Builder::new().prefix("k1s-bench-api-").tempdir()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("k1s-bench-api-")
+            .tempdir()?;
         let (server, _) = spawn::start(&bin, tmp.path(), &[]).await?;
         println!(
             "spawned {} server (pid {}) on data dir {} at {}",
@@ -129,7 +136,11 @@ pub async fn run(args: ApiArgs) -> Result<()> {
     let result = scenarios(&args, &ep).await;
     if let Some(server) = spawned {
         if let Ok((rss, hwm)) = server.rss_kib() {
-            println!("server RSS after the run: {} (peak {})", spawn::mib(rss), spawn::mib(hwm));
+            println!(
+                "server RSS after the run: {} (peak {})",
+                spawn::mib(rss),
+                spawn::mib(hwm)
+            );
         }
         server.stop().await?;
     }
@@ -151,7 +162,12 @@ async fn scenarios(args: &ApiArgs, ep: &Endpoint) -> Result<()> {
         .call(Method::GET, "/version", None)
         .await
         .context("the server does not answer /version")?;
-    for s in [Scenario::Create, Scenario::Throughput, Scenario::List, Scenario::Watch] {
+    for s in [
+        Scenario::Create,
+        Scenario::Throughput,
+        Scenario::List,
+        Scenario::Watch,
+    ] {
         if !args.only.contains(&s) {
             continue;
         }
@@ -159,17 +175,32 @@ async fn scenarios(args: &ApiArgs, ep: &Endpoint) -> Result<()> {
             Scenario::Create => {
                 let ns = ensure_namespace(&mut admin, &format!("{base}-c")).await?;
                 let c = CreateClient::new(ep, args.proto, &ns, "s-", &payload).await?;
-                let limit = Limit { ops: args.count, duration: Duration::from_secs(300), warmup: 50 };
+                let limit = Limit {
+                    ops: args.count,
+                    duration: Duration::from_secs(300),
+                    warmup: 50,
+                };
                 let run = drive(vec![c], limit).await?;
-                run.samples.report("create (1 client, sequential)", run.ops, Some(run.wall)).print();
+                run.samples
+                    .report("create (1 client, sequential)", run.ops, Some(run.wall))
+                    .print();
             }
             Scenario::Throughput => {
                 let ns = ensure_namespace(&mut admin, &format!("{base}-c")).await?;
-                let clients = create_clients(ep, args.proto, &ns, "t-", &payload, args.clients).await?;
-                let limit = Limit { ops: args.max_ops, duration: args.duration, warmup: 10 };
+                let clients =
+                    create_clients(ep, args.proto, &ns, "t-", &payload, args.clients).await?;
+                let limit = Limit {
+                    ops: args.max_ops,
+                    duration: args.duration,
+                    warmup: 10,
+                };
                 let run = drive(clients, limit).await?;
                 run.samples
-                    .report(&format!("create ({} clients)", args.clients), run.ops, Some(run.wall))
+                    .report(
+                        &format!("create ({} clients)", args.clients),
+                        run.ops,
+                        Some(run.wall),
+                    )
                     .print();
             }
             Scenario::List => list(args, ep, &mut admin, &format!("{base}-l"), &payload).await?,
@@ -183,7 +214,9 @@ async fn scenarios(args: &ApiArgs, ep: &Endpoint) -> Result<()> {
 pub fn print_header(what: &str) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     println!(
         "k1s bench {what} ({} {}) at unix time {}; {cores} cores, load average {}",
         env!("CARGO_PKG_NAME"),
@@ -197,7 +230,8 @@ pub fn print_header(what: &str) {
 }
 
 async fn ensure_namespace(conn: &mut Conn, name: &str) -> Result<String> {
-    let body = format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
+    let body =
+        format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
     let (status, resp) = conn
         .call_status(Method::POST, "/api/v1/namespaces", Some(Bytes::from(body)))
         .await?;
@@ -222,7 +256,13 @@ struct CreateClient {
 }
 
 impl CreateClient {
-    async fn new(ep: &Endpoint, proto: Proto, ns: &str, prefix: &'static str, payload: &Arc<str>) -> Result<Self> {
+    async fn new(
+        ep: &Endpoint,
+        proto: Proto,
+        ns: &str,
+        prefix: &'static str,
+        payload: &Arc<str>,
+    ) -> Result<Self> {
         Ok(CreateClient {
             conn: ep.connect(proto).await?,
             path: format!("/api/v1/namespaces/{ns}/configmaps"),
@@ -269,16 +309,35 @@ impl Client for ListClient {
     }
 }
 
-async fn list(args: &ApiArgs, ep: &Endpoint, admin: &mut Conn, ns: &str, payload: &Arc<str>) -> Result<()> {
+async fn list(
+    args: &ApiArgs,
+    ep: &Endpoint,
+    admin: &mut Conn,
+    ns: &str,
+    payload: &Arc<str>,
+) -> Result<()> {
     let ns = ensure_namespace(admin, ns).await?;
     let clients = create_clients(ep, args.proto, &ns, "l-", payload, args.clients).await?;
-    let fill = Limit { ops: args.list_objects, duration: Duration::from_secs(600), warmup: 0 };
+    let fill = Limit {
+        ops: args.list_objects,
+        duration: Duration::from_secs(600),
+        warmup: 0,
+    };
     let run = drive(clients, fill).await?;
     if run.ops < args.list_objects {
-        bail!("filled only {} of {} objects within {:?}", run.ops, args.list_objects, fill.duration);
+        bail!(
+            "filled only {} of {} objects within {:?}",
+            run.ops,
+            args.list_objects,
+            fill.duration
+        );
     }
     run.samples
-        .report(&format!("create ({} clients, LIST fill)", args.clients), run.ops, Some(run.wall))
+        .report(
+            &format!("create ({} clients, LIST fill)", args.clients),
+            run.ops,
+            Some(run.wall),
+        )
         .print();
 
     let path = format!("/api/v1/namespaces/{ns}/configmaps");
@@ -290,10 +349,21 @@ async fn list(args: &ApiArgs, ep: &Endpoint, admin: &mut Conn, ns: &str, payload
         .and_then(|i| i.as_array().map(|a| a.len()))
         .ok_or_else(|| anyhow!("the LIST response has no items"))?;
     if items as u64 != args.list_objects {
-        bail!("LIST returned {items} items, expected {}", args.list_objects);
+        bail!(
+            "LIST returned {items} items, expected {}",
+            args.list_objects
+        );
     }
-    let c = ListClient { conn, path, bytes: 0 };
-    let limit = Limit { ops: args.lists, duration: Duration::from_secs(300), warmup: 2 };
+    let c = ListClient {
+        conn,
+        path,
+        bytes: 0,
+    };
+    let limit = Limit {
+        ops: args.lists,
+        duration: Duration::from_secs(300),
+        warmup: 2,
+    };
     let run = drive(vec![c], limit).await?;
     run.samples
         .report(&format!("LIST {items} configmaps"), run.ops, Some(run.wall))
@@ -302,10 +372,18 @@ async fn list(args: &ApiArgs, ep: &Endpoint, admin: &mut Conn, ns: &str, payload
     Ok(())
 }
 
-async fn watch(args: &ApiArgs, ep: &Endpoint, admin: &mut Conn, ns: &str, payload: &Arc<str>) -> Result<()> {
+async fn watch(
+    args: &ApiArgs,
+    ep: &Endpoint,
+    admin: &mut Conn,
+    ns: &str,
+    payload: &Arc<str>,
+) -> Result<()> {
     let ns = ensure_namespace(admin, ns).await?;
     let list_path = format!("/api/v1/namespaces/{ns}/configmaps");
-    let listed = admin.call(Method::GET, &format!("{list_path}?limit=1"), None).await?;
+    let listed = admin
+        .call(Method::GET, &format!("{list_path}?limit=1"), None)
+        .await?;
     let rv = serde_json::from_slice::<serde_json::Value>(&listed)?
         .pointer("/metadata/resourceVersion")
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -319,12 +397,22 @@ async fn watch(args: &ApiArgs, ep: &Endpoint, admin: &mut Conn, ns: &str, payloa
     let mut opening = tokio::task::JoinSet::new();
     for w in 0..args.watchers {
         let mut conn = match args.watch_proto {
-            Proto::Http1 => ep.connect(Proto::Http1).await.with_context(|| format!("watch connection {w}"))?,
+            Proto::Http1 => ep
+                .connect(Proto::Http1)
+                .await
+                .with_context(|| format!("watch connection {w}"))?,
             Proto::Http2 => {
                 if w % args.streams_per_conn.max(1) == 0 {
-                    conns.push(ep.connect(Proto::Http2).await.with_context(|| format!("watch connection for watcher {w}"))?);
+                    conns.push(
+                        ep.connect(Proto::Http2)
+                            .await
+                            .with_context(|| format!("watch connection for watcher {w}"))?,
+                    );
                 }
-                conns.last().and_then(Conn::stream).ok_or_else(|| anyhow!("no HTTP/2 connection"))?
+                conns
+                    .last()
+                    .and_then(Conn::stream)
+                    .ok_or_else(|| anyhow!("no HTTP/2 connection"))?
             }
         };
         let path = watch_path.clone();
@@ -332,7 +420,12 @@ async fn watch(args: &ApiArgs, ep: &Endpoint, admin: &mut Conn, ns: &str, payloa
             let resp = conn.send(Method::GET, &path, None).await?;
             if resp.status() != StatusCode::OK {
                 let status = resp.status();
-                let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 bail!("watch: {status}: {}", snippet(&body));
             }
             // The connection must outlive the stream (HTTP/1.1 owns it here).
@@ -350,8 +443,16 @@ async fn watch(args: &ApiArgs, ep: &Endpoint, admin: &mut Conn, ns: &str, payloa
     println!(
         "opened {} watches over {} {} connections in {:.0} ms",
         args.watchers,
-        if args.watch_proto == Proto::Http2 { conns.len() } else { args.watchers },
-        if args.watch_proto == Proto::Http2 { "HTTP/2" } else { "HTTP/1.1" },
+        if args.watch_proto == Proto::Http2 {
+            conns.len()
+        } else {
+            args.watchers
+        },
+        if args.watch_proto == Proto::Http2 {
+            "HTTP/2"
+        } else {
+            "HTTP/1.1"
+        },
         opened.elapsed().as_secs_f64() * 1e3
     );
 
@@ -362,7 +463,10 @@ async fn watch(args: &ApiArgs, ep: &Endpoint, admin: &mut Conn, ns: &str, payloa
     };
     fanout(&mut creator, args.watchers, args.watch_events, &mut rx)
         .await?
-        .print(&format!("watch delivery ({} watchers)", args.watchers), &proto);
+        .print(
+            &format!("watch delivery ({} watchers)", args.watchers),
+            &proto,
+        );
     readers.abort_all();
     drop(held);
     Ok(())
@@ -378,7 +482,9 @@ async fn read_watch(mut body: hyper::body::Incoming, tx: mpsc::UnboundedSender<S
             Some(Ok(f)) => f,
         };
         let at = Instant::now();
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buf.extend_from_slice(&data);
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=nl).collect();
@@ -389,10 +495,10 @@ async fn read_watch(mut body: hyper::body::Incoming, tx: mpsc::UnboundedSender<S
             if !line.starts_with(br#"{"type":"ADDED""#) {
                 continue;
             }
-            if let Some(idx) = index_after(&line, br#""name":"bw-"#) {
-                if tx.send(Seen::Event(idx, at)).is_err() {
-                    return;
-                }
+            if let Some(idx) = index_after(&line, br#""name":"bw-"#)
+                && tx.send(Seen::Event(idx, at)).is_err()
+            {
+                return;
             }
         }
     };
@@ -402,8 +508,14 @@ async fn read_watch(mut body: hyper::body::Incoming, tx: mpsc::UnboundedSender<S
 /// The decimal number right after the first occurrence of `marker` in `hay`.
 pub fn index_after(hay: &[u8], marker: &[u8]) -> Option<u64> {
     let start = hay.windows(marker.len()).position(|w| w == marker)? + marker.len();
-    let digits = hay[start..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&hay[start..start + digits]).ok()?.parse().ok()
+    let digits = hay[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&hay[start..start + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

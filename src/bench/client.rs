@@ -134,7 +134,13 @@ impl Endpoint {
         })
     }
 
-    fn request(&self, method: Method, path: &str, body: Option<Bytes>, h2: bool) -> Result<Request<Full<Bytes>>> {
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        h2: bool,
+    ) -> Result<Request<Full<Bytes>>> {
         let uri = if h2 {
             format!("{}://{}{path}", self.scheme, self.authority)
         } else {
@@ -186,10 +192,9 @@ where
 }
 
 fn tls_configs(host: &str, creds: &Credentials) -> Result<Tls> {
-    let ca = creds
-        .ca_pem
-        .as_deref()
-        .ok_or_else(|| anyhow!("an https server needs a CA (--ca or the kubeconfig's certificate-authority-data)"))?;
+    let ca = creds.ca_pem.as_deref().ok_or_else(|| {
+        anyhow!("an https server needs a CA (--ca or the kubeconfig's certificate-authority-data)")
+    })?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut &ca[..]) {
         roots
@@ -251,7 +256,12 @@ impl Conn {
     }
 
     /// Sends a request and returns the response head with the body still streaming.
-    pub async fn send(&mut self, method: Method, path: &str, body: Option<Bytes>) -> Result<Response<Incoming>> {
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<Response<Incoming>> {
         let h2 = matches!(self.sender, Sender::H2(_));
         let req = self.endpoint.request(method, path, body, h2)?;
         let resp = match &mut self.sender {
@@ -277,7 +287,12 @@ impl Conn {
     }
 
     /// Like [`Conn::call`] but returns the status instead of failing on it.
-    pub async fn call_status(&mut self, method: Method, path: &str, body: Option<Bytes>) -> Result<(StatusCode, Bytes)> {
+    pub async fn call_status(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes)> {
         let resp = self.send(method, path, body).await?;
         let status = resp.status();
         let body = resp
@@ -318,7 +333,9 @@ impl ServerFlags {
     pub fn endpoint(&self) -> Result<Option<Endpoint>> {
         if let Some(url) = &self.server {
             let ca_pem = match &self.ca {
-                Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+                Some(p) => {
+                    Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
+                }
                 None => None,
             };
             let creds = Credentials {
@@ -406,7 +423,11 @@ pub fn endpoint_from_kubeconfig(path: &Path) -> Result<Endpoint> {
     let kc: Kubeconfig = serde_saphyr::from_str(&text)
         .with_context(|| format!("parsing kubeconfig {}", path.display()))?;
     let ctx = match &kc.current_context {
-        Some(name) => kc.contexts.iter().find(|c| &c.name == name).map(|c| &c.item.context),
+        Some(name) => kc
+            .contexts
+            .iter()
+            .find(|c| &c.name == name)
+            .map(|c| &c.item.context),
         None => kc.contexts.first().map(|c| &c.item.context),
     };
     let cluster = match ctx {
@@ -420,28 +441,37 @@ pub fn endpoint_from_kubeconfig(path: &Path) -> Result<Endpoint> {
     }
     .map(|u| &u.item.user);
     let base = path.parent().unwrap_or(Path::new("."));
-    let data_or_file = |data: &Option<String>, file: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>> {
-        if let Some(d) = data {
-            return STANDARD
-                .decode(d.trim())
-                .map(Some)
-                .with_context(|| format!("{}: {what} is not base64", path.display()));
-        }
-        if let Some(f) = file {
-            let f = base.join(f);
-            return std::fs::read(&f)
-                .map(Some)
-                .with_context(|| format!("reading {}", f.display()));
-        }
-        Ok(None)
-    };
+    let data_or_file =
+        |data: &Option<String>, file: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>> {
+            if let Some(d) = data {
+                return STANDARD
+                    .decode(d.trim())
+                    .map(Some)
+                    .with_context(|| format!("{}: {what} is not base64", path.display()));
+            }
+            if let Some(f) = file {
+                let f = base.join(f);
+                return std::fs::read(&f)
+                    .map(Some)
+                    .with_context(|| format!("reading {}", f.display()));
+            }
+            Ok(None)
+        };
     let c = &cluster.item.cluster;
     let mut creds = Credentials {
-        ca_pem: data_or_file(&c.certificate_authority_data, &c.certificate_authority, "certificate-authority-data")?,
+        ca_pem: data_or_file(
+            &c.certificate_authority_data,
+            &c.certificate_authority,
+            "certificate-authority-data",
+        )?,
         ..Default::default()
     };
     if let Some(u) = user {
-        creds.client_cert_pem = data_or_file(&u.client_certificate_data, &u.client_certificate, "client-certificate-data")?;
+        creds.client_cert_pem = data_or_file(
+            &u.client_certificate_data,
+            &u.client_certificate,
+            "client-certificate-data",
+        )?;
         creds.client_key_pem = data_or_file(&u.client_key_data, &u.client_key, "client-key-data")?;
         creds.token = u.token.clone();
     }

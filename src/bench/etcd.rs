@@ -87,7 +87,9 @@ impl Client for Putter {
             self.payload
         );
         let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(&key), b64(&value));
-        self.conn.call(Method::POST, &self.path, Some(Bytes::from(body))).await?;
+        self.conn
+            .call(Method::POST, &self.path, Some(Bytes::from(body)))
+            .await?;
         Ok(())
     }
 }
@@ -101,7 +103,10 @@ struct Ranger {
 
 impl Client for Ranger {
     async fn op(&mut self, _i: u64) -> Result<()> {
-        let resp = self.conn.call(Method::POST, &self.path, Some(self.body.clone())).await?;
+        let resp = self
+            .conn
+            .call(Method::POST, &self.path, Some(self.body.clone()))
+            .await?;
         let v: serde_json::Value = serde_json::from_slice(&resp).context("etcd range response")?;
         self.count = v
             .get("kvs")
@@ -133,7 +138,11 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
     let put_path = format!("{api}/kv/put");
     let putters = |n: usize, prefix: &str| {
         let ep = ep.clone();
-        let (path, prefix, payload) = (put_path.clone(), format!("{run_id}{prefix}"), payload.clone());
+        let (path, prefix, payload) = (
+            put_path.clone(),
+            format!("{run_id}{prefix}"),
+            payload.clone(),
+        );
         async move {
             let mut v = Vec::with_capacity(n);
             for _ in 0..n.max(1) {
@@ -148,15 +157,41 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
         }
     };
 
-    let run = drive(putters(1, "s/").await?, Limit { ops: args.count, duration: Duration::from_secs(300), warmup: 50 }).await?;
-    run.samples.report("etcd put (1 client, sequential)", run.ops, Some(run.wall)).print();
-
-    let run = drive(putters(args.clients, "t/").await?, Limit { ops: args.max_ops, duration: args.duration, warmup: 10 }).await?;
+    let run = drive(
+        putters(1, "s/").await?,
+        Limit {
+            ops: args.count,
+            duration: Duration::from_secs(300),
+            warmup: 50,
+        },
+    )
+    .await?;
     run.samples
-        .report(&format!("etcd put ({} clients)", args.clients), run.ops, Some(run.wall))
+        .report("etcd put (1 client, sequential)", run.ops, Some(run.wall))
         .print();
 
-    let fill = Limit { ops: args.list_objects, duration: Duration::from_secs(600), warmup: 0 };
+    let run = drive(
+        putters(args.clients, "t/").await?,
+        Limit {
+            ops: args.max_ops,
+            duration: args.duration,
+            warmup: 10,
+        },
+    )
+    .await?;
+    run.samples
+        .report(
+            &format!("etcd put ({} clients)", args.clients),
+            run.ops,
+            Some(run.wall),
+        )
+        .print();
+
+    let fill = Limit {
+        ops: args.list_objects,
+        duration: Duration::from_secs(600),
+        warmup: 0,
+    };
     let run = drive(putters(args.clients, "l/").await?, fill).await?;
     if run.ops < args.list_objects {
         bail!("put only {} of {} keys", run.ops, args.list_objects);
@@ -174,11 +209,25 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
     };
     ranger.op(0).await?;
     if ranger.count != args.list_objects {
-        bail!("range returned {} keys, expected {}", ranger.count, args.list_objects);
+        bail!(
+            "range returned {} keys, expected {}",
+            ranger.count,
+            args.list_objects
+        );
     }
     let n = ranger.count;
-    let run = drive(vec![ranger], Limit { ops: args.lists, duration: Duration::from_secs(300), warmup: 2 }).await?;
-    run.samples.report(&format!("etcd range {n} keys"), run.ops, Some(run.wall)).print();
+    let run = drive(
+        vec![ranger],
+        Limit {
+            ops: args.lists,
+            duration: Duration::from_secs(300),
+            warmup: 2,
+        },
+    )
+    .await?;
+    run.samples
+        .report(&format!("etcd range {n} keys"), run.ops, Some(run.wall))
+        .print();
 
     // Watch fan-out: one HTTP/1.1 connection per watch, each ready once etcd confirmed it.
     let watch_prefix = format!("{run_id}w/");
@@ -191,7 +240,10 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
     let mut opening = tokio::task::JoinSet::new();
     let opened = Instant::now();
     for w in 0..args.watchers {
-        let conn = ep.connect(Proto::Http1).await.with_context(|| format!("watch connection {w}"))?;
+        let conn = ep
+            .connect(Proto::Http1)
+            .await
+            .with_context(|| format!("watch connection {w}"))?;
         let (path, body, tx) = (format!("{api}/watch"), create.clone(), tx.clone());
         opening.spawn(open_watch(conn, path, body, tx));
     }
@@ -211,7 +263,10 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
     fanout(&mut creator, args.watchers, args.watch_events, &mut rx)
         .await
         .context("etcd watch fan-out")?
-        .print(&format!("etcd watch delivery ({} watchers)", args.watchers), "h1 conn each");
+        .print(
+            &format!("etcd watch delivery ({} watchers)", args.watchers),
+            "h1 conn each",
+        );
     readers.abort_all();
     Ok(())
 }
@@ -227,7 +282,11 @@ async fn open_watch(
     let status = resp.status();
     let mut body = resp.into_body();
     if status != StatusCode::OK {
-        let b = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let b = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         bail!("etcd watch: {status}: {}", snippet(&b));
     }
     let mut buf = Vec::new();
@@ -256,7 +315,9 @@ async fn open_watch(
                 Some(Ok(f)) => f,
             };
             let at = Instant::now();
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             buf.extend_from_slice(&data);
             while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=nl).collect();
@@ -286,15 +347,16 @@ fn event_indexes(line: &[u8]) -> Vec<u64> {
     let mut rest = line;
     while let Some(p) = rest.windows(MARK.len()).position(|w| w == MARK) {
         rest = &rest[p + MARK.len()..];
-        let Some(end) = rest.iter().position(|&b| b == b'"') else { break };
-        if let Ok(key) = STANDARD.decode(&rest[..end]) {
-            if let Some(idx) = std::str::from_utf8(&key)
+        let Some(end) = rest.iter().position(|&b| b == b'"') else {
+            break;
+        };
+        if let Ok(key) = STANDARD.decode(&rest[..end])
+            && let Some(idx) = std::str::from_utf8(&key)
                 .ok()
                 .and_then(|k| k.rsplit_once("/bw-"))
                 .and_then(|(_, i)| i.parse().ok())
-            {
-                out.push(idx);
-            }
+        {
+            out.push(idx);
         }
         rest = &rest[end..];
     }
@@ -309,7 +371,8 @@ mod tests {
     fn ranges_and_keys() {
         assert_eq!(prefix_end("/a/w/"), "/a/w0");
         let key = b64("/k1s-bench/1-2/w/bw-17");
-        let line = format!(r#"{{"result":{{"events":[{{"kv":{{"key":"{key}","value":"eA=="}}}}]}}}}"#);
+        let line =
+            format!(r#"{{"result":{{"events":[{{"kv":{{"key":"{key}","value":"eA=="}}}}]}}}}"#);
         assert_eq!(event_indexes(line.as_bytes()), vec![17]);
     }
 }

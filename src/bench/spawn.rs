@@ -56,9 +56,17 @@ pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Serve
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {} server", bin.display()))?;
-    let pid = child.id().ok_or_else(|| anyhow!("the server exited at once"))?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout pipe"))?;
-    let mut stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr pipe"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow!("the server exited at once"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no stdout pipe"))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow!("no stderr pipe"))?;
     // Keep draining stderr so the child never blocks on a full pipe; keep its tail for errors.
     let stderr_tail = tokio::spawn(async move {
         let mut tail = Vec::new();
@@ -96,7 +104,11 @@ pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Serve
                 Ok(Err(e)) => format!("reading its stdout: {e}"),
                 _ => "it exited before it was ready".to_owned(),
             };
-            bail!("k1s server on {}: {why}; stderr:\n{}", data_dir.display(), tail.trim());
+            bail!(
+                "k1s server on {}: {why}; stderr:\n{}",
+                data_dir.display(),
+                tail.trim()
+            );
         }
     };
     // Drain the rest of stdout in the background.
@@ -122,7 +134,13 @@ fn parse_ready_line(line: &str) -> Result<(String, PathBuf, Option<u64>)> {
     let rest = line.split_once(" API ").ok_or_else(bad)?.1;
     let (url, rest) = rest.split_once(" kubeconfig ").ok_or_else(bad)?;
     let (path, ms) = match rest.rsplit_once(" (") {
-        Some((p, ms)) => (p, ms.trim_end_matches(')').trim_end_matches(" ms").parse().ok()),
+        Some((p, ms)) => (
+            p,
+            ms.trim_end_matches(')')
+                .trim_end_matches(" ms")
+                .parse()
+                .ok(),
+        ),
         None => (rest, None),
     };
     Ok((url.to_owned(), PathBuf::from(path), ms))

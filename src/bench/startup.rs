@@ -71,7 +71,8 @@ pub async fn run(args: StartupArgs) -> Result<()> {
         let n = case.readyz.0.len() as u64;
         let rss = case.rss_kib.iter().copied().max().unwrap_or(0);
         let rss_min = case.rss_kib.iter().copied().min().unwrap_or(0);
-        let self_ms = case.self_reported.iter().sum::<u64>() as f64 / case.self_reported.len().max(1) as f64;
+        let self_ms =
+            case.self_reported.iter().sum::<u64>() as f64 / case.self_reported.len().max(1) as f64;
         case.readyz
             .report(&format!("start to /readyz ({name})"), n, None)
             .note(format!(
@@ -101,7 +102,10 @@ impl Case {
         let (status, body) = conn.call_status(Method::GET, "/readyz", None).await?;
         let readyz = started.elapsed();
         if !status.is_success() {
-            bail!("/readyz answered {status} after the ready line: {}", super::client::snippet(&body));
+            bail!(
+                "/readyz answered {status} after the ready line: {}",
+                super::client::snippet(&body)
+            );
         }
         drop(conn);
         self.readyz.push(readyz);
@@ -127,7 +131,11 @@ impl Client for Filler {
             self.payload
         );
         self.conn
-            .call(Method::POST, "/api/v1/namespaces/default/configmaps", Some(body.into()))
+            .call(
+                Method::POST,
+                "/api/v1/namespaces/default/configmaps",
+                Some(body.into()),
+            )
             .await?;
         Ok(())
     }
@@ -140,13 +148,26 @@ async fn fill(bin: &Path, dir: &Path, objects: u64) -> Result<()> {
     let payload: Arc<str> = "x".repeat(128).into();
     let mut clients = Vec::new();
     for _ in 0..32 {
-        clients.push(Filler { conn: ep.connect(Proto::Http1).await?, payload: payload.clone() });
+        clients.push(Filler {
+            conn: ep.connect(Proto::Http1).await?,
+            payload: payload.clone(),
+        });
     }
-    let run = drive(clients, Limit { ops: objects, duration: Duration::from_secs(600), warmup: 0 }).await?;
+    let run = drive(
+        clients,
+        Limit {
+            ops: objects,
+            duration: Duration::from_secs(600),
+            warmup: 0,
+        },
+    )
+    .await?;
     if run.ops < objects {
         bail!("stored only {} of {objects} objects", run.ops);
     }
-    let r: Report = run.samples.report("  (filling: create, 32 clients)", run.ops, Some(run.wall));
+    let r: Report = run
+        .samples
+        .report("  (filling: create, 32 clients)", run.ops, Some(run.wall));
     r.print();
     server.stop().await
 }

@@ -72,7 +72,7 @@ impl Report {
             None => format!("{:>14}", ""),
         };
         println!(
-            "{:<34} n={:<7} p50={:>8} p99={:>8} max={:>8} {rate}{}{}",
+            "{:<38} n={:<7} p50={:>8} p99={:>8} max={:>8} {rate}{}{}",
             self.name,
             self.n,
             ms(self.p50),
@@ -237,15 +237,22 @@ pub async fn fanout<C: Client>(
             measured_start = Instant::now();
         }
         let sent = Instant::now();
-        creator.op(e).await.with_context(|| format!("creating watched object {e}"))?;
+        creator
+            .op(e)
+            .await
+            .with_context(|| format!("creating watched object {e}"))?;
         let responded = Instant::now();
         let mut got = 0usize;
         let mut last = responded;
         let deadline = tokio::time::Instant::now() + FANOUT_TIMEOUT;
         while got < watchers {
-            let seen = tokio::time::timeout_at(deadline, rx.recv()).await.map_err(|_| {
-                anyhow!("only {got} of {watchers} watchers saw object {e} within {FANOUT_TIMEOUT:?}")
-            })?;
+            let seen = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "only {got} of {watchers} watchers saw object {e} within {FANOUT_TIMEOUT:?}"
+                    )
+                })?;
             match seen {
                 Some(Seen::Event(idx, at)) if idx == e => {
                     got += 1;
@@ -258,7 +265,9 @@ pub async fn fanout<C: Client>(
                         from_send.push(at.saturating_duration_since(sent));
                     }
                 }
-                Some(Seen::Event(idx, _)) => bail!("a watcher saw object {idx} while waiting for {e}"),
+                Some(Seen::Event(idx, _)) => {
+                    bail!("a watcher saw object {idx} while waiting for {e}")
+                }
                 Some(Seen::Ended(why)) => bail!("a watch ended: {why}"),
                 None => bail!("all watches ended"),
             }
@@ -283,10 +292,16 @@ impl Fanout {
         let early = self.early;
         self.from_resp
             .report(name, n, Some(self.wall))
-            .note(format!("from the create's response; {early} arrived before it; {note}"))
+            .note(format!(
+                "from the create's response; {early} arrived before it; {note}"
+            ))
             .print();
-        self.from_send.report("  from the create sent", n, None).print();
-        self.last.report("  last watcher per object", self.events, None).print();
+        self.from_send
+            .report("  from the create sent", n, None)
+            .print();
+        self.last
+            .report("  last watcher per object", self.events, None)
+            .print();
     }
 }
 

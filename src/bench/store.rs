@@ -92,7 +92,8 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     };
     println!(
         "store: {}",
-        path.as_ref().map_or("in memory".to_owned(), |p| p.display().to_string())
+        path.as_ref()
+            .map_or("in memory".to_owned(), |p| p.display().to_string())
     );
     let store = tokio::task::spawn_blocking(move || {
         Store::open(StoreConfig {
@@ -112,49 +113,106 @@ pub async fn run(args: StoreArgs) -> Result<()> {
 
     let run = drive(
         vec![writer("bench-c", "s-")],
-        Limit { ops: args.count, duration: Duration::from_secs(300), warmup: 50 },
+        Limit {
+            ops: args.count,
+            duration: Duration::from_secs(300),
+            warmup: 50,
+        },
     )
     .await?;
-    run.samples.report("store write (1 writer, sequential)", run.ops, Some(run.wall)).print();
-
-    let clients = (0..args.clients.max(1)).map(|_| writer("bench-c", "t-")).collect();
-    let run = drive(clients, Limit { ops: args.max_ops, duration: args.duration, warmup: 10 }).await?;
     run.samples
-        .report(&format!("store write ({} writers)", args.clients), run.ops, Some(run.wall))
+        .report(
+            "store write (1 writer, sequential)",
+            run.ops,
+            Some(run.wall),
+        )
         .print();
 
-    let clients = (0..args.clients.max(1)).map(|_| writer("bench-l", "l-")).collect();
-    let fill = Limit { ops: args.list_objects, duration: Duration::from_secs(600), warmup: 0 };
+    let clients = (0..args.clients.max(1))
+        .map(|_| writer("bench-c", "t-"))
+        .collect();
+    let run = drive(
+        clients,
+        Limit {
+            ops: args.max_ops,
+            duration: args.duration,
+            warmup: 10,
+        },
+    )
+    .await?;
+    run.samples
+        .report(
+            &format!("store write ({} writers)", args.clients),
+            run.ops,
+            Some(run.wall),
+        )
+        .print();
+
+    let clients = (0..args.clients.max(1))
+        .map(|_| writer("bench-l", "l-"))
+        .collect();
+    let fill = Limit {
+        ops: args.list_objects,
+        duration: Duration::from_secs(600),
+        warmup: 0,
+    };
     let run = drive(clients, fill).await?;
     if run.ops < args.list_objects {
         bail!("filled only {} of {} objects", run.ops, args.list_objects);
     }
-    let mut lister = Lister { store: store.clone(), items: 0 };
+    let mut lister = Lister {
+        store: store.clone(),
+        items: 0,
+    };
     lister.op(0).await?;
     if lister.items as u64 != args.list_objects {
-        bail!("list returned {} items, expected {}", lister.items, args.list_objects);
+        bail!(
+            "list returned {} items, expected {}",
+            lister.items,
+            args.list_objects
+        );
     }
     let items = lister.items;
-    let run = drive(vec![lister], Limit { ops: args.lists, duration: Duration::from_secs(300), warmup: 2 }).await?;
-    run.samples.report(&format!("store list {items} objects"), run.ops, Some(run.wall)).print();
+    let run = drive(
+        vec![lister],
+        Limit {
+            ops: args.lists,
+            duration: Duration::from_secs(300),
+            warmup: 2,
+        },
+    )
+    .await?;
+    run.samples
+        .report(
+            &format!("store list {items} objects"),
+            run.ops,
+            Some(run.wall),
+        )
+        .print();
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let prefix = "/registry/core/configmaps/bench-w/";
     let from = store.revision();
     let mut readers = tokio::task::JoinSet::new();
     for _ in 0..args.watchers {
-        let mut w = store.watch(prefix, from).map_err(|e| anyhow!("store watch: {e}"))?;
+        let mut w = store
+            .watch(prefix, from)
+            .map_err(|e| anyhow!("store watch: {e}"))?;
         let tx = tx.clone();
         readers.spawn(async move {
             loop {
                 match w.next().await {
                     Some(Ok(ev)) => {
                         let at = Instant::now();
-                        let idx = ev.kv.key.rsplit_once("/bw-").and_then(|(_, i)| i.parse().ok());
-                        if let Some(idx) = idx {
-                            if tx.send(Seen::Event(idx, at)).is_err() {
-                                return;
-                            }
+                        let idx = ev
+                            .kv
+                            .key
+                            .rsplit_once("/bw-")
+                            .and_then(|(_, i)| i.parse().ok());
+                        if let Some(idx) = idx
+                            && tx.send(Seen::Event(idx, at)).is_err()
+                        {
+                            return;
                         }
                     }
                     Some(Err(e)) => {
@@ -174,7 +232,10 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     fanout(&mut creator, args.watchers, args.watch_events, &mut rx)
         .await
         .context("store watch fan-out")?
-        .print(&format!("store watch delivery ({} watchers)", args.watchers), "in process");
+        .print(
+            &format!("store watch delivery ({} watchers)", args.watchers),
+            "in process",
+        );
     readers.abort_all();
     drop(creator);
     let s = store.clone();
