@@ -150,6 +150,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         app,
         shutdown.clone(),
     ));
+    let lifecycle = tokio::spawn(k1s_apiserver::namespace_lifecycle::run(
+        state.clone(),
+        shutdown.clone(),
+    ));
     state.set_ready();
     println!(
         "k1s is ready: API {url} kubeconfig {} ({} ms)",
@@ -166,6 +170,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Ok(Err(e)) => tracing::warn!(error = %e, "server stopped with an error"),
         Err(e) => tracing::warn!(error = %e, "server task failed"),
     }
+    let _ = lifecycle.await;
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.shutdown()).await?;
     Ok(())

@@ -4,6 +4,7 @@
 //! selected as `current-context`. The file holds a private key, so it is created 0600 and replaced
 //! atomically: a concurrent `kubectl` never reads a half-written file.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -125,10 +126,15 @@ pub fn render_kubeconfig(
         }],
         current_context: context_name,
     };
-    Ok(serde_saphyr::to_string(&config)?)
+    // Plain one-line scalars for the long base64 fields, as kubectl itself writes them.
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    Ok(serde_saphyr::to_string_with_options(&config, options)?)
 }
 
 /// Writes the admin kubeconfig to `path` (mode 0600, atomically, parent directories created).
+///
+/// A file that already has exactly this content and mode is left alone.
 pub fn write_kubeconfig(
     path: &Path,
     server_url: &str,
@@ -136,6 +142,13 @@ pub fn write_kubeconfig(
     context_name: &str,
 ) -> Result<(), KubeconfigError> {
     let yaml = render_kubeconfig(server_url, pki, context_name)?;
+    // Most starts would write the same bytes again; skip the fsyncs then.
+    let unchanged = std::fs::metadata(path)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o777 == 0o600)
+        && std::fs::read(path).is_ok_and(|old| old == yaml.as_bytes());
+    if unchanged {
+        return Ok(());
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| KubeconfigError::Io {
             op: "create directory",
@@ -158,7 +171,6 @@ mod tests {
     use crate::tls::{ensure_pki, server_config};
     use axum::Router;
     use axum::routing::get;
-    use std::os::unix::fs::PermissionsExt;
     use tokio_util::sync::CancellationToken;
 
     #[test]
@@ -167,10 +179,21 @@ mod tests {
         let pki = ensure_pki(&tmp.path().join("pki"), &[]).unwrap();
         let path = tmp.path().join("a/b/kubeconfig");
         write_kubeconfig(&path, "https://127.0.0.1:6443", &pki, "k1s").unwrap();
-        // Overwriting works too (rename over the old file).
+        // Unchanged: left alone (same inode). Changed: replaced by rename (new inode).
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let before = inode(&path);
+        write_kubeconfig(&path, "https://127.0.0.1:6443", &pki, "k1s").unwrap();
+        assert_eq!(inode(&path), before);
+        write_kubeconfig(&path, "https://127.0.0.1:6444", &pki, "k1s").unwrap();
+        assert_ne!(inode(&path), before);
         write_kubeconfig(&path, "https://127.0.0.1:6443", &pki, "k1s").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\n    certificate-authority-data: LS0t"),
+            "{text}"
+        );
 
         let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("k1s"));
@@ -195,7 +218,7 @@ mod tests {
 
     /// The real client path: a `kube::Client` built from the written kubeconfig, over TLS with
     /// the admin client certificate.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kube_client_from_kubeconfig() {
         let tmp = tempfile::tempdir().unwrap();
         let pki = ensure_pki(&tmp.path().join("pki"), &[]).unwrap();
@@ -204,7 +227,13 @@ mod tests {
         let path = tmp.path().join("kubeconfig");
         write_kubeconfig(&path, &url, &pki, "k1s").unwrap();
 
-        let auth = Authenticator::new(vec![]);
+        let auth = Authenticator::new(vec![(
+            pki.admin_token.clone(),
+            User {
+                name: "k1s-admin".into(),
+                groups: vec!["system:masters".into()],
+            },
+        )]);
         let app = Router::new()
             .route(
                 "/version",
@@ -240,6 +269,52 @@ mod tests {
             .body(Vec::new())
             .unwrap();
         assert_eq!(client.request_text(req).await.unwrap(), "k1s-admin");
+
+        // Stock kubectl (Go's TLS stack) accepts the same kubeconfig, client cert and token.
+        if std::path::Path::new("/usr/bin/kubectl").exists() {
+            let kubectl = |args: &[&str]| {
+                let out = std::process::Command::new("/usr/bin/kubectl")
+                    .env("HOME", tmp.path())
+                    .args(args)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr);
+                (out.status.success(), text)
+            };
+            let kc = path.to_str().unwrap();
+            let (ok, text) = tokio::task::block_in_place(|| {
+                kubectl(&["--kubeconfig", kc, "get", "--raw", "/whoami"])
+            });
+            assert!(ok, "{text}");
+            assert_eq!(text, "k1s-admin");
+
+            let empty = tmp.path().join("empty");
+            std::fs::write(&empty, "").unwrap();
+            let ca = tmp.path().join("pki/ca.crt");
+            let with_token = |token: &str| {
+                let args = [
+                    "--kubeconfig",
+                    empty.to_str().unwrap(),
+                    "--server",
+                    &url,
+                    "--certificate-authority",
+                    ca.to_str().unwrap(),
+                    "--token",
+                    token,
+                    "get",
+                    "--raw",
+                    "/whoami",
+                ];
+                tokio::task::block_in_place(|| kubectl(&args))
+            };
+            let (ok, text) = with_token(&pki.admin_token);
+            assert!(ok, "{text}");
+            assert_eq!(text, "k1s-admin");
+            let (ok, text) = with_token("wrong");
+            assert!(!ok);
+            assert!(text.contains("Unauthorized"), "{text}");
+        }
 
         shutdown.cancel();
         task.await.unwrap().unwrap();

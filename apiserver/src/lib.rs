@@ -9,6 +9,7 @@ pub mod crd;
 pub mod discovery;
 pub mod hooks;
 pub mod kubeconfig;
+pub mod namespace_lifecycle;
 pub mod openapi;
 pub mod openapi_serve;
 pub mod printers;

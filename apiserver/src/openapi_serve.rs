@@ -95,7 +95,7 @@ pub fn schema_index(
     }
     let (_, bytes) = cached(state, group, version)?;
     let doc: Value = serde_json::from_slice(&bytes).ok()?;
-    let index = Arc::new(openapi::SchemaIndex::new(&doc));
+    let index = Arc::new(openapi::SchemaIndex::from_document(&doc));
     state
         .0
         .schema_cache
@@ -136,4 +136,37 @@ pub fn document(state: &AppState, path: &str) -> ApiResult {
         HeaderValue::from_static("public, immutable"),
     );
     Ok(resp)
+}
+
+/// `/openapi/v2`: k1s describes its API in OpenAPI v3; v2 is an empty document (no definitions), which
+/// tells kubectl to skip client-side validation for kinds it cannot find in v3 (as it does upstream for
+/// unknown kinds), instead of failing on a 404.
+pub fn v2(headers: &axum::http::HeaderMap) -> Response {
+    const PROTO: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if accept.contains("protobuf") {
+        // openapi_v2.Document { swagger = 1: "2.0", info = 2: Info { title = 1, version = 2 } }
+        let field = |tag: u8, bytes: &[u8]| -> Vec<u8> {
+            let mut out = vec![(tag << 3) | 2, bytes.len() as u8];
+            out.extend_from_slice(bytes);
+            out
+        };
+        let mut info = field(1, b"Kubernetes");
+        info.extend(field(2, crate::router::GIT_VERSION.as_bytes()));
+        let mut doc = field(1, b"2.0");
+        doc.extend(field(2, &info));
+        let mut resp = Response::new(axum::body::Body::from(doc));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROTO));
+        return resp;
+    }
+    crate::response::ok(&serde_json::json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": crate::router::GIT_VERSION},
+        "paths": {},
+        "definitions": {},
+    }))
 }

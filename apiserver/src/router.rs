@@ -71,7 +71,7 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         }
         Route::OpenApiIndex if read_only => Ok(openapi_serve::index(&state)),
         Route::OpenApiDoc(path) if read_only => openapi_serve::document(&state, &path),
-        Route::OpenApiV2 if read_only => Err(ApiError(crate::response::openapi_v2_not_served())),
+        Route::OpenApiV2 if read_only => Ok(openapi_serve::v2(&parts.headers)),
         Route::Resource(path) => {
             rest::handle(state, method, path, query, parts.headers, user, body).await
         }

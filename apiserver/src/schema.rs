@@ -11,7 +11,9 @@ use crate::rest::Ctx;
 
 /// Checks `obj` against its schema; returns warnings to send (Warn mode), or a 400 under Strict.
 /// Unknown fields are dropped in every mode, as upstream does.
-pub fn check_fields(ctx: &Ctx, obj: &mut Value) -> ApiResult<Vec<String>> {
+/// `decoded_body` is true when `obj` is a request body decoded as the object (create, update), whose
+/// strict errors upstream's codec prefixes with the kind.
+pub fn check_fields(ctx: &Ctx, obj: &mut Value, decoded_body: bool) -> ApiResult<Vec<String>> {
     let mode = ctx.query.get("fieldValidation").unwrap_or("Warn");
     if !matches!(mode, "Strict" | "Warn" | "Ignore") {
         return Err(ApiError(StatusError::bad_request(&format!(
@@ -32,10 +34,8 @@ pub fn check_fields(ctx: &Ctx, obj: &mut Value) -> ApiResult<Vec<String>> {
             None => return Ok(Vec::new()),
         },
     };
-    let unknown = index.unknown_fields(&name, obj);
-    if !unknown.is_empty() {
-        index.prune(&name, obj);
-    }
+    // Pruning reports what it dropped: those are the unknown fields.
+    let unknown = index.prune(&name, obj);
     if res.strategy == StrategyKind::Custom {
         index.default(&name, obj);
     }
@@ -44,10 +44,16 @@ pub fn check_fields(ctx: &Ctx, obj: &mut Value) -> ApiResult<Vec<String>> {
         .map(|f| format!("unknown field {f:?}"))
         .collect();
     match mode {
-        "Strict" if !msgs.is_empty() => Err(ApiError(StatusError::bad_request(&format!(
-            "strict decoding error: {}",
-            msgs.join(", ")
-        )))),
+        "Strict" if !msgs.is_empty() => {
+            let strict = format!("strict decoding error: {}", msgs.join(", "));
+            let message = if decoded_body {
+                let (kind, version) = (&res.kind, &res.version);
+                format!("{kind} in version {version:?} cannot be handled as a {kind}: {strict}")
+            } else {
+                strict
+            };
+            Err(ApiError(StatusError::bad_request(message)))
+        }
         "Warn" => Ok(msgs),
         _ => Ok(Vec::new()),
     }

@@ -153,13 +153,7 @@ impl Pki {
         sans: &[String],
         server: bool,
     ) -> Result<(String, String)> {
-        let ca_key = parse_key_pair(&self.ca_key_pem, "CA key")?;
-        let issuer = Issuer::from_ca_cert_pem(&self.ca_cert_pem, ca_key).map_err(|source| {
-            TlsError::Generate {
-                what: "CA issuer",
-                source,
-            }
-        })?;
+        let issuer = ca_issuer(&self.ca_cert_pem, &self.ca_key_pem)?;
         let sans = sans
             .iter()
             .map(|s| parse_san(s))
@@ -203,13 +197,14 @@ pub fn ensure_pki(dir: &Path, sans: &[String]) -> Result<Pki> {
         }
     };
     let ca_fresh = loaded_ca.is_none();
+    // Everything new is written at the end in one batch (one round of fsyncs).
+    let mut pending = Pending::default();
     let (ca_cert_pem, ca_key_pem) = match loaded_ca {
         Some(ca) => ca,
         None => {
-            let (cert, key) = generate_ca(now)?;
-            write_file(&dir.join(CA_KEY), key.as_bytes(), 0o600)?;
-            write_file(&dir.join(CA_CERT), cert.as_bytes(), 0o644)?;
-            (cert, key)
+            let pair = generate_ca(now)?;
+            pending.pair(dir, CA_CERT, CA_KEY, &pair);
+            pair
         }
     };
     let ca_ski = key_identifier(&ca_cert_pem)?;
@@ -223,50 +218,37 @@ pub fn ensure_pki(dir: &Path, sans: &[String]) -> Result<Pki> {
         .filter(|(cert, key)| leaf_usable(cert, key, &ca_ski, now, "admin", |_| true));
 
     // Parsing the CA key costs more than the rest of a load, so only do it to issue.
-    let issuer = if server.is_none() || admin.is_none() {
-        let key = parse_key_pair(&ca_key_pem, "CA key")?;
-        Some(
-            Issuer::from_ca_cert_pem(&ca_cert_pem, key).map_err(|source| TlsError::Generate {
-                what: "CA issuer",
-                source,
-            })?,
-        )
-    } else {
-        None
-    };
-
-    let (server_cert_pem, server_key_pem) = match (server, &issuer) {
-        (Some(pair), _) => pair,
-        (None, Some(issuer)) => {
+    let mut issuer = None;
+    let (server_cert_pem, server_key_pem) = match server {
+        Some(pair) => pair,
+        None => {
             let pair = issue_leaf(
-                issuer,
+                lazy_issuer(&mut issuer, &ca_cert_pem, &ca_key_pem)?,
                 SERVER_COMMON_NAME,
                 &[],
                 &want_sans,
                 ExtendedKeyUsagePurpose::ServerAuth,
                 "serving certificate",
             )?;
-            write_pair(dir, SERVER_CERT, SERVER_KEY, &pair)?;
+            pending.pair(dir, SERVER_CERT, SERVER_KEY, &pair);
             tracing::info!(dir = %dir.display(), "issued API server serving certificate");
             pair
         }
-        (None, None) => unreachable!("issuer is built whenever a leaf is missing"),
     };
-    let (admin_cert_pem, admin_key_pem) = match (admin, &issuer) {
-        (Some(pair), _) => pair,
-        (None, Some(issuer)) => {
+    let (admin_cert_pem, admin_key_pem) = match admin {
+        Some(pair) => pair,
+        None => {
             let pair = issue_leaf(
-                issuer,
+                lazy_issuer(&mut issuer, &ca_cert_pem, &ca_key_pem)?,
                 ADMIN_USER,
                 &[ADMIN_GROUP],
                 &BTreeSet::new(),
                 ExtendedKeyUsagePurpose::ClientAuth,
                 "admin certificate",
             )?;
-            write_pair(dir, ADMIN_CERT, ADMIN_KEY, &pair)?;
+            pending.pair(dir, ADMIN_CERT, ADMIN_KEY, &pair);
             pair
         }
-        (None, None) => unreachable!("issuer is built whenever a leaf is missing"),
     };
 
     let token_path = dir.join(ADMIN_TOKEN);
@@ -274,10 +256,11 @@ pub fn ensure_pki(dir: &Path, sans: &[String]) -> Result<Pki> {
         Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
         _ => {
             let token = random_token();
-            write_file(&token_path, token.as_bytes(), 0o600)?;
+            pending.file(token_path, &token, 0o600);
             token
         }
     };
+    pending.write()?;
 
     Ok(Pki {
         dir: dir.to_owned(),
@@ -322,34 +305,118 @@ pub fn server_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>> {
 
 /// Writes `contents` to `path` atomically, creating the file with `mode` from the start.
 ///
-/// The data goes to a temporary sibling created with `O_EXCL` and `mode`, is fsynced, and then
-/// renamed over `path`; readers see either the old or the new file, never a partial one.
+/// See [`write_all_atomic`].
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
+    write_all_atomic(&[(path, contents, mode)])
+}
+
+/// Writes several files, each atomically, creating each with its mode from the start.
+///
+/// Every file's data goes to a temporary sibling created with `O_EXCL` and the mode; all of them
+/// are fsynced concurrently (the file system folds concurrent fsyncs into one journal commit,
+/// which is what makes first start-up fast), then renamed over their targets, and the
+/// directories are fsynced. Readers see each file old or new, never partial; a crash between two
+/// renames can leave some files old and some new, which [`ensure_pki`] detects and repairs.
+pub(crate) fn write_all_atomic(files: &[(&Path, &[u8], u32)]) -> io::Result<()> {
+    let mut temps = Vec::with_capacity(files.len());
+    let result = (|| {
+        let mut opened = Vec::with_capacity(files.len());
+        for (path, contents, mode) in files {
+            let tmp = temp_path(path)?;
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(*mode)
+                .open(&tmp)?;
+            temps.push(tmp);
+            file.write_all(contents)?;
+            opened.push(file);
+        }
+        sync_all_concurrently(&opened)?;
+        drop(opened);
+        let mut dirs = BTreeSet::new();
+        for ((path, _, _), tmp) in files.iter().zip(&temps) {
+            fs::rename(tmp, path)?;
+            dirs.insert(parent_dir(path));
+        }
+        temps.clear();
+        for dir in dirs {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    for tmp in &temps {
+        let _ = fs::remove_file(tmp);
+    }
+    result
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
+    }
+}
+
+fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp-{:016x}", rand::random::<u64>()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    Ok(parent_dir(path).join(tmp_name))
+}
+
+fn sync_all_concurrently(files: &[fs::File]) -> io::Result<()> {
+    match files {
+        [] => Ok(()),
+        [one] => one.sync_all(),
+        many => std::thread::scope(|scope| {
+            let handles: Vec<_> = many
+                .iter()
+                .map(|f| scope.spawn(move || f.sync_all()))
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")))
+            })
+        }),
     }
-    result
+}
+
+/// Files [`ensure_pki`] has yet to write.
+#[derive(Default)]
+struct Pending {
+    files: Vec<(PathBuf, String, u32)>,
+}
+
+impl Pending {
+    fn file(&mut self, path: PathBuf, contents: &str, mode: u32) {
+        self.files.push((path, contents.to_owned(), mode));
+    }
+
+    /// A certificate (public) and its key (0600).
+    fn pair(&mut self, dir: &Path, cert: &str, key: &str, pair: &(String, String)) {
+        self.file(dir.join(key), &pair.1, 0o600);
+        self.file(dir.join(cert), &pair.0, 0o644);
+    }
+
+    fn write(self) -> Result<()> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<_> = self
+            .files
+            .iter()
+            .map(|(p, c, m)| (p.as_path(), c.as_bytes(), *m))
+            .collect();
+        write_all_atomic(&files).map_err(|source| TlsError::Io {
+            op: "write",
+            path: self.files[0].0.parent().unwrap_or(Path::new("")).to_owned(),
+            source,
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,6 +594,28 @@ fn issue_leaf(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
+/// The cluster CA as an rcgen issuer.
+fn ca_issuer(cert_pem: &str, key_pem: &str) -> Result<Issuer<'static, KeyPair>> {
+    let key = parse_key_pair(key_pem, "CA key")?;
+    Issuer::from_ca_cert_pem(cert_pem, key).map_err(|source| TlsError::Generate {
+        what: "CA issuer",
+        source,
+    })
+}
+
+/// The issuer in `slot`, built from the CA on first use.
+fn lazy_issuer<'s>(
+    slot: &'s mut Option<Issuer<'static, KeyPair>>,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<&'s Issuer<'static, KeyPair>> {
+    let issuer = match slot.take() {
+        Some(issuer) => issuer,
+        None => ca_issuer(cert_pem, key_pem)?,
+    };
+    Ok(slot.insert(issuer))
+}
+
 fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
@@ -682,21 +771,6 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
             source,
         }),
     }
-}
-
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    write_atomic(path, contents, mode).map_err(|source| TlsError::Io {
-        op: "write",
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Writes a key then its certificate, so a crash between the two leaves a mismatch that the
-/// next start detects (key check) rather than a certificate for a lost key.
-fn write_pair(dir: &Path, cert: &str, key: &str, pair: &(String, String)) -> Result<()> {
-    write_file(&dir.join(key), pair.1.as_bytes(), 0o600)?;
-    write_file(&dir.join(cert), pair.0.as_bytes(), 0o644)
 }
 
 #[cfg(test)]

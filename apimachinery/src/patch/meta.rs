@@ -33,6 +33,12 @@ pub struct FieldPatchMeta {
 pub trait PatchMeta: Send + Sync {
     /// Metadata of the field at `path` (e.g. `["spec","template","spec","containers"]`).
     fn lookup(&self, path: &[&str]) -> FieldPatchMeta;
+
+    /// Whether the map at `path` is atomic for server-side apply (`x-kubernetes-map-type:
+    /// atomic`, e.g. label selectors): it is owned and replaced as a whole.
+    fn is_atomic(&self, _path: &[&str]) -> bool {
+        false
+    }
 }
 
 /// Metadata for objects without a schema-declared strategy (custom resources): lists are atomic.
@@ -58,6 +64,8 @@ pub struct FieldRow {
     pub merge_key: Option<&'static str>,
     /// `x-kubernetes-patch-strategy` (`""` when none).
     pub strategy: &'static str,
+    /// The value is an atomic map/struct (`x-kubernetes-map-type: atomic`).
+    pub atomic: bool,
 }
 
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
@@ -80,6 +88,18 @@ const fn row(
         child,
         merge_key,
         strategy,
+        atomic: false,
+    }
+}
+
+const fn atomic(definition: &'static str, property: &'static str) -> FieldRow {
+    FieldRow {
+        definition,
+        property,
+        child: None,
+        merge_key: None,
+        strategy: "",
+        atomic: true,
     }
 }
 
@@ -143,6 +163,7 @@ pub static FIELDS: &[FieldRow] = &[
         "merge,retainKeys",
     ),
     merge(POD_SPEC, "schedulingGates", "name"),
+    atomic(POD_SPEC, "nodeSelector"),
     merge(CONTAINER, "ports", "containerPort"),
     merge(CONTAINER, "env", "name"),
     merge(CONTAINER, "volumeMounts", "mountPath"),
@@ -194,6 +215,8 @@ pub static FIELDS: &[FieldRow] = &[
         "io.k8s.api.core.v1.ServiceStatus",
     ),
     merge("io.k8s.api.core.v1.ServiceSpec", "ports", "port"),
+    atomic("io.k8s.api.core.v1.ServiceSpec", "selector"),
+    atomic("io.k8s.api.core.v1.ReplicationControllerSpec", "selector"),
     merge("io.k8s.api.core.v1.ServiceStatus", "conditions", "type"),
     nest(
         "io.k8s.api.core.v1.Node",
@@ -232,6 +255,10 @@ pub static FIELDS: &[FieldRow] = &[
     ),
     merge("io.k8s.api.core.v1.ServiceAccount", "secrets", "name"),
     // apps/v1
+    atomic("io.k8s.api.apps.v1.DeploymentSpec", "selector"),
+    atomic("io.k8s.api.apps.v1.ReplicaSetSpec", "selector"),
+    atomic("io.k8s.api.apps.v1.StatefulSetSpec", "selector"),
+    atomic("io.k8s.api.apps.v1.DaemonSetSpec", "selector"),
     nest(
         "io.k8s.api.apps.v1.Deployment",
         "spec",
@@ -311,6 +338,7 @@ pub static FIELDS: &[FieldRow] = &[
         "io.k8s.api.batch.v1.JobStatus",
     ),
     nest(JOB_SPEC, "template", POD_TEMPLATE_SPEC),
+    atomic(JOB_SPEC, "selector"),
     merge("io.k8s.api.batch.v1.JobStatus", "conditions", "type"),
     nest(
         "io.k8s.api.batch.v1.CronJob",
@@ -401,20 +429,24 @@ fn find(definition: &str, property: &str) -> Option<&'static FieldRow> {
         .find(|r| r.definition == definition && r.property == property)
 }
 
-impl PatchMeta for BuiltinPatchMeta {
-    fn lookup(&self, path: &[&str]) -> FieldPatchMeta {
-        let Some((last, parents)) = path.split_last() else {
-            return FieldPatchMeta::default();
-        };
+impl BuiltinPatchMeta {
+    fn row(&self, path: &[&str]) -> Option<&'static FieldRow> {
+        let (last, parents) = path.split_last()?;
         let mut def: &str = &self.root;
         for (i, seg) in parents.iter().enumerate() {
             def = match find(def, seg).and_then(|r| r.child) {
                 Some(c) => c,
                 None if i == 0 && *seg == "metadata" => OBJECT_META,
-                None => return FieldPatchMeta::default(),
+                None => return None,
             };
         }
-        match find(def, last) {
+        find(def, last)
+    }
+}
+
+impl PatchMeta for BuiltinPatchMeta {
+    fn lookup(&self, path: &[&str]) -> FieldPatchMeta {
+        match self.row(path) {
             Some(r) => FieldPatchMeta {
                 merge_key: r.merge_key,
                 strategy: Strategy {
@@ -425,6 +457,19 @@ impl PatchMeta for BuiltinPatchMeta {
             None => FieldPatchMeta::default(),
         }
     }
+
+    fn is_atomic(&self, path: &[&str]) -> bool {
+        self.row(path).is_some_and(|r| r.atomic)
+    }
+}
+
+/// Properties of `definition` whose value is an atomic map (`x-kubernetes-map-type: atomic`).
+pub fn atomic_properties_for_definition(definition: &str) -> Vec<&'static str> {
+    FIELDS
+        .iter()
+        .filter(|r| r.definition == definition && r.atomic)
+        .map(|r| r.property)
+        .collect()
 }
 
 /// Patch metadata of a built-in kind (unknown kinds still get `metadata` handling).
@@ -509,6 +554,9 @@ mod tests {
         for (meta, path, want) in cases {
             assert_eq!(meta.lookup(path), want, "{path:?}");
         }
+        assert!(dep.is_atomic(&["spec", "selector"]));
+        assert!(dep.is_atomic(&["spec", "template", "spec", "nodeSelector"]));
+        assert!(!dep.is_atomic(&["spec", "template"]));
         let svc = builtin_patch_meta("", "Service");
         assert_eq!(svc.lookup(&["spec", "ports"]).merge_key, Some("port"));
     }

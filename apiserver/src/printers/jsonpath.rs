@@ -163,12 +163,12 @@ impl Parser<'_> {
     fn ident(&mut self) -> String {
         let mut name = String::new();
         while let Some(c) = self.peek() {
-            if c == '\\' {
-                if let Some(next) = self.chars.get(self.pos + 1).copied() {
-                    name.push(next);
-                    self.pos += 2;
-                    continue;
-                }
+            if c == '\\'
+                && let Some(next) = self.chars.get(self.pos + 1).copied()
+            {
+                name.push(next);
+                self.pos += 2;
+                continue;
             }
             if !is_ident_char(c) {
                 break;

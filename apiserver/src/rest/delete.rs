@@ -113,6 +113,11 @@ pub async fn delete(ctx: Ctx, body: Body) -> ApiResult {
     Ok(super::object_response(&ctx, code, &obj))
 }
 
+/// Deletes one object with default options (Background propagation), as an internal client would.
+pub async fn delete_object(ctx: &Ctx) -> ApiResult<(StatusCode, Value)> {
+    delete_one(ctx, &DeleteOptions::default()).await
+}
+
 async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, Value)> {
     for _ in 0..8 {
         let cur = ctx.load()?;

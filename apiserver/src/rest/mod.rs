@@ -9,7 +9,8 @@ mod scale;
 mod watch;
 mod write;
 
-pub use write::create_object;
+pub use delete::delete_object;
+pub use write::{create_object, update_object};
 
 use std::sync::Arc;
 

@@ -83,7 +83,8 @@ async fn set_replicas(ctx: &Ctx, replicas: Value, rv: Option<String>) -> ApiResu
         res: ctx.res.clone(),
         namespace: ctx.namespace.clone(),
         name: ctx.name.clone(),
-        subresource: None,
+        // Written like a main-resource update, but recorded as the `scale` subresource's manager.
+        subresource: Some("scale".into()),
         query: ctx.query.clone(),
         headers: ctx.headers.clone(),
         user: ctx.user.clone(),

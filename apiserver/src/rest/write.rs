@@ -203,7 +203,7 @@ pub async fn create(mut ctx: Ctx, body: Body) -> ApiResult {
     let bytes = body::read(body).await?;
     let mut obj = body::decode_object(&ctx.headers, &bytes)?;
     check_type_meta(&ctx, &mut obj)?;
-    let warnings = crate::schema::check_fields(&ctx, &mut obj)?;
+    let warnings = crate::schema::check_fields(&ctx, &mut obj, true)?;
     let (code, obj) = create_object(&mut ctx, obj).await?;
     Ok(with_warnings(
         super::object_response(&ctx, code, &obj),
@@ -294,7 +294,7 @@ pub async fn update(ctx: Ctx, body: Body) -> ApiResult {
     let bytes = body::read(body).await?;
     let mut obj = body::decode_object(&ctx.headers, &bytes)?;
     check_type_meta(&ctx, &mut obj)?;
-    let warnings = crate::schema::check_fields(&ctx, &mut obj)?;
+    let warnings = crate::schema::check_fields(&ctx, &mut obj, true)?;
     let body_name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -362,12 +362,18 @@ pub async fn update_object(
         return Ok((StatusCode::OK, old));
     }
     let manager = ctx.field_manager();
-    k1s_apimachinery::apply::track_update(
+    let tracked_sub = sub
+        .filter(|s| matches!(*s, "status" | "scale"))
+        .unwrap_or_default();
+    let meta = k1s_apimachinery::patch::builtin_patch_meta(&ctx.res.group, &ctx.res.kind);
+    k1s_apimachinery::apply::track_update_subresource(
         Some(&old),
         &mut new,
         &manager,
         &ctx.res.api_version(),
+        tracked_sub,
         &now(),
+        meta.as_ref(),
     );
     if ctx.query.dry_run() {
         return Ok((StatusCode::OK, new));
@@ -470,7 +476,7 @@ pub async fn patch(mut ctx: Ctx, body: Body) -> ApiResult {
         if ctx.res.namespaced {
             new["metadata"]["namespace"] = old["metadata"]["namespace"].clone();
         }
-        warnings = crate::schema::check_fields(&ctx, &mut new)?;
+        warnings = crate::schema::check_fields(&ctx, &mut new, false)?;
         let pinned = new
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -533,14 +539,14 @@ async fn apply(
         )));
     };
     let force = ctx.query.flag("force");
-    let warnings = crate::schema::check_fields(ctx, &mut applied)?;
+    let warnings = crate::schema::check_fields(ctx, &mut applied, false)?;
     for attempt in 0..PATCH_RETRIES {
         let cur = match ctx.state.store().get(&ctx.key()).map_err(store_error)? {
             Some(kv) => kv,
             None => {
                 let obj =
                     k1s_apimachinery::apply::apply(None, &applied, &manager, force, meta, &now())
-                        .map_err(|e| apply_error(ctx, e))?;
+                        .map_err(apply_error)?;
                 let (code, obj) = create_object(ctx, obj).await?;
                 return Ok(with_warnings(
                     super::object_response(ctx, code, &obj),
@@ -551,7 +557,7 @@ async fn apply(
         let old = parse(&cur)?;
         let new =
             k1s_apimachinery::apply::apply(Some(&old), &applied, &manager, force, meta, &now())
-                .map_err(|e| apply_error(ctx, e))?;
+                .map_err(apply_error)?;
         match update_object(ctx, old, cur.mod_revision, new).await {
             Err(ApiError(e))
                 if e.code == 409 && e.reason == "Conflict" && attempt + 1 < PATCH_RETRIES =>
@@ -570,12 +576,8 @@ async fn apply(
     Err(ctx.store_err(StoreError::Conflict { current: 0 }))
 }
 
-fn apply_error(_ctx: &Ctx, e: k1s_apimachinery::apply::ApplyError) -> ApiError {
-    use k1s_apimachinery::apply::ApplyError as A;
-    match e {
-        A::Conflicts(_) => ApiError(StatusError::new(409, "Conflict", e.to_string())),
-        other => ApiError(StatusError::bad_request(other.to_string())),
-    }
+fn apply_error(e: k1s_apimachinery::apply::ApplyError) -> ApiError {
+    ApiError(e.to_status())
 }
 
 /// `POST pods/<name>/binding`: assigns a pod to a node, once.

@@ -155,7 +155,7 @@ pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource:
             }
         }
     }
-    if has_generation(res) && subresource.is_none() && spec_part(old) != spec_part(new) {
+    if has_generation(res) && subresource != Some("status") && spec_part(old) != spec_part(new) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         new["metadata"]["generation"] = json!(generation);
     }

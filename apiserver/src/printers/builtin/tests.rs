@@ -530,7 +530,7 @@ fn misc_cells() {
         builtin_cells("networking.k8s.io", "Ingress", &ing, now())[1..5],
         [
             json!("<none>"),
-            json!("a,b + 2 more..."),
+            json!("a,b,c + 2 more..."),
             json!(""),
             json!("80, 443")
         ]
