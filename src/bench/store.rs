@@ -95,6 +95,7 @@ pub async fn run(args: StoreArgs) -> Result<()> {
         path.as_ref()
             .map_or("in memory".to_owned(), |p| p.display().to_string())
     );
+    let path2 = path.clone();
     let store = tokio::task::spawn_blocking(move || {
         Store::open(StoreConfig {
             path,
@@ -103,6 +104,9 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     })
     .await?
     .map_err(|e| anyhow!("opening the store: {e}"))?;
+    if let Some(dir) = path2.as_ref().and_then(|p| p.parent()) {
+        fsync_baseline(dir)?;
+    }
     let payload: Arc<str> = "x".repeat(args.payload).into();
     let writer = |ns, prefix| Writer {
         store: store.clone(),
@@ -241,6 +245,29 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     let s = store.clone();
     drop(store);
     tokio::task::spawn_blocking(move || s.shutdown()).await?;
+    Ok(())
+}
+
+/// The disk's own latency for what every durable commit ends with: a 4 KiB write and an
+/// fsync, 1,000 times, next to the store file.
+fn fsync_baseline(dir: &std::path::Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let block = [0x5au8; 4096];
+    let mut samples = super::stats::Samples::with_capacity(1000);
+    let t0 = Instant::now();
+    for i in 0..1000u64 {
+        f.seek(SeekFrom::Start((i % 64) * 4096))?;
+        f.write_all(&block)?;
+        let t = Instant::now();
+        f.sync_data()?;
+        samples.push(t.elapsed());
+    }
+    let wall = t0.elapsed();
+    samples.report("fsync 4 KiB (disk baseline)", 1000, Some(wall)).print();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
     Ok(())
 }
 
