@@ -78,13 +78,8 @@ pub async fn allocate(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
     };
     obj["spec"]["clusterIP"] = json!(ip);
     obj["spec"]["clusterIPs"] = json!([ip]);
-    if ip != "None" {
-        obj["spec"]["ipFamilies"] = json!(["IPv4"]);
-        obj["spec"]["ipFamilyPolicy"] = json!("SingleStack");
-    } else {
-        obj["spec"]["ipFamilies"] = json!(["IPv4"]);
-        obj["spec"]["ipFamilyPolicy"] = json!("SingleStack");
-    }
+    obj["spec"]["ipFamilies"] = json!(["IPv4"]);
+    obj["spec"]["ipFamilyPolicy"] = json!("SingleStack");
     if ty == "NodePort" || ty == "LoadBalancer" {
         let (lo, hi) = ctx.state.config().node_port_range;
         let mut taken = used_ports;
@@ -100,7 +95,7 @@ pub async fn allocate(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
                             vec![crate::strategy::validate::invalid(
                                 "spec.ports[0].nodePort",
                                 &json!(n),
-                                &format!("provided port is already allocated"),
+                                "provided port is already allocated",
                             )],
                         )));
                     }
@@ -187,10 +182,8 @@ pub fn keep_allocations(ctx: &Ctx, old: &Value, new: &mut Value) {
         let missing = new
             .pointer(&format!("/spec/{key}"))
             .is_none_or(|v| v.is_null() || v == "");
-        if missing {
-            if let Some(v) = old["spec"].get(key) {
-                new["spec"][key] = v.clone();
-            }
+        if missing && let Some(v) = old["spec"].get(key) {
+            new["spec"][key] = v.clone();
         }
     }
     if !same_type {

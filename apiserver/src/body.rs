@@ -23,7 +23,7 @@ pub async fn read(body: Body) -> Result<Bytes, StatusError> {
         {
             Err(StatusError::too_large(&format!("limit is {MAX_BODY}")))
         }
-        Err(e) => Err(StatusError::bad_request(&format!(
+        Err(e) => Err(StatusError::bad_request(format!(
             "unable to read request body: {e}"
         ))),
     }
@@ -51,6 +51,13 @@ pub fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, StatusE
     let value = match ct.as_str() {
         "application/json" | "*/*" => decode_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(bytes)?,
+        "application/vnd.kubernetes.protobuf" => match crate::protobuf::decode(bytes) {
+            Ok(v) => v,
+            Err(crate::protobuf::ProtobufError::UnknownKind { .. }) => {
+                return Err(StatusError::unsupported_media_type(&ct));
+            }
+            Err(e) => return Err(StatusError::bad_request(e.to_string())),
+        },
         other => return Err(StatusError::unsupported_media_type(other)),
     };
     if !value.is_object() {
@@ -67,7 +74,7 @@ pub fn decode_json(bytes: &[u8]) -> Result<Value, StatusError> {
         return Err(StatusError::bad_request("the request body is empty"));
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        StatusError::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
+        StatusError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
     })
 }
 
@@ -79,7 +86,7 @@ pub fn decode_yaml(bytes: &[u8]) -> Result<Value, StatusError> {
         return Err(StatusError::bad_request("the request body is empty"));
     }
     serde_saphyr::from_str::<Value>(text)
-        .map_err(|e| StatusError::bad_request(&format!("error converting YAML to JSON: {e}")))
+        .map_err(|e| StatusError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -104,7 +111,10 @@ mod tests {
     fn bad_input() {
         let e = decode_object(&headers("application/json"), b"{nope").unwrap_err();
         assert_eq!(e.code, 400);
+        // Garbage protobuf is a 400; a content type k1s cannot decode is a 415.
         let e = decode_object(&headers("application/vnd.kubernetes.protobuf"), b"x").unwrap_err();
+        assert_eq!(e.code, 400);
+        let e = decode_object(&headers("application/cbor"), b"x").unwrap_err();
         assert_eq!(e.code, 415);
         let e = decode_object(&headers("application/json"), b"[1]").unwrap_err();
         assert_eq!(e.code, 400);

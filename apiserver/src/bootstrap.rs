@@ -1,10 +1,8 @@
 //! What exists at boot: the system namespaces and the `kubernetes` Service, created through the same
 //! create path as any request (defaults, validation, managed fields) when missing.
 
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::request::Query;
 use crate::response::ApiError;
 use crate::rest::{Ctx, create_object};
 use crate::state::AppState;
@@ -37,21 +35,7 @@ async fn ensure(
     {
         return Ok(());
     }
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        axum::http::header::USER_AGENT,
-        "k1s-apiserver".parse().expect("static"),
-    );
-    let mut ctx = Ctx {
-        state: state.clone(),
-        res,
-        namespace: namespace.map(str::to_string),
-        name: None,
-        subresource: None,
-        query: Query::default(),
-        headers,
-        user: None,
-    };
+    let mut ctx = Ctx::internal(state, res, namespace, None, "k1s-apiserver");
     match create_object(&mut ctx, obj).await {
         Ok(_) => Ok(()),
         Err(ApiError(e)) if e.code == 409 => Ok(()),

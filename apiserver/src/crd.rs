@@ -87,13 +87,12 @@ pub fn rebuild_table(state: &AppState) {
     ) {
         Ok(list) => {
             for kv in list.items {
-                if let Ok(crd) = serde_json::from_slice::<Value>(&kv.value) {
-                    if crd
+                if let Ok(crd) = serde_json::from_slice::<Value>(&kv.value)
+                    && crd
                         .pointer("/metadata/deletionTimestamp")
                         .is_none_or(Value::is_null)
-                    {
-                        all.extend(rows(&crd));
-                    }
+                {
+                    all.extend(rows(&crd));
                 }
             }
         }

@@ -13,6 +13,7 @@ pub mod namespace_lifecycle;
 pub mod openapi;
 pub mod openapi_serve;
 pub mod printers;
+pub mod protobuf;
 pub mod request;
 pub mod resources;
 pub mod response;

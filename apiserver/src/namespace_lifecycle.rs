@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::request::Query;
 use crate::rest::{Ctx, delete_object, update_object};
 use crate::state::AppState;
+
+/// User-Agent, and so field manager, of the namespace controller's writes.
+const COMPONENT: &str = "k1s-namespace-controller";
 
 /// Runs until `shutdown` fires.
 pub async fn run(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
@@ -36,29 +37,6 @@ pub async fn run(state: AppState, shutdown: tokio_util::sync::CancellationToken)
             _ = watcher.next() => {}
             _ = tokio::time::sleep(retry) => {}
         }
-    }
-}
-
-fn ctx(
-    state: &AppState,
-    res: std::sync::Arc<crate::resources::Resource>,
-    ns: Option<&str>,
-    name: &str,
-) -> Ctx {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        axum::http::header::USER_AGENT,
-        "k1s-namespace-controller".parse().expect("static"),
-    );
-    Ctx {
-        state: state.clone(),
-        res,
-        namespace: ns.map(str::to_string),
-        name: Some(name.to_string()),
-        subresource: None,
-        query: Query::default(),
-        headers,
-        user: None,
     }
 }
 
@@ -102,11 +80,13 @@ async fn sweep(state: &AppState) -> bool {
                     .is_some_and(|t| !t.is_null());
                 let obj_name = obj["metadata"]["name"].as_str().unwrap_or_default();
                 if !already || res.strategy == crate::resources::StrategyKind::Pod {
-                    let c = ctx(state, res.clone(), Some(&name), obj_name);
-                    if let Err(e) = delete_object(&c).await {
-                        if e.0.code != 404 {
+                    let c =
+                        Ctx::internal(state, res.clone(), Some(&name), Some(obj_name), COMPONENT);
+                    match delete_object(&c).await {
+                        Err(e) if e.0.code != 404 => {
                             tracing::debug!(namespace = %name, object = obj_name, error = %e.0.message, "delete failed");
                         }
+                        _ => {}
                     }
                 }
             }
@@ -120,7 +100,7 @@ async fn sweep(state: &AppState) -> bool {
         let Some(res) = table.get("", "v1", "namespaces") else {
             continue;
         };
-        let mut c = ctx(state, res, None, &name);
+        let mut c = Ctx::internal(state, res, None, Some(&name), COMPONENT);
         c.subresource = Some("finalize".into());
         let mut new = ns.clone();
         let fins: Vec<Value> = ns

@@ -34,7 +34,7 @@ impl IntoResponse for ApiError {
 /// Maps store failures that the caller did not handle to a `Status`.
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::Expired { requested, oldest } => ApiError(StatusError::expired(&format!(
+        StoreError::Expired { requested, oldest } => ApiError(StatusError::expired(format!(
             "too old resource version: {requested} ({oldest})"
         ))),
         StoreError::ContinueExpired => ApiError(StatusError::expired(

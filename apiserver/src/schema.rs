@@ -16,7 +16,7 @@ use crate::rest::Ctx;
 pub fn check_fields(ctx: &Ctx, obj: &mut Value, decoded_body: bool) -> ApiResult<Vec<String>> {
     let mode = ctx.query.get("fieldValidation").unwrap_or("Warn");
     if !matches!(mode, "Strict" | "Warn" | "Ignore") {
-        return Err(ApiError(StatusError::bad_request(&format!(
+        return Err(ApiError(StatusError::bad_request(format!(
             "fieldValidation parameter unsupported: {mode:?}. Valid values are \"Strict\", \"Warn\" and \"Ignore\""
         ))));
     }

@@ -55,7 +55,7 @@ async fn options(ctx: &Ctx, body: Body) -> ApiResult<DeleteOptions> {
     }
     if let Some(g) = ctx.query.get("gracePeriodSeconds") {
         o.grace_period = Some(g.parse().map_err(|_| {
-            ApiError(StatusError::bad_request(&format!(
+            ApiError(StatusError::bad_request(format!(
                 "invalid gracePeriodSeconds: {g:?}"
             )))
         })?);
@@ -64,19 +64,19 @@ async fn options(ctx: &Ctx, body: Body) -> ApiResult<DeleteOptions> {
         o.propagation = Some(p.to_string());
     }
     o.dry_run |= ctx.query.dry_run();
-    if let Some(p) = &o.propagation {
-        if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
-            return Err(ApiError(StatusError::invalid(
-                "meta.k8s.io",
-                "DeleteOptions",
-                "",
-                vec![crate::strategy::validate::not_supported(
-                    "propagationPolicy",
-                    &json!(p),
-                    &["Foreground", "Background", "Orphan"],
-                )],
-            )));
-        }
+    if let Some(p) = &o.propagation
+        && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
+    {
+        return Err(ApiError(StatusError::invalid(
+            "meta.k8s.io",
+            "DeleteOptions",
+            "",
+            vec![crate::strategy::validate::not_supported(
+                "propagationPolicy",
+                &json!(p),
+                &["Foreground", "Background", "Orphan"],
+            )],
+        )));
     }
     Ok(o)
 }
@@ -104,8 +104,19 @@ fn success_status(ctx: &Ctx, obj: &Value) -> Value {
     })
 }
 
+/// Namespaces kube-apiserver never lets go of.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 pub async fn delete(ctx: Ctx, body: Body) -> ApiResult {
     let opts = options(&ctx, body).await?;
+    if ctx.res.strategy == StrategyKind::Namespace && IMMORTAL_NAMESPACES.contains(&ctx.name()) {
+        return Err(ApiError(StatusError::forbidden(
+            "",
+            "namespaces",
+            ctx.name(),
+            "this namespace may not be deleted",
+        )));
+    }
     let (code, obj) = delete_one(&ctx, &opts).await?;
     if code == StatusCode::OK && !returns_object(&ctx) {
         return Ok(json_value(code, &success_status(&ctx, &obj)));
@@ -127,30 +138,30 @@ async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, V
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if let Some(want) = &opts.uid {
-            if *want != uid {
-                return Err(ApiError(StatusError::conflict(
-                    &ctx.res.group,
-                    &ctx.res.plural,
-                    ctx.name(),
-                    &format!(
-                        "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                    ),
-                )));
-            }
+        if let Some(want) = &opts.uid
+            && *want != uid
+        {
+            return Err(ApiError(StatusError::conflict(
+                &ctx.res.group,
+                &ctx.res.plural,
+                ctx.name(),
+                &format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
+            )));
         }
-        if let Some(want) = &opts.resource_version {
-            if *want != cur.mod_revision.to_string() {
-                return Err(ApiError(StatusError::conflict(
-                    &ctx.res.group,
-                    &ctx.res.plural,
-                    ctx.name(),
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
-                        cur.mod_revision
-                    ),
-                )));
-            }
+        if let Some(want) = &opts.resource_version
+            && *want != cur.mod_revision.to_string()
+        {
+            return Err(ApiError(StatusError::conflict(
+                &ctx.res.group,
+                &ctx.res.plural,
+                ctx.name(),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    cur.mod_revision
+                ),
+            )));
         }
         let already = obj
             .pointer("/metadata/deletionTimestamp")
@@ -237,10 +248,10 @@ async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, V
             obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }
         obj["metadata"]["finalizers"] = json!(finalizers);
-        if finalizers.is_empty() {
-            if let Some(m) = obj["metadata"].as_object_mut() {
-                m.remove("finalizers");
-            }
+        if finalizers.is_empty()
+            && let Some(m) = obj["metadata"].as_object_mut()
+        {
+            m.remove("finalizers");
         }
         if namespace_pending {
             obj["status"]["phase"] = json!("Terminating");
@@ -305,14 +316,9 @@ pub async fn delete_collection(ctx: Ctx, body: Body) -> ApiResult {
             .and_then(Value::as_str)
             .map(str::to_string);
         let item_ctx = Ctx {
-            state: ctx.state.clone(),
-            res: ctx.res.clone(),
             namespace: ns,
             name: Some(name),
-            subresource: None,
-            query: ctx.query.clone(),
-            headers: ctx.headers.clone(),
-            user: ctx.user.clone(),
+            ..ctx.clone()
         };
         match delete_one(&item_ctx, &opts).await {
             Ok((_, o)) => deleted.push(o),

@@ -28,6 +28,7 @@ use crate::response::{ApiError, ApiResult, store_error};
 use crate::state::AppState;
 
 /// Everything a verb handler needs about its request.
+#[derive(Clone)]
 pub struct Ctx {
     pub state: AppState,
     pub res: Arc<Resource>,
@@ -40,6 +41,32 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A request made by k1s itself (bootstrap, controllers): no user, default options, and a
+    /// User-Agent that names the component as field manager.
+    pub fn internal(
+        state: &AppState,
+        res: Arc<Resource>,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        component: &'static str,
+    ) -> Ctx {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::USER_AGENT,
+            axum::http::HeaderValue::from_static(component),
+        );
+        Ctx {
+            state: state.clone(),
+            res,
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+            subresource: None,
+            query: Query::default(),
+            headers,
+            user: None,
+        }
+    }
+
     /// Name from the URL (handlers that need one are only reached with one).
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or_default()
@@ -128,10 +155,10 @@ pub async fn handle(
     let Some(res) = table.get(&path.group, &path.version, &path.plural) else {
         return Err(ApiError(crate::response::unknown_path()));
     };
-    if let Some(sub) = &path.subresource {
-        if !res.subresources.iter().any(|s| s == sub) {
-            return Err(ApiError(crate::response::unknown_path()));
-        }
+    if let Some(sub) = &path.subresource
+        && !res.subresources.iter().any(|s| s == sub)
+    {
+        return Err(ApiError(crate::response::unknown_path()));
     }
     if !res.namespaced && path.namespace.is_some() {
         return Err(ApiError(crate::response::unknown_path()));
@@ -171,7 +198,7 @@ pub async fn handle(
         (&Method::PATCH, true, Some("scale")) => scale::patch(ctx, body).await,
         (&Method::DELETE, true, None) => delete::delete(ctx, body).await,
         (&Method::DELETE, false, None) => delete::delete_collection(ctx, body).await,
-        (_, _, Some("log")) => Err(ApiError(StatusError::bad_request(&format!(
+        (_, _, Some("log")) => Err(ApiError(StatusError::bad_request(format!(
             "pod {:?} has no running containers to read logs from yet",
             ctx.name()
         )))),

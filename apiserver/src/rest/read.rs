@@ -65,15 +65,15 @@ impl Filter {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        if let Some(sel) = &self.labels {
-            if !sel.matches(&k1s_apimachinery::meta::labels(obj)) {
-                return false;
-            }
+        if let Some(sel) = &self.labels
+            && !sel.matches(&k1s_apimachinery::meta::labels(obj))
+        {
+            return false;
         }
-        if let Some(sel) = &self.fields {
-            if !sel.matches_object(&self.kind, obj) {
-                return false;
-            }
+        if let Some(sel) = &self.fields
+            && !sel.matches_object(&self.kind, obj)
+        {
+            return false;
         }
         true
     }
@@ -90,7 +90,7 @@ pub fn encode_continue(prefix: &str, next: &Continue) -> String {
 }
 
 fn decode_continue(prefix: &str, token: &str) -> Result<Continue, StatusError> {
-    let bad = |why: &str| StatusError::bad_request(&format!("continue key is not valid: {why}"));
+    let bad = |why: &str| StatusError::bad_request(format!("continue key is not valid: {why}"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
@@ -117,7 +117,7 @@ pub fn parse_rv(ctx: &Ctx) -> ApiResult<Option<Revision>> {
     match ctx.query.get("resourceVersion") {
         None => Ok(None),
         Some(rv) => rv.parse::<Revision>().map(Some).map_err(|_| {
-            ApiError(StatusError::bad_request(&format!(
+            ApiError(StatusError::bad_request(format!(
                 "invalid resource version: {rv:?}"
             )))
         }),
@@ -140,7 +140,7 @@ pub async fn list_page(ctx: &Ctx, filter: &Filter) -> ApiResult<(Page, Vec<Optio
             Ok(n) if n > 0 => Some(n as usize),
             Ok(_) => None,
             Err(_) => {
-                return Err(ApiError(StatusError::bad_request(&format!(
+                return Err(ApiError(StatusError::bad_request(format!(
                     "invalid limit: {l:?}"
                 ))));
             }

@@ -78,30 +78,21 @@ async fn set_replicas(ctx: &Ctx, replicas: Value, rv: Option<String>) -> ApiResu
         )));
     }
     let (spec_p, _, _) = paths(ctx);
-    let main = Ctx {
-        state: ctx.state.clone(),
-        res: ctx.res.clone(),
-        namespace: ctx.namespace.clone(),
-        name: ctx.name.clone(),
-        // Written like a main-resource update, but recorded as the `scale` subresource's manager.
-        subresource: Some("scale".into()),
-        query: ctx.query.clone(),
-        headers: ctx.headers.clone(),
-        user: ctx.user.clone(),
-    };
+    // Written like a main-resource update, but recorded as the `scale` subresource's manager.
+    let main = ctx;
     for _ in 0..8 {
         let cur = main.load()?;
-        if let Some(rv) = &rv {
-            if *rv != cur.mod_revision.to_string() {
-                return Err(main.store_err(k1s_store::StoreError::Conflict {
-                    current: cur.mod_revision,
-                }));
-            }
+        if let Some(rv) = &rv
+            && *rv != cur.mod_revision.to_string()
+        {
+            return Err(main.store_err(k1s_store::StoreError::Conflict {
+                current: cur.mod_revision,
+            }));
         }
         let old = parse(&cur)?;
         let mut new = old.clone();
         set_pointer(&mut new, &spec_p, replicas.clone());
-        match super::write::update_object(&main, old, cur.mod_revision, new).await {
+        match super::write::update_object(main, old, cur.mod_revision, new).await {
             Err(ApiError(e)) if e.code == 409 && rv.is_none() => continue,
             Err(e) => return Err(e),
             Ok((_, obj)) => return Ok(json_value(StatusCode::OK, &scale_of(ctx, &obj))),

@@ -10,14 +10,15 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
 use k1s_apimachinery::status::StatusError;
 use k1s_store::{EventType, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::Ctx;
 use super::read::{Filter, list_page, parse_rv};
-use super::{Ctx, parse};
 use crate::request::{Want, want};
 use crate::response::{ApiError, ApiResult};
 
@@ -127,14 +128,10 @@ pub async fn watch(ctx: Ctx) -> ApiResult {
             list_ctx_query.0.remove(k);
         }
         let list_ctx = Ctx {
-            state: ctx.state.clone(),
-            res: ctx.res.clone(),
-            namespace: ctx.namespace.clone(),
             name: None,
             subresource: None,
             query: list_ctx_query,
-            headers: ctx.headers.clone(),
-            user: None,
+            ..ctx.clone()
         };
         let (page, parsed) = list_page(&list_ctx, &filter).await?;
         for (kv, p) in page.items.iter().zip(parsed.iter()) {
@@ -158,7 +155,7 @@ pub async fn watch(ctx: Ctx) -> ApiResult {
         let mut watcher = match watcher {
             Ok(w) => w,
             Err(StoreError::Expired { requested, oldest }) => {
-                let e = StatusError::expired(&format!(
+                let e = StatusError::expired(format!(
                     "too old resource version: {requested} ({oldest})"
                 ));
                 let _ = tx.send(error_line(&e)).await;
@@ -188,7 +185,7 @@ pub async fn watch(ctx: Ctx) -> ApiResult {
                     let ev = match ev {
                         None => return,
                         Some(Err(StoreError::Expired { requested, oldest })) => {
-                            let e = StatusError::expired(&format!("too old resource version: {requested} ({oldest})"));
+                            let e = StatusError::expired(format!("too old resource version: {requested} ({oldest})"));
                             let _ = tx.send(error_line(&e)).await;
                             return;
                         }
@@ -227,15 +224,15 @@ pub async fn watch(ctx: Ctx) -> ApiResult {
                             None => None,
                         }
                     };
-                    if let Some(l) = out {
-                        if tx.send(l).await.is_err() { return; }
-                    }
+                    if let Some(l) = out
+                        && tx.send(l).await.is_err() { return; }
                 }
             }
         }
     });
-    let _ = parse; // keep the shared parser in scope for future object-level filtering
-    let mut resp = Response::new(Body::from_stream(ReceiverStream::new(rx).map_ok()));
+    let mut resp = Response::new(Body::from_stream(
+        ReceiverStream::new(rx).map(Ok::<Bytes, std::io::Error>),
+    ));
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -246,15 +243,4 @@ pub async fn watch(ctx: Ctx) -> ApiResult {
         HeaderValue::from_static("no-cache, private"),
     );
     Ok(resp)
-}
-
-trait MapOk: Sized {
-    fn map_ok(self) -> futures::stream::Map<Self, fn(Bytes) -> Result<Bytes, std::io::Error>>;
-}
-
-impl MapOk for ReceiverStream<Bytes> {
-    fn map_ok(self) -> futures::stream::Map<Self, fn(Bytes) -> Result<Bytes, std::io::Error>> {
-        use futures::StreamExt;
-        StreamExt::map(self, Ok as fn(Bytes) -> Result<Bytes, std::io::Error>)
-    }
 }

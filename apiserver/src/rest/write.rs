@@ -33,13 +33,13 @@ fn check_type_meta(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
         .unwrap_or_default()
         .to_string();
     if kind.is_empty() {
-        return Err(ApiError(StatusError::bad_request(&format!(
+        return Err(ApiError(StatusError::bad_request(format!(
             "Object 'Kind' is missing in '{}'",
             truncate(&obj.to_string(), 256)
         ))));
     }
     if api_version.is_empty() {
-        return Err(ApiError(StatusError::bad_request(&format!(
+        return Err(ApiError(StatusError::bad_request(format!(
             "Object 'apiVersion' is missing in '{}'",
             truncate(&obj.to_string(), 256)
         ))));
@@ -49,13 +49,13 @@ fn check_type_meta(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
         _ => res.kind.as_str(),
     };
     if api_version != res.api_version() {
-        return Err(ApiError(StatusError::bad_request(&format!(
+        return Err(ApiError(StatusError::bad_request(format!(
             "the API version in the data ({api_version}) does not match the expected API version ({})",
             res.api_version()
         ))));
     }
     if kind != expected_kind {
-        return Err(ApiError(StatusError::bad_request(&format!(
+        return Err(ApiError(StatusError::bad_request(format!(
             "the kind in the data ({kind}) does not match the expected kind ({expected_kind})"
         ))));
     }
@@ -156,7 +156,7 @@ fn fold_string_data(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
                 .as_str()
                 .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
             if !ok {
-                return Err(ApiError(StatusError::bad_request(&format!(
+                return Err(ApiError(StatusError::bad_request(format!(
                     "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at key {k:?}"
                 ))));
             }
@@ -237,12 +237,13 @@ pub async fn create_object(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(StatusCo
         .to_string();
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now()));
-    if let Some(url_name) = &ctx.name {
-        if !explicit_name.is_empty() && &explicit_name != url_name {
-            return Err(ApiError(StatusError::bad_request(&format!(
-                "the name of the object ({explicit_name}) does not match the name on the URL ({url_name})"
-            ))));
-        }
+    if let Some(url_name) = &ctx.name
+        && !explicit_name.is_empty()
+        && &explicit_name != url_name
+    {
+        return Err(ApiError(StatusError::bad_request(format!(
+            "the name of the object ({explicit_name}) does not match the name on the URL ({url_name})"
+        ))));
     }
     strategy::prepare_create(&ctx.res, &mut obj);
     fold_string_data(ctx, &mut obj)?;
@@ -301,7 +302,7 @@ pub async fn update(ctx: Ctx, body: Body) -> ApiResult {
         .unwrap_or_default()
         .to_string();
     if body_name != ctx.name() {
-        return Err(ApiError(StatusError::bad_request(&format!(
+        return Err(ApiError(StatusError::bad_request(format!(
             "the name of the object ({body_name}) does not match the name on the URL ({})",
             ctx.name()
         ))));
@@ -313,12 +314,11 @@ pub async fn update(ctx: Ctx, body: Body) -> ApiResult {
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+        && rv != cur.mod_revision.to_string()
     {
-        if rv != cur.mod_revision.to_string() {
-            return Err(ctx.store_err(StoreError::Conflict {
-                current: cur.mod_revision,
-            }));
-        }
+        return Err(ctx.store_err(StoreError::Conflict {
+            current: cur.mod_revision,
+        }));
     }
     let (code, obj) = update_object(&ctx, old, cur.mod_revision, obj).await?;
     Ok(with_warnings(
@@ -348,10 +348,10 @@ pub async fn update_object(
     }
     fold_string_data(ctx, &mut new)?;
     new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-    if new["metadata"].get("managedFields").is_none() {
-        if let Some(mf) = old["metadata"].get("managedFields") {
-            new["metadata"]["managedFields"] = mf.clone();
-        }
+    if new["metadata"].get("managedFields").is_none()
+        && let Some(mf) = old["metadata"].get("managedFields")
+    {
+        new["metadata"]["managedFields"] = mf.clone();
     }
     let causes = strategy::validate::validate(&ctx.res, &new, Some(&old));
     if !causes.is_empty() {
@@ -481,12 +481,12 @@ pub async fn patch(mut ctx: Ctx, body: Body) -> ApiResult {
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_string);
-        if let Some(rv) = &pinned {
-            if *rv != cur.mod_revision.to_string() {
-                return Err(ctx.store_err(StoreError::Conflict {
-                    current: cur.mod_revision,
-                }));
-            }
+        if let Some(rv) = &pinned
+            && *rv != cur.mod_revision.to_string()
+        {
+            return Err(ctx.store_err(StoreError::Conflict {
+                current: cur.mod_revision,
+            }));
         }
         match update_object(&ctx, old, cur.mod_revision, new).await {
             Err(ApiError(e))
@@ -528,7 +528,7 @@ async fn apply(
         .and_then(Value::as_str)
         .unwrap_or_default();
     if name != ctx.name() {
-        return Err(ApiError(StatusError::bad_request(&format!(
+        return Err(ApiError(StatusError::bad_request(format!(
             "the name of the object ({name}) does not match the name on the URL ({})",
             ctx.name()
         ))));

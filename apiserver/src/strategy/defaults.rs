@@ -165,10 +165,10 @@ fn container(c: &mut Map<String, Value>) {
     }
     if let Some(Value::Array(env)) = c.get_mut("env") {
         for e in env.iter_mut().filter_map(Value::as_object_mut) {
-            if let Some(Value::Object(from)) = e.get_mut("valueFrom") {
-                if let Some(Value::Object(field)) = from.get_mut("fieldRef") {
-                    default(field, "apiVersion", json!("v1"));
-                }
+            if let Some(Value::Object(from)) = e.get_mut("valueFrom")
+                && let Some(Value::Object(field)) = from.get_mut("fieldRef")
+            {
+                default(field, "apiVersion", json!("v1"));
             }
         }
     }

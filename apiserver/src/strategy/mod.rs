@@ -6,6 +6,7 @@
 //!   status (and metadata the status writer may touch) is ignored;
 //! - `generation` bumps only when something other than metadata and status changed.
 
+pub mod custom;
 pub mod defaults;
 pub mod validate;
 
@@ -29,10 +30,11 @@ pub fn has_generation(res: &Resource) -> bool {
 
 /// Prepares a new object: defaults, initial status, generation.
 pub fn prepare_create(res: &Resource, obj: &mut Value) {
-    if has_status(res) && res.strategy != StrategyKind::Node {
-        if let Some(map) = obj.as_object_mut() {
-            map.remove("status");
-        }
+    if has_status(res)
+        && res.strategy != StrategyKind::Node
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
     }
     defaults::apply(res.strategy, obj);
     if has_generation(res) {
@@ -59,14 +61,13 @@ pub fn prepare_create(res: &Resource, obj: &mut Value) {
         | StrategyKind::ReplicaSet
         | StrategyKind::StatefulSet
         | StrategyKind::DaemonSet => {
-            obj["status"] = json!({});
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
         }
         StrategyKind::Crd => {
-            obj["status"] =
-                json!({"acceptedNames": {"kind": "", "plural": ""}, "storedVersions": []})
+            obj["status"] = json!({"storedVersions": []});
+            crate::crd::set_status(obj, &k1s_apimachinery::meta::now_rfc3339());
         }
         _ => {}
     }
@@ -136,6 +137,9 @@ pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource:
                 new["spec"] = old["spec"].clone();
             }
             defaults::apply(res.strategy, new);
+            if res.strategy == StrategyKind::Crd {
+                crate::crd::set_status(new, &k1s_apimachinery::meta::now_rfc3339());
+            }
         }
     }
     // Immutable metadata.

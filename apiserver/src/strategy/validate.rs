@@ -3,72 +3,35 @@
 //! Every function returns all causes found (never stops at the first), so a 422 lists them all like
 //! kube-apiserver does.
 
-use k1s_apimachinery::status::StatusCause;
+use k1s_apimachinery::status::{Cause, StatusCause};
 use k1s_apimachinery::validation as v;
 use serde_json::Value;
 
 use crate::resources::{Resource, StrategyKind};
 
 pub fn required(field: &str) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueRequired".into(),
-        message: "Required value".into(),
-        field: field.into(),
-    }
-}
-
-/// Renders a value as upstream's field errors do: strings quoted, numbers bare, else JSON.
-fn show(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("{s:?}"),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    }
+    Cause::required(field, "")
 }
 
 pub fn invalid(field: &str, value: &Value, detail: &str) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueInvalid".into(),
-        message: format!("Invalid value: {}: {detail}", show(value)),
-        field: field.into(),
-    }
+    Cause::invalid(field, value, detail)
 }
 
 pub fn not_supported(field: &str, value: &Value, valid: &[&str]) -> StatusCause {
-    let list: Vec<String> = valid.iter().map(|s| format!("{s:?}")).collect();
-    StatusCause {
-        reason: "FieldValueNotSupported".into(),
-        message: format!(
-            "Unsupported value: {}: supported values: {}",
-            show(value),
-            list.join(", ")
-        ),
-        field: field.into(),
-    }
+    Cause::not_supported(field, value, valid)
 }
 
-pub fn duplicate(field: &str, value: &Value) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueDuplicate".into(),
-        message: format!("Duplicate value: {}", show(value)),
-        field: field.into(),
-    }
+fn duplicate(field: &str, value: &Value) -> StatusCause {
+    Cause::duplicate(field, value)
 }
 
-pub fn forbidden(field: &str, detail: &str) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueForbidden".into(),
-        message: format!("Forbidden: {detail}"),
-        field: field.into(),
-    }
+fn forbidden(field: &str, detail: &str) -> StatusCause {
+    Cause::forbidden(field, detail)
 }
 
+/// Upstream reports an immutable field as an invalid value.
 pub fn immutable(field: &str, value: &Value) -> StatusCause {
-    StatusCause {
-        reason: "FieldValueInvalid".into(),
-        message: format!("Invalid value: {}: field is immutable", show(value)),
-        field: field.into(),
-    }
+    Cause::invalid(field, value, "field is immutable")
 }
 
 fn each_error(field: &str, value: &str, errors: Vec<String>, out: &mut Vec<StatusCause>) {
@@ -147,10 +110,10 @@ pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<StatusC
         }
         S::Deployment | S::ReplicaSet | S::StatefulSet | S::DaemonSet => {
             workload(res.strategy, spec, &mut out);
-            if let Some(old) = old {
-                if old["spec"]["selector"] != spec["selector"] {
-                    out.push(immutable("spec.selector", &spec["selector"]));
-                }
+            if let Some(old) = old
+                && old["spec"]["selector"] != spec["selector"]
+            {
+                out.push(immutable("spec.selector", &spec["selector"]));
             }
         }
         S::Service => service(spec, old.map(|o| &o["spec"]), &mut out),
@@ -176,6 +139,11 @@ pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<StatusC
             }
         }
         S::Crd => crd(obj, &mut out),
+        S::Custom => {
+            if let Some(schema) = res.custom.as_ref().and_then(|c| c.schema.as_ref()) {
+                super::custom::validate(schema, obj, &mut out);
+            }
+        }
         _ => {}
     }
     out
@@ -243,14 +211,14 @@ fn pod_spec(spec: &Value, path: &str, out: &mut Vec<StatusCause>) {
             out.push(not_supported(&format!("{path}.dnsPolicy"), dp, &ok));
         }
     }
-    if let Some(g) = spec.get("terminationGracePeriodSeconds") {
-        if g.as_i64().is_none_or(|g| g < 0) {
-            out.push(invalid(
-                &format!("{path}.terminationGracePeriodSeconds"),
-                g,
-                "must be greater than or equal to 0",
-            ));
-        }
+    if let Some(g) = spec.get("terminationGracePeriodSeconds")
+        && g.as_i64().is_none_or(|g| g < 0)
+    {
+        out.push(invalid(
+            &format!("{path}.terminationGracePeriodSeconds"),
+            g,
+            "must be greater than or equal to 0",
+        ));
     }
 }
 
@@ -288,12 +256,10 @@ fn pod_update(old: &Value, new: &Value, out: &mut Vec<StatusCause>) {
 fn port_number(field: &str, value: Option<&Value>, required_: bool, out: &mut Vec<StatusCause>) {
     match value {
         None if required_ => out.push(required(field)),
-        None => {}
-        Some(p) => {
-            if p.as_i64().is_none_or(|p| !(1..=65535).contains(&p)) {
-                out.push(invalid(field, p, "must be between 1 and 65535, inclusive"));
-            }
+        Some(p) if p.as_i64().is_none_or(|p| !(1..=65535).contains(&p)) => {
+            out.push(invalid(field, p, "must be between 1 and 65535, inclusive"));
         }
+        _ => {}
     }
 }
 
@@ -307,14 +273,14 @@ fn protocol(field: &str, value: Option<&Value>, out: &mut Vec<StatusCause>) {
 }
 
 fn workload(kind: StrategyKind, spec: &Value, out: &mut Vec<StatusCause>) {
-    if let Some(r) = spec.get("replicas") {
-        if r.as_i64().is_none_or(|r| r < 0) {
-            out.push(invalid(
-                "spec.replicas",
-                r,
-                "must be greater than or equal to 0",
-            ));
-        }
+    if let Some(r) = spec.get("replicas")
+        && r.as_i64().is_none_or(|r| r < 0)
+    {
+        out.push(invalid(
+            "spec.replicas",
+            r,
+            "must be greater than or equal to 0",
+        ));
     }
     let selector = spec.get("selector").filter(|s| !s.is_null());
     match selector {
@@ -362,16 +328,14 @@ fn workload(kind: StrategyKind, spec: &Value, out: &mut Vec<StatusCause>) {
             | StrategyKind::ReplicaSet
             | StrategyKind::DaemonSet
             | StrategyKind::StatefulSet
-    ) {
-        if let Some(rp) = template.pointer("/spec/restartPolicy") {
-            if rp != "Always" {
-                out.push(not_supported(
-                    "spec.template.spec.restartPolicy",
-                    rp,
-                    &["Always"],
-                ));
-            }
-        }
+    ) && let Some(rp) = template.pointer("/spec/restartPolicy")
+        && rp != "Always"
+    {
+        out.push(not_supported(
+            "spec.template.spec.restartPolicy",
+            rp,
+            &["Always"],
+        ));
     }
 }
 
@@ -518,7 +482,7 @@ fn crd(obj: &Value, out: &mut Vec<StatusCause>) {
         out.push(invalid(
             "metadata.name",
             &Value::String(name.into()),
-            &format!("must be spec.names.plural+\".\"+spec.group"),
+            "must be spec.names.plural+\".\"+spec.group",
         ));
     }
     let scope = spec.get("scope");
