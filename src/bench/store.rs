@@ -253,7 +253,8 @@ pub async fn run(args: StoreArgs) -> Result<()> {
 fn fsync_baseline(dir: &std::path::Path) -> Result<()> {
     use std::io::{Seek, SeekFrom, Write};
     let path = dir.join("fsync-probe");
-    let mut f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let block = [0x5au8; 4096];
     let mut samples = super::stats::Samples::with_capacity(1000);
     let t0 = Instant::now();
@@ -265,7 +266,9 @@ fn fsync_baseline(dir: &std::path::Path) -> Result<()> {
         samples.push(t.elapsed());
     }
     let wall = t0.elapsed();
-    samples.report("fsync 4 KiB (disk baseline)", 1000, Some(wall)).print();
+    samples
+        .report("fsync 4 KiB (disk baseline)", 1000, Some(wall))
+        .print();
     drop(f);
     let _ = std::fs::remove_file(&path);
     Ok(())
