@@ -31,6 +31,9 @@ pub struct ServerArgs {
     /// Range Service ClusterIPs are allocated from; `.1` is the `kubernetes` Service.
     #[arg(long, env = "K1S_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = k1s_apiserver::state::parse_cidr)]
     pub service_cidr: (std::net::Ipv4Addr, u8),
+    /// How long events are kept after their last update (e.g. `1h`, `30m`, `90s`).
+    #[arg(long, env = "K1S_EVENT_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: std::time::Duration,
     /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
     #[arg(long, env = "K1S_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -154,10 +157,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         app,
         shutdown.clone(),
     ));
-    let lifecycle = tokio::spawn(k1s_apiserver::namespace_lifecycle::run(
-        state.clone(),
-        shutdown.clone(),
-    ));
+    // The control plane: every loop runs until `shutdown` and is awaited before the store closes.
+    let tasks = vec![
+        tokio::spawn(k1s_apiserver::namespace_lifecycle::run(
+            state.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(k1s_apiserver::event_ttl::run(
+            state.clone(),
+            args.event_ttl,
+            shutdown.clone(),
+        )),
+    ];
     state.set_ready();
     println!(
         "k1s is ready: API {url} kubeconfig {} ({} ms)",
@@ -174,7 +185,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Ok(Err(e)) => tracing::warn!(error = %e, "server stopped with an error"),
         Err(e) => tracing::warn!(error = %e, "server task failed"),
     }
-    let _ = lifecycle.await;
+    for task in tasks {
+        let _ = task.await;
+    }
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.shutdown()).await?;
     Ok(())
@@ -189,4 +202,48 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+/// Parses `90s`, `30m`, `1h` or `2h30m` (as Go's durations in kube flags).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration (e.g. 1h, 30m, 90s)"))?;
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("{s:?} is not a duration (e.g. 1h, 30m, 90s)")),
+        };
+        num.clear();
+    }
+    if !num.is_empty() || total == 0 {
+        return Err(format!(
+            "{s:?} is not a positive duration with a unit (e.g. 1h, 30m, 90s)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2h30m"), Ok(Duration::from_secs(9000)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("90").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1d").is_err());
+    }
 }

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod crd;
 pub mod discovery;
+pub mod event_ttl;
 pub mod hooks;
 pub mod kubeconfig;
 pub mod namespace_lifecycle;
