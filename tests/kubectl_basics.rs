@@ -529,3 +529,17 @@ fn health_endpoints_and_binary_version() {
     let version = String::from_utf8(out.stdout).unwrap();
     assert!(version.starts_with("k1s "), "{version}");
 }
+
+#[test]
+fn auth_can_i_and_whoami_answer_for_the_admin() {
+    let c = Cluster::start();
+    assert_eq!(
+        c.ok(&["auth", "can-i", "create", "deployments"]).trim(),
+        "yes"
+    );
+    let out = c.ok(&["auth", "whoami"]);
+    let t = Table::parse(&out);
+    assert_eq!(t.headers, ["ATTRIBUTE", "VALUE"], "{out}");
+    assert!(out.contains("k1s-admin"), "{out}");
+    assert!(out.contains("system:masters"), "{out}");
+}

@@ -20,6 +20,7 @@ pub mod request;
 pub mod resources;
 pub mod response;
 pub mod rest;
+pub mod review;
 pub mod router;
 pub mod schema;
 pub mod serve;
