@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 use super::graph::{Node, deleting, deleting_dependents, has_finalizer, owner_refs, uid_of};
 use super::{FOREGROUND, Gc, ORPHAN};
 
+/// Group, version and plural → their leaked `Gvr`.
+type Interned = HashMap<(String, String, String), Gvr>;
+
 type Result<T = (), E = StatusError> = std::result::Result<T, E>;
 
 /// Processes the object with `uid` (nothing when it is no longer cached).
@@ -212,7 +215,7 @@ fn resolve(gc: &Gc, api_version: &str, kind: &str) -> Option<(Gvr, bool)> {
         return Some((*g, row.namespaced));
     }
     // Resources outside WATCHED (custom resources): their names are interned once per resource.
-    static INTERNED: OnceLock<Mutex<HashMap<(String, String, String), Gvr>>> = OnceLock::new();
+    static INTERNED: OnceLock<Mutex<Interned>> = OnceLock::new();
     let mut interned = INTERNED
         .get_or_init(Mutex::default)
         .lock()
