@@ -2,4 +2,6 @@
 //! API client, as kube-controller-manager's controllers do.
 
 pub mod gc;
+pub mod rootca;
 pub mod runtime;
+pub mod serviceaccount;

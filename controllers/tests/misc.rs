@@ -213,7 +213,6 @@ async fn gc_foreground_cycle_finishes() {
     gone(&c, "b").await;
 }
 
-#[allow(dead_code)]
 async fn create_ns(c: &Client, name: &str) {
     c.create(
         NS,
@@ -222,4 +221,89 @@ async fn create_ns(c: &Client, name: &str) {
     )
     .await
     .unwrap();
+}
+
+const SA: Gvr = Gvr::new("", "v1", "serviceaccounts");
+const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_service_account_and_root_ca_in_every_namespace() {
+    let c = client().await;
+    let token = CancellationToken::new();
+    let _stop = Stop(token.clone());
+    tokio::spawn(k1s_controllers::serviceaccount::run(
+        c.clone(),
+        token.clone(),
+    ));
+    tokio::spawn(k1s_controllers::rootca::run(
+        c.clone(),
+        PEM.into(),
+        token.clone(),
+    ));
+    create_ns(&c, "team-a").await;
+    for ns in ["default", "kube-system", "team-a"] {
+        let c2 = c.clone();
+        eventually(&format!("default SA in {ns}"), || {
+            let c = c2.clone();
+            async move { c.get(SA, Some(ns), "default").await.unwrap() }
+        })
+        .await;
+        let c2 = c.clone();
+        let cm = eventually(&format!("kube-root-ca.crt in {ns}"), || {
+            let c = c2.clone();
+            async move { c.get(CM, Some(ns), "kube-root-ca.crt").await.unwrap() }
+        })
+        .await;
+        assert_eq!(cm["data"], json!({"ca.crt": PEM}));
+        assert!(
+            cm["metadata"]["annotations"]["kubernetes.io/description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Contains a CA bundle")
+        );
+    }
+    // Deleted: recreated.
+    let old = c.get(SA, Some("team-a"), "default").await.unwrap().unwrap();
+    c.delete(SA, Some("team-a"), "default", None).await.unwrap();
+    let c2 = c.clone();
+    let old_uid = old["metadata"]["uid"].clone();
+    eventually("default SA recreated", || {
+        let (c, old_uid) = (c2.clone(), old_uid.clone());
+        async move {
+            let sa = c.get(SA, Some("team-a"), "default").await.unwrap()?;
+            (sa["metadata"]["uid"] != old_uid).then_some(())
+        }
+    })
+    .await;
+    c.delete(CM, Some("team-a"), "kube-root-ca.crt", None)
+        .await
+        .unwrap();
+    // Changed: restored.
+    let c2 = c.clone();
+    eventually("kube-root-ca.crt recreated", || {
+        let c = c2.clone();
+        async move { c.get(CM, Some("team-a"), "kube-root-ca.crt").await.unwrap() }
+    })
+    .await;
+    c.merge_patch(
+        CM,
+        Some("team-a"),
+        "kube-root-ca.crt",
+        None,
+        &json!({"data": {"ca.crt": "tampered"}}),
+    )
+    .await
+    .unwrap();
+    let c2 = c.clone();
+    eventually("kube-root-ca.crt restored", || {
+        let c = c2.clone();
+        async move {
+            let cm = c
+                .get(CM, Some("team-a"), "kube-root-ca.crt")
+                .await
+                .unwrap()?;
+            (cm["data"]["ca.crt"] == PEM).then_some(())
+        }
+    })
+    .await;
 }
