@@ -307,3 +307,258 @@ async fn default_service_account_and_root_ca_in_every_namespace() {
     })
     .await;
 }
+
+const PODS: Gvr = Gvr::new("", "v1", "pods");
+const SVC: Gvr = Gvr::new("", "v1", "services");
+const EP: Gvr = Gvr::new("", "v1", "endpoints");
+const SLICES: Gvr = Gvr::new("discovery.k8s.io", "v1", "endpointslices");
+
+async fn create_pod(c: &Client, name: &str, port: i64) {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx",
+                                 "ports": [{"name": "web", "containerPort": port}]}]}});
+    c.create(PODS, Some("default"), &pod).await.unwrap();
+}
+
+/// Writes the pod's status as a kubelet would: running with `ip`, Ready or not.
+async fn set_status(c: &Client, name: &str, ip: &str, ready: bool) {
+    let mut pod = c.get(PODS, Some("default"), name).await.unwrap().unwrap();
+    pod["status"] = json!({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]});
+    c.update_status(PODS, &pod).await.unwrap();
+}
+
+/// Polls the Endpoints `name` until `check` holds.
+async fn endpoints_until(
+    c: &Client,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let c2 = c.clone();
+    let check = &check;
+    eventually(what, || {
+        let c = c2.clone();
+        async move {
+            let ep = c.get(EP, Some("default"), name).await.unwrap()?;
+            check(&ep).then_some(ep)
+        }
+    })
+    .await
+}
+
+async fn web_slices(c: &Client) -> Vec<Value> {
+    c.list(
+        SLICES,
+        Some("default"),
+        Some("kubernetes.io/service-name=web"),
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_and_slices_follow_pod_readiness() {
+    let c = client().await;
+    let token = CancellationToken::new();
+    let _stop = Stop(token.clone());
+    tokio::spawn(k1s_controllers::endpoints::run(c.clone(), token.clone()));
+    tokio::spawn(k1s_controllers::gc::run(c.clone(), token.clone()));
+    let svc = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "labels": {"tier": "front"}},
+        "spec": {"selector": {"app": "web"}, "ports": [
+            {"name": "http", "port": 80, "targetPort": "web"},
+            {"name": "admin", "port": 81, "targetPort": 7000}]}});
+    let svc = c.create(SVC, Some("default"), &svc).await.unwrap();
+    create_pod(&c, "a", 8080).await;
+    create_pod(&c, "b", 9090).await;
+    create_pod(&c, "no-ip", 8080).await;
+    // Created empty (no pod has an IP yet), with the Service's labels.
+    let ep = endpoints_until(&c, "web", "empty endpoints", |ep| {
+        ep.get("subsets").is_none()
+    })
+    .await;
+    assert_eq!(ep["metadata"]["labels"], json!({"tier": "front"}));
+    assert!(
+        ep["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"]
+            .is_string()
+    );
+
+    set_status(&c, "a", "10.1.0.1", false).await;
+    let ep = endpoints_until(&c, "web", "a not ready", |ep| {
+        ep["subsets"][0]["notReadyAddresses"][0]["ip"] == "10.1.0.1"
+    })
+    .await;
+    let s = &ep["subsets"][0];
+    assert!(s.get("addresses").is_none());
+    let a_ref = &s["notReadyAddresses"][0]["targetRef"];
+    assert_eq!(
+        (a_ref["kind"].as_str(), a_ref["name"].as_str()),
+        (Some("Pod"), Some("a"))
+    );
+    assert!(a_ref["uid"].is_string());
+    assert_eq!(
+        s["ports"],
+        json!([{"name": "admin", "port": 7000, "protocol": "TCP"}, {"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+
+    set_status(&c, "a", "10.1.0.1", true).await;
+    set_status(&c, "b", "10.1.0.2", true).await;
+    let ep = endpoints_until(&c, "web", "a and b ready", |ep| {
+        ep["subsets"].as_array().is_some_and(|s| {
+            s.len() == 2
+                && s.iter()
+                    .all(|s| s["addresses"].is_array() && s.get("notReadyAddresses").is_none())
+        })
+    })
+    .await;
+    // b's named port resolves to its own container port.
+    let b = ep["subsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["addresses"][0]["ip"] == "10.1.0.2")
+        .unwrap();
+    assert!(
+        b["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"] == 9090)
+    );
+
+    // Slices: one per port set, owned by the Service, with conditions.
+    let c2 = c.clone();
+    let slices = eventually("slices for a and b", || {
+        let c = c2.clone();
+        async move {
+            let s = web_slices(&c).await;
+            let ready: usize = s
+                .iter()
+                .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+                .filter(|e| e["conditions"]["ready"] == true)
+                .count();
+            (s.len() == 2 && ready == 2).then_some(s)
+        }
+    })
+    .await;
+    for s in &slices {
+        assert!(s["metadata"]["name"].as_str().unwrap().starts_with("web-"));
+        assert_eq!(s["addressType"], "IPv4");
+        let l = &s["metadata"]["labels"];
+        assert_eq!(
+            l["endpointslice.kubernetes.io/managed-by"],
+            "endpointslice-controller.k8s.io"
+        );
+        assert_eq!(l["tier"], "front");
+        let o = &s["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (
+                o["kind"].as_str(),
+                o["controller"].as_bool(),
+                o["blockOwnerDeletion"].as_bool()
+            ),
+            (Some("Service"), Some(true), Some(true))
+        );
+        assert_eq!(o["uid"], svc["metadata"]["uid"]);
+        let e = &s["endpoints"][0];
+        assert_eq!(e["targetRef"]["kind"], "Pod");
+        assert_eq!(
+            e["conditions"],
+            json!({"ready": true, "serving": true, "terminating": false})
+        );
+    }
+    let a_slice = slices
+        .iter()
+        .find(|s| s["endpoints"][0]["addresses"][0] == "10.1.0.1")
+        .unwrap();
+    assert_eq!(
+        a_slice["ports"],
+        json!([{"name": "admin", "port": 7000, "protocol": "TCP"}, {"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+
+    // Readiness lost: back to notReadyAddresses and ready=false.
+    set_status(&c, "b", "10.1.0.2", false).await;
+    endpoints_until(&c, "web", "b not ready", |ep| {
+        ep["subsets"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|s| s["notReadyAddresses"][0]["ip"] == "10.1.0.2")
+        })
+    })
+    .await;
+    let c2 = c.clone();
+    eventually("b's slice endpoint not ready", || {
+        let c = c2.clone();
+        async move {
+            web_slices(&c)
+                .await
+                .iter()
+                .any(|s| {
+                    s["endpoints"][0]["addresses"][0] == "10.1.0.2"
+                        && s["endpoints"][0]["conditions"]
+                            == json!({"ready": false, "serving": false, "terminating": false})
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
+    // A Service without a selector is left alone.
+    let manual = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "manual"},
+                        "spec": {"ports": [{"port": 80}]}});
+    c.create(SVC, Some("default"), &manual).await.unwrap();
+
+    // The Service goes: its Endpoints (deleted by the controller) and slices (garbage collected) too.
+    c.delete(SVC, Some("default"), "web", None).await.unwrap();
+    let c2 = c.clone();
+    eventually("endpoints and slices deleted", || {
+        let c = c2.clone();
+        async move {
+            let ep = c.get(EP, Some("default"), "web").await.unwrap();
+            (ep.is_none() && web_slices(&c).await.is_empty()).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        c.get(EP, Some("default"), "manual")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_service_points_at_the_node() {
+    let c = client().await;
+    let Some(ip) = k1s_controllers::endpoints::kubernetes::host_address("127.0.0.1:6443") else {
+        eprintln!("no non-loopback address on this machine; nothing to publish");
+        return;
+    };
+    let token = CancellationToken::new();
+    let _stop = Stop(token.clone());
+    tokio::spawn(k1s_controllers::endpoints::run(c.clone(), token.clone()));
+    let ep = endpoints_until(&c, "kubernetes", "kubernetes endpoints", |_| true).await;
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], ip.to_string());
+    assert_eq!(
+        ep["subsets"][0]["ports"],
+        json!([{"name": "https", "port": 6443, "protocol": "TCP"}])
+    );
+    let c2 = c.clone();
+    let slice = eventually("kubernetes slice", || {
+        let c = c2.clone();
+        async move { c.get(SLICES, Some("default"), "kubernetes").await.unwrap() }
+    })
+    .await;
+    assert_eq!(
+        slice["metadata"]["labels"]["kubernetes.io/service-name"],
+        "kubernetes"
+    );
+    assert_eq!(slice["endpoints"][0]["addresses"][0], ip.to_string());
+    // Deleted: restored.
+    c.delete(EP, Some("default"), "kubernetes", None)
+        .await
+        .unwrap();
+    endpoints_until(&c, "kubernetes", "kubernetes endpoints restored", |_| true).await;
+}
