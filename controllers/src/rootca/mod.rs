@@ -1,0 +1,124 @@
+//! Root CA publisher: every active namespace has a ConfigMap `kube-root-ca.crt` whose `ca.crt` is the
+//! cluster CA, as kube-controller-manager publishes it; one deleted or changed is restored.
+
+use std::time::Duration;
+
+use k1s_apimachinery::status::StatusError;
+use k1s_apiserver::client::{Client, Gvr};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{Event, Informer, WorkQueue, key_of, split_key};
+use crate::serviceaccount::namespace_active;
+
+const NAMESPACES: Gvr = Gvr::new("", "v1", "namespaces");
+const CONFIG_MAPS: Gvr = Gvr::new("", "v1", "configmaps");
+
+/// The published ConfigMap's name.
+pub const NAME: &str = "kube-root-ca.crt";
+/// Its data key.
+pub const KEY: &str = "ca.crt";
+const DESCRIPTION_KEY: &str = "kubernetes.io/description";
+/// What the ConfigMap is for, in its description annotation.
+pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver \
+when using internal endpoints such as the internal service IPs or DNS name. More info: \
+https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/#root-certificate-authority-publisher";
+
+/// Runs the publisher until `shutdown`.
+pub async fn run(client: Client, ca_pem: String, shutdown: CancellationToken) {
+    let namespaces = Informer::start(client.clone(), NAMESPACES, shutdown.clone());
+    let maps = Informer::start(client.clone(), CONFIG_MAPS, shutdown.clone());
+    let queue = WorkQueue::new();
+    let mut ns_events = namespaces.subscribe();
+    let mut cm_events = maps.subscribe();
+    namespaces.wait_synced().await;
+    maps.wait_synced().await;
+    for ns in namespaces.keys() {
+        queue.add(ns);
+    }
+    let worker = {
+        let queue = queue.clone();
+        let (namespaces, maps) = (namespaces.clone(), maps.clone());
+        async move {
+            loop {
+                let ns = queue.next().await;
+                if let Err(e) = sync(&client, &namespaces, &maps, &ca_pem, &ns).await {
+                    tracing::warn!(namespace = %ns, error = %e.message, "kube-root-ca.crt: sync failed");
+                    queue.add_after(ns.clone(), Duration::from_secs(1));
+                }
+                queue.done(&ns);
+            }
+        }
+    };
+    let events = async {
+        loop {
+            tokio::select! {
+                ev = ns_events.recv() => match ev {
+                    Ok(Event::Upsert { new, .. }) => queue.add(key_of(&new)),
+                    Ok(Event::Delete(_)) => {}
+                    Ok(Event::Resync) | Err(_) => namespaces.keys().into_iter().for_each(|k| queue.add(k)),
+                },
+                ev = cm_events.recv() => match ev {
+                    Ok(Event::Delete(cm)) | Ok(Event::Upsert { new: cm, .. })
+                        if cm["metadata"]["name"] == NAME =>
+                    {
+                        if let (Some(ns), _) = split_key(&key_of(&cm)) {
+                            queue.add(ns.to_string());
+                        }
+                    }
+                    Ok(Event::Resync) | Err(_) => namespaces.keys().into_iter().for_each(|k| queue.add(k)),
+                    Ok(_) => {}
+                },
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = worker => {}
+        _ = events => {}
+    }
+}
+
+fn up_to_date(cm: &Value, ca_pem: &str) -> bool {
+    cm["data"] == json!({KEY: ca_pem})
+        && cm["metadata"]["annotations"][DESCRIPTION_KEY] == DESCRIPTION
+}
+
+async fn sync(
+    client: &Client,
+    namespaces: &Informer,
+    maps: &Informer,
+    ca_pem: &str,
+    ns: &str,
+) -> Result<(), StatusError> {
+    if !namespace_active(namespaces, ns) {
+        return Ok(());
+    }
+    let result = match maps.get(&format!("{ns}/{NAME}")) {
+        Some(cm) if up_to_date(&cm, ca_pem) => return Ok(()),
+        Some(cm) => {
+            let mut cm = (*cm).clone();
+            cm["data"] = json!({KEY: ca_pem});
+            if !cm["metadata"]["annotations"].is_object() {
+                cm["metadata"]["annotations"] = json!({});
+            }
+            cm["metadata"]["annotations"][DESCRIPTION_KEY] = json!(DESCRIPTION);
+            client.update(CONFIG_MAPS, &cm).await
+        }
+        None => {
+            let cm = json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": NAME, "annotations": {DESCRIPTION_KEY: DESCRIPTION}},
+                "data": {KEY: ca_pem},
+            });
+            client.create(CONFIG_MAPS, Some(ns), &cm).await
+        }
+    };
+    match result {
+        Ok(_) => Ok(()),
+        // A stale cache (409 is retried when the informer catches up, which queues the namespace
+        // again) or a namespace going away.
+        Err(e) if e.code == 409 || e.code == 403 || e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
