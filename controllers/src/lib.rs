@@ -1,4 +1,6 @@
 //! k1s controllers: level-triggered reconcilers driven by informers, writing through the in-process
 //! API client, as kube-controller-manager's controllers do.
 
+pub mod deployment;
+pub mod replicaset;
 pub mod runtime;
