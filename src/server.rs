@@ -34,9 +34,20 @@ pub struct ServerArgs {
     /// How long events are kept after their last update (e.g. `1h`, `30m`, `90s`).
     #[arg(long, env = "K1S_EVENT_TTL", default_value = "1h", value_parser = parse_duration)]
     pub event_ttl: std::time::Duration,
+    /// Components not to run (comma-separated): `controllers`, `scheduler`.
+    #[arg(long, env = "K1S_DISABLE", value_delimiter = ',', value_enum)]
+    pub disable: Vec<Component>,
     /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
     #[arg(long, env = "K1S_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+/// Parts of the control plane that can be switched off.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// ReplicaSet, garbage collector, ServiceAccount, root CA and endpoints controllers.
+    Controllers,
+    Scheduler,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -158,7 +169,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     // The control plane: every loop runs until `shutdown` and is awaited before the store closes.
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(k1s_apiserver::namespace_lifecycle::run(
             state.clone(),
             shutdown.clone(),
@@ -169,6 +180,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         )),
     ];
+    if !args.disable.contains(&Component::Controllers) {
+        let client = || k1s_apiserver::client::Client::new(state.clone(), "k1s-controller-manager");
+        let stop = || shutdown.clone();
+        use k1s_controllers as c;
+        tasks.push(tokio::spawn(c::replicaset::run(client(), stop())));
+        tasks.push(tokio::spawn(c::gc::run(client(), stop())));
+        tasks.push(tokio::spawn(c::serviceaccount::run(client(), stop())));
+        tasks.push(tokio::spawn(c::endpoints::run(client(), stop())));
+        tasks.push(tokio::spawn(c::rootca::run(
+            client(),
+            pki.ca_cert_pem.clone(),
+            stop(),
+        )));
+    }
+    if !args.disable.contains(&Component::Scheduler) {
+        let client = k1s_apiserver::client::Client::new(state.clone(), "default-scheduler");
+        tasks.push(tokio::spawn(k1s_scheduler::run(client, shutdown.clone())));
+    }
     state.set_ready();
     println!(
         "k1s is ready: API {url} kubeconfig {} ({} ms)",

@@ -475,7 +475,10 @@ pub async fn patch(mut ctx: Ctx, body: Body) -> ApiResult {
     if ct == "application/apply-patch+yaml" {
         return apply(&mut ctx, patch_json.unwrap_or_default(), meta.as_ref()).await;
     }
-    let mut warnings = Vec::new();
+    // A resourceVersion the patch itself sets is a precondition; without one, a patch that loses a
+    // race with another writer is simply applied again to the new state.
+    let pinned = patch_resource_version(&ct, &bytes, patch_json.as_ref());
+
     for attempt in 0..PATCH_RETRIES {
         let cur = ctx.load()?;
         let old = parse(&cur)?;
@@ -506,11 +509,7 @@ pub async fn patch(mut ctx: Ctx, body: Body) -> ApiResult {
         if ctx.res.namespaced {
             new["metadata"]["namespace"] = old["metadata"]["namespace"].clone();
         }
-        warnings = crate::schema::check_fields(&ctx, &mut new, false)?;
-        let pinned = new
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let warnings = crate::schema::check_fields(&ctx, &mut new, false)?;
         if let Some(rv) = &pinned
             && *rv != cur.mod_revision.to_string()
         {
@@ -536,8 +535,27 @@ pub async fn patch(mut ctx: Ctx, body: Body) -> ApiResult {
             }
         }
     }
-    let _ = warnings;
     Err(ctx.store_err(StoreError::Conflict { current: 0 }))
+}
+
+/// The `metadata.resourceVersion` a patch body sets, if any.
+fn patch_resource_version(
+    content_type: &str,
+    bytes: &[u8],
+    patch: Option<&Value>,
+) -> Option<String> {
+    if content_type == "application/json-patch+json" {
+        let ops: Vec<Value> = serde_json::from_slice(bytes).ok()?;
+        return ops
+            .iter()
+            .filter(|op| op["path"] == "/metadata/resourceVersion")
+            .filter(|op| matches!(op["op"].as_str(), Some("add" | "replace" | "test")))
+            .find_map(|op| op["value"].as_str().map(str::to_string));
+    }
+    patch?
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// Server-side apply (`application/apply-patch+yaml`).
@@ -682,4 +700,36 @@ pub async fn bind(ctx: Ctx, body: Body) -> ApiResult {
     }
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     Ok(crate::response::json_value(StatusCode::CREATED, &status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::patch_resource_version;
+    use serde_json::json;
+
+    #[test]
+    fn only_a_resource_version_in_the_patch_pins_it() {
+        let merge = json!({"metadata": {"resourceVersion": "7"}, "data": {"a": "b"}});
+        assert_eq!(
+            patch_resource_version("application/merge-patch+json", b"", Some(&merge)).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            patch_resource_version(
+                "application/merge-patch+json",
+                b"",
+                Some(&json!({"data": {}}))
+            ),
+            None
+        );
+        let ops = br#"[{"op":"test","path":"/metadata/resourceVersion","value":"9"},{"op":"replace","path":"/spec/replicas","value":2}]"#;
+        assert_eq!(
+            patch_resource_version("application/json-patch+json", ops, None).as_deref(),
+            Some("9")
+        );
+        assert_eq!(
+            patch_resource_version("application/json-patch+json", b"[]", None),
+            None
+        );
+    }
 }
