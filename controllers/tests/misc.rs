@@ -49,6 +49,19 @@ fn gc(c: &Client) -> Stop {
     Stop(token)
 }
 
+/// A merge patch, retried on conflicts with the controllers' concurrent writes (the server does
+/// not retry unpinned merge patches itself).
+async fn patch(c: &Client, gvr: Gvr, ns: Option<&str>, name: &str, sub: Option<&str>, p: &Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.merge_patch(gvr, ns, name, sub, p).await {
+            Ok(_) => return,
+            Err(e) if e.code == 409 && tokio::time::Instant::now() < deadline => {}
+            Err(e) => panic!("patching {name}: {e:?}"),
+        }
+    }
+}
+
 async fn cm(c: &Client, name: &str, owners: &[&Value]) -> Value {
     let refs: Vec<Value> = owners
         .iter()
@@ -113,15 +126,15 @@ async fn gc_foreground_waits_for_dependents() {
     let owner = cm(&c, "owner", &[]).await;
     let child = cm(&c, "child", &[&owner]).await;
     // A finalizer on the child holds the owner in foreground deletion.
-    c.merge_patch(
+    patch(
+        &c,
         CM,
         Some("default"),
         "child",
         None,
         &json!({"metadata": {"finalizers": ["test/hold"]}}),
     )
-    .await
-    .unwrap();
+    .await;
     let _grandchild = cm(&c, "grandchild", &[&child]).await;
     c.delete(CM, Some("default"), "owner", Some("Foreground"))
         .await
@@ -143,15 +156,15 @@ async fn gc_foreground_waits_for_dependents() {
         .expect("owner waits for its child");
     assert!(o["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(o["metadata"]["finalizers"], json!(["foregroundDeletion"]));
-    c.merge_patch(
+    patch(
+        &c,
         CM,
         Some("default"),
         "child",
         None,
         &json!({"metadata": {"finalizers": null}}),
     )
-    .await
-    .unwrap();
+    .await;
     gone(&c, "child").await;
     gone(&c, "owner").await;
 }
@@ -197,15 +210,15 @@ async fn gc_foreground_cycle_finishes() {
     let b = cm(&c, "b", &[&a]).await;
     let refs = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "b",
                        "uid": b["metadata"]["uid"], "blockOwnerDeletion": true}]);
-    c.merge_patch(
+    patch(
+        &c,
         CM,
         Some("default"),
         "a",
         None,
         &json!({"metadata": {"ownerReferences": refs}}),
     )
-    .await
-    .unwrap();
+    .await;
     c.delete(CM, Some("default"), "a", Some("Foreground"))
         .await
         .unwrap();
@@ -285,15 +298,15 @@ async fn default_service_account_and_root_ca_in_every_namespace() {
         async move { c.get(CM, Some("team-a"), "kube-root-ca.crt").await.unwrap() }
     })
     .await;
-    c.merge_patch(
+    patch(
+        &c,
         CM,
         Some("team-a"),
         "kube-root-ca.crt",
         None,
         &json!({"data": {"ca.crt": "tampered"}}),
     )
-    .await
-    .unwrap();
+    .await;
     let c2 = c.clone();
     eventually("kube-root-ca.crt restored", || {
         let c = c2.clone();
