@@ -518,6 +518,48 @@ async fn endpoints_and_slices_follow_pod_readiness() {
     })
     .await;
 
+    // A terminating pod (bound, so deleted gracefully) leaves the Endpoints but stays in its slice.
+    let t = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "t", "labels": {"app": "web"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx",
+                 "ports": [{"name": "web", "containerPort": 8080}]}]}});
+    c.create(PODS, Some("default"), &t).await.unwrap();
+    set_status(&c, "t", "10.1.0.3", true).await;
+    endpoints_until(&c, "web", "t ready", |ep| {
+        ep["subsets"].as_array().is_some_and(|s| {
+            s.iter().any(|s| {
+                s["addresses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|a| a["ip"] == "10.1.0.3"))
+            })
+        })
+    })
+    .await;
+    c.delete(PODS, Some("default"), "t", None).await.unwrap();
+    endpoints_until(&c, "web", "t gone from endpoints", |ep| {
+        !ep.to_string().contains("10.1.0.3")
+    })
+    .await;
+    let c2 = c.clone();
+    eventually("t terminating in its slice", || {
+        let c = c2.clone();
+        async move {
+            web_slices(&c)
+                .await
+                .iter()
+                .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+                .any(|e| {
+                    e["addresses"][0] == "10.1.0.3"
+                        && e["nodeName"] == "n1"
+                        && e["conditions"]
+                            == json!({"ready": false, "serving": true, "terminating": true})
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(c.get(PODS, Some("default"), "t").await.unwrap().is_some());
+
     // A Service without a selector is left alone.
     let manual = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "manual"},
                         "spec": {"ports": [{"port": 80}]}});
@@ -574,4 +616,36 @@ async fn kubernetes_service_points_at_the_node() {
         .await
         .unwrap();
     endpoints_until(&c, "kubernetes", "kubernetes endpoints restored", |_| true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_cascades_across_kinds() {
+    let c = client().await;
+    let _gc = gc(&c);
+    const RS: Gvr = Gvr::new("apps", "v1", "replicasets");
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let rs = c.create(RS, Some("default"), &rs).await.unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-x", "labels": {"app": "web"}, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": rs["metadata"]["uid"],
+             "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    c.create(PODS, Some("default"), &pod).await.unwrap();
+    // Foreground: the ReplicaSet goes only after its pod.
+    c.delete(RS, Some("default"), "web", Some("Foreground"))
+        .await
+        .unwrap();
+    let c2 = c.clone();
+    eventually("pod and replicaset deleted", || {
+        let c = c2.clone();
+        async move {
+            let pod = c.get(PODS, Some("default"), "web-x").await.unwrap();
+            let rs = c.get(RS, Some("default"), "web").await.unwrap();
+            (pod.is_none() && rs.is_none()).then_some(())
+        }
+    })
+    .await;
 }
