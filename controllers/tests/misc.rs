@@ -393,7 +393,10 @@ async fn endpoints_and_slices_follow_pod_readiness() {
         ep.get("subsets").is_none()
     })
     .await;
-    assert_eq!(ep["metadata"]["labels"], json!({"tier": "front"}));
+    assert_eq!(
+        ep["metadata"]["labels"],
+        json!({"tier": "front", "endpoints.kubernetes.io/managed-by": "endpoint-controller"})
+    );
     assert!(
         ep["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"]
             .is_string()
@@ -560,6 +563,11 @@ async fn endpoints_and_slices_follow_pod_readiness() {
     .await;
     assert!(c.get(PODS, Some("default"), "t").await.unwrap().is_some());
 
+    // Endpoints written by hand, without a Service, are left alone.
+    let hand = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "by-hand"},
+                      "subsets": [{"addresses": [{"ip": "192.168.9.9"}], "ports": [{"port": 80}]}]});
+    c.create(EP, Some("default"), &hand).await.unwrap();
+
     // A Service without a selector is left alone.
     let manual = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "manual"},
                         "spec": {"ports": [{"port": 80}]}});
@@ -581,6 +589,12 @@ async fn endpoints_and_slices_follow_pod_readiness() {
             .await
             .unwrap()
             .is_none()
+    );
+    assert!(
+        c.get(EP, Some("default"), "by-hand")
+            .await
+            .unwrap()
+            .is_some()
     );
 }
 
