@@ -268,11 +268,9 @@ async fn default_service_account_and_root_ca_in_every_namespace() {
         })
         .await;
         assert_eq!(cm["data"], json!({"ca.crt": PEM}));
-        assert!(
-            cm["metadata"]["annotations"]["kubernetes.io/description"]
-                .as_str()
-                .unwrap()
-                .starts_with("Contains a CA bundle")
+        assert_eq!(
+            cm["metadata"]["annotations"]["kubernetes.io/description"],
+            k1s_controllers::rootca::DESCRIPTION
         );
     }
     // Deleted: recreated.
