@@ -181,8 +181,12 @@ async fn owner_state(gc: &Gc, dependent: &Node, r: &Value) -> Result<OwnerState>
             OwnerState::Solid
         }
     };
+    // The cached owner counts only where the reference's coordinates agree with it; otherwise the
+    // reference is checked by its coordinates, as an owner not seen at all.
     if let Some(o) = cached
         && (o.namespace().is_none() || o.namespace() == dependent.namespace())
+        && o.name() == r["name"].as_str().unwrap_or_default()
+        && o.obj["kind"] == r["kind"]
     {
         return Ok(state_of(&o.obj));
     }
