@@ -49,6 +49,19 @@ fn gc(c: &Client) -> Stop {
     Stop(token)
 }
 
+/// A merge patch, retried on conflicts with the controllers' concurrent writes (the server does
+/// not retry unpinned merge patches itself).
+async fn patch(c: &Client, gvr: Gvr, ns: Option<&str>, name: &str, sub: Option<&str>, p: &Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.merge_patch(gvr, ns, name, sub, p).await {
+            Ok(_) => return,
+            Err(e) if e.code == 409 && tokio::time::Instant::now() < deadline => {}
+            Err(e) => panic!("patching {name}: {e:?}"),
+        }
+    }
+}
+
 async fn cm(c: &Client, name: &str, owners: &[&Value]) -> Value {
     let refs: Vec<Value> = owners
         .iter()
@@ -113,15 +126,15 @@ async fn gc_foreground_waits_for_dependents() {
     let owner = cm(&c, "owner", &[]).await;
     let child = cm(&c, "child", &[&owner]).await;
     // A finalizer on the child holds the owner in foreground deletion.
-    c.merge_patch(
+    patch(
+        &c,
         CM,
         Some("default"),
         "child",
         None,
         &json!({"metadata": {"finalizers": ["test/hold"]}}),
     )
-    .await
-    .unwrap();
+    .await;
     let _grandchild = cm(&c, "grandchild", &[&child]).await;
     c.delete(CM, Some("default"), "owner", Some("Foreground"))
         .await
@@ -143,15 +156,15 @@ async fn gc_foreground_waits_for_dependents() {
         .expect("owner waits for its child");
     assert!(o["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(o["metadata"]["finalizers"], json!(["foregroundDeletion"]));
-    c.merge_patch(
+    patch(
+        &c,
         CM,
         Some("default"),
         "child",
         None,
         &json!({"metadata": {"finalizers": null}}),
     )
-    .await
-    .unwrap();
+    .await;
     gone(&c, "child").await;
     gone(&c, "owner").await;
 }
@@ -197,15 +210,15 @@ async fn gc_foreground_cycle_finishes() {
     let b = cm(&c, "b", &[&a]).await;
     let refs = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "b",
                        "uid": b["metadata"]["uid"], "blockOwnerDeletion": true}]);
-    c.merge_patch(
+    patch(
+        &c,
         CM,
         Some("default"),
         "a",
         None,
         &json!({"metadata": {"ownerReferences": refs}}),
     )
-    .await
-    .unwrap();
+    .await;
     c.delete(CM, Some("default"), "a", Some("Foreground"))
         .await
         .unwrap();
@@ -255,11 +268,9 @@ async fn default_service_account_and_root_ca_in_every_namespace() {
         })
         .await;
         assert_eq!(cm["data"], json!({"ca.crt": PEM}));
-        assert!(
-            cm["metadata"]["annotations"]["kubernetes.io/description"]
-                .as_str()
-                .unwrap()
-                .starts_with("Contains a CA bundle")
+        assert_eq!(
+            cm["metadata"]["annotations"]["kubernetes.io/description"],
+            k1s_controllers::rootca::DESCRIPTION
         );
     }
     // Deleted: recreated.
@@ -285,15 +296,15 @@ async fn default_service_account_and_root_ca_in_every_namespace() {
         async move { c.get(CM, Some("team-a"), "kube-root-ca.crt").await.unwrap() }
     })
     .await;
-    c.merge_patch(
+    patch(
+        &c,
         CM,
         Some("team-a"),
         "kube-root-ca.crt",
         None,
         &json!({"data": {"ca.crt": "tampered"}}),
     )
-    .await
-    .unwrap();
+    .await;
     let c2 = c.clone();
     eventually("kube-root-ca.crt restored", || {
         let c = c2.clone();
@@ -380,7 +391,10 @@ async fn endpoints_and_slices_follow_pod_readiness() {
         ep.get("subsets").is_none()
     })
     .await;
-    assert_eq!(ep["metadata"]["labels"], json!({"tier": "front"}));
+    assert_eq!(
+        ep["metadata"]["labels"],
+        json!({"tier": "front", "endpoints.kubernetes.io/managed-by": "endpoint-controller"})
+    );
     assert!(
         ep["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"]
             .is_string()
@@ -505,6 +519,53 @@ async fn endpoints_and_slices_follow_pod_readiness() {
     })
     .await;
 
+    // A terminating pod (bound, so deleted gracefully) leaves the Endpoints but stays in its slice.
+    let t = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "t", "labels": {"app": "web"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx",
+                 "ports": [{"name": "web", "containerPort": 8080}]}]}});
+    c.create(PODS, Some("default"), &t).await.unwrap();
+    set_status(&c, "t", "10.1.0.3", true).await;
+    endpoints_until(&c, "web", "t ready", |ep| {
+        ep["subsets"].as_array().is_some_and(|s| {
+            s.iter().any(|s| {
+                s["addresses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|a| a["ip"] == "10.1.0.3"))
+            })
+        })
+    })
+    .await;
+    c.delete(PODS, Some("default"), "t", None).await.unwrap();
+    endpoints_until(&c, "web", "t gone from endpoints", |ep| {
+        !ep.to_string().contains("10.1.0.3")
+    })
+    .await;
+    let c2 = c.clone();
+    eventually("t terminating in its slice", || {
+        let c = c2.clone();
+        async move {
+            web_slices(&c)
+                .await
+                .iter()
+                .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+                .any(|e| {
+                    e["addresses"][0] == "10.1.0.3"
+                        && e["nodeName"] == "n1"
+                        && e["conditions"]
+                            == json!({"ready": false, "serving": true, "terminating": true})
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(c.get(PODS, Some("default"), "t").await.unwrap().is_some());
+
+    // Endpoints written by hand, without a Service, are left alone.
+    let hand = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "by-hand"},
+                      "subsets": [{"addresses": [{"ip": "192.168.9.9"}], "ports": [{"port": 80}]}]});
+    c.create(EP, Some("default"), &hand).await.unwrap();
+
     // A Service without a selector is left alone.
     let manual = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "manual"},
                         "spec": {"ports": [{"port": 80}]}});
@@ -526,6 +587,12 @@ async fn endpoints_and_slices_follow_pod_readiness() {
             .await
             .unwrap()
             .is_none()
+    );
+    assert!(
+        c.get(EP, Some("default"), "by-hand")
+            .await
+            .unwrap()
+            .is_some()
     );
 }
 
@@ -561,4 +628,36 @@ async fn kubernetes_service_points_at_the_node() {
         .await
         .unwrap();
     endpoints_until(&c, "kubernetes", "kubernetes endpoints restored", |_| true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_cascades_across_kinds() {
+    let c = client().await;
+    let _gc = gc(&c);
+    const RS: Gvr = Gvr::new("apps", "v1", "replicasets");
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let rs = c.create(RS, Some("default"), &rs).await.unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-x", "labels": {"app": "web"}, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": rs["metadata"]["uid"],
+             "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    c.create(PODS, Some("default"), &pod).await.unwrap();
+    // Foreground: the ReplicaSet goes only after its pod.
+    c.delete(RS, Some("default"), "web", Some("Foreground"))
+        .await
+        .unwrap();
+    let c2 = c.clone();
+    eventually("pod and replicaset deleted", || {
+        let c = c2.clone();
+        async move {
+            let pod = c.get(PODS, Some("default"), "web-x").await.unwrap();
+            let rs = c.get(RS, Some("default"), "web").await.unwrap();
+            (pod.is_none() && rs.is_none()).then_some(())
+        }
+    })
+    .await;
 }

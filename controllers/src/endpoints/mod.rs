@@ -4,8 +4,10 @@
 //!
 //! - Endpoints: ready pods in `addresses`, not-ready ones in `notReadyAddresses` (all in `addresses`
 //!   with `publishNotReadyAddresses`); terminating pods and pods without an IP are left out; labels
-//!   are the Service's (plus `service.kubernetes.io/headless` for headless Services); at most 1,000
-//!   addresses, then `endpoints.kubernetes.io/over-capacity: truncated`. Deleted with the Service.
+//!   are the Service's plus `endpoints.kubernetes.io/managed-by: endpoint-controller` (as since
+//!   Kubernetes 1.33) and `service.kubernetes.io/headless` for headless Services; at most 1,000
+//!   addresses, then `endpoints.kubernetes.io/over-capacity: truncated`. Deleted with the Service
+//!   (only those carrying the managed-by label: Endpoints written by hand are never touched).
 //! - EndpointSlices: named `<service>-<random>` (generateName), owned by the Service (the garbage
 //!   collector deletes them with it), labelled with the service name and
 //!   `endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io`; terminating pods
@@ -49,8 +51,10 @@ pub const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 pub const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
 const HEADLESS: &str = "service.kubernetes.io/headless";
-/// Leader-election records kept in Endpoints have no Service; they are never deleted.
-const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
+/// Label marking the Endpoints this controller writes.
+pub const ENDPOINTS_MANAGED_BY: &str = "endpoints.kubernetes.io/managed-by";
+/// Its value.
+pub const ENDPOINTS_CONTROLLER: &str = "endpoint-controller";
 
 const WORKERS: usize = 4;
 
@@ -254,7 +258,7 @@ impl Ctl {
         let Some(svc) = self.services.get(key) else {
             // The Service is gone: so are its Endpoints (slices go with their owner).
             if let Some(ep) = self.endpoints.get(key)
-                && ep["metadata"]["annotations"][LEADER_ANNOTATION].is_null()
+                && ep["metadata"]["labels"][ENDPOINTS_MANAGED_BY] == ENDPOINTS_CONTROLLER
             {
                 return self.client.delete(ENDPOINTS, Some(ns), name, None).await;
             }
@@ -287,6 +291,7 @@ impl Ctl {
         if compute::headless(svc) {
             labels.insert(HEADLESS.into(), json!(""));
         }
+        labels.insert(ENDPOINTS_MANAGED_BY.into(), json!(ENDPOINTS_CONTROLLER));
         let key = key_of(svc);
         let current = self.endpoints.get(&key);
         if let Some(cur) = &current {
@@ -311,11 +316,7 @@ impl Ctl {
             json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns}})
         });
         let meta = &mut ep["metadata"];
-        if labels.is_empty() {
-            remove(meta, "labels");
-        } else {
-            meta["labels"] = Value::Object(labels);
-        }
+        meta["labels"] = Value::Object(labels);
         if !meta["annotations"].is_object() {
             meta["annotations"] = json!({});
         }

@@ -94,9 +94,10 @@ impl Gc {
                 if let Some(old) = old {
                     touched.extend(owner_uids(&old.obj).map(str::to_string));
                 }
-                if deleting(&new) && !has_finalizer(&new, ORPHAN) && !deleting_dependents(&new) {
-                    // Nothing for the collector until it is gone, except for its waiting owners.
-                } else {
+                // An object being deleted for other reasons needs nothing until it is gone.
+                let others_finish_it =
+                    deleting(&new) && !has_finalizer(&new, ORPHAN) && !deleting_dependents(&new);
+                if !others_finish_it {
                     self.queue.add(uid.clone());
                 }
                 if deleting_dependents(&new) {

@@ -53,16 +53,22 @@ async fn orphan_dependents(gc: &Gc, uid: &str, owner: &Node) -> Result {
 
 /// Foreground deletion of `uid`: deletes its dependents; once none blocks it, removes the finalizer.
 async fn delete_dependents(gc: &Gc, uid: &str, owner: &Node) -> Result {
-    let (blocking, all, cycle) = {
+    let (blocking, pending, cycle) = {
         let g = gc.graph();
+        let pending: Vec<String> = g
+            .dependents(uid)
+            .into_iter()
+            .filter(|d| g.get(d).is_some_and(|n| !deleting(&n.obj)))
+            .collect();
         (
             g.blocking_dependents(uid),
-            g.dependents(uid),
+            pending,
             g.in_blocking_cycle(uid),
         )
     };
-    // Dependents are deleted from their own side (their owner is waiting for them).
-    for d in all {
+    // Dependents are deleted from their own side (their owner is waiting for them); those already
+    // being deleted need nothing more.
+    for d in pending {
         gc.queue.add(d);
     }
     if blocking.is_empty() {
@@ -175,8 +181,12 @@ async fn owner_state(gc: &Gc, dependent: &Node, r: &Value) -> Result<OwnerState>
             OwnerState::Solid
         }
     };
+    // The cached owner counts only where the reference's coordinates agree with it; otherwise the
+    // reference is checked by its coordinates, as an owner not seen at all.
     if let Some(o) = cached
         && (o.namespace().is_none() || o.namespace() == dependent.namespace())
+        && o.name() == r["name"].as_str().unwrap_or_default()
+        && o.obj["kind"] == r["kind"]
     {
         return Ok(state_of(&o.obj));
     }

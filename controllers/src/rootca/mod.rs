@@ -19,10 +19,10 @@ pub const NAME: &str = "kube-root-ca.crt";
 /// Its data key.
 pub const KEY: &str = "ca.crt";
 const DESCRIPTION_KEY: &str = "kubernetes.io/description";
-/// What the ConfigMap is for, in its description annotation.
+/// What the ConfigMap is for, in its description annotation (the text clusters show).
 pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver \
-when using internal endpoints such as the internal service IPs or DNS name. More info: \
-https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/#root-certificate-authority-publisher";
+when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other \
+usage is guaranteed across distributions of Kubernetes clusters.";
 
 /// Runs the publisher until `shutdown`.
 pub async fn run(client: Client, ca_pem: String, shutdown: CancellationToken) {
