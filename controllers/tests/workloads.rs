@@ -31,11 +31,25 @@ impl Drop for Cluster {
 
 /// An in-memory API server with the workload controllers running; `kubelet` adds the fake kubelet.
 async fn cluster(kubelet: bool) -> Cluster {
+    let k = server().await;
+    start(&k, kubelet);
+    k
+}
+
+/// An in-memory API server, nothing running yet.
+async fn server() -> Cluster {
     let store = k1s_store::Store::open(k1s_store::StoreConfig::default()).unwrap();
     let state = AppState::new(store, Default::default());
     k1s_apiserver::bootstrap::run(&state).await.unwrap();
-    let client = Client::new(state, "workloads-test");
-    let shutdown = CancellationToken::new();
+    Cluster {
+        client: Client::new(state, "workloads-test"),
+        shutdown: CancellationToken::new(),
+    }
+}
+
+/// Starts the controllers (and the fake kubelet) against `k`.
+fn start(k: &Cluster, kubelet: bool) {
+    let (client, shutdown) = (k.client.clone(), k.shutdown.clone());
     tokio::spawn(k1s_controllers::replicaset::run(
         client.clone(),
         shutdown.clone(),
@@ -45,9 +59,8 @@ async fn cluster(kubelet: bool) -> Cluster {
         shutdown.clone(),
     ));
     if kubelet {
-        tokio::spawn(fake_kubelet(client.clone(), shutdown.clone()));
+        tokio::spawn(fake_kubelet(client, shutdown));
     }
-    Cluster { client, shutdown }
 }
 
 /// Marks every pod that is not ready yet (and not being deleted) Running and Ready.
@@ -679,4 +692,43 @@ async fn stuck_rollout_exceeds_its_progress_deadline() {
         (Some("False"), Some("MinimumReplicasUnavailable"))
     );
     assert_eq!(d["status"]["unavailableReplicas"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converged_controllers_write_nothing() {
+    let k = cluster(true).await;
+    let c = &k.client;
+    c.create(DEPLOY, Some(NS), &deployment("idle", 3, surge_one()))
+        .await
+        .unwrap();
+    rolled_out(c, "idle", 3).await;
+    // Give stragglers (status writes racing the last pod event) a moment to land, then measure
+    // a quiet window: a converged cluster must not be rewritten by its controllers.
+    let settled = eventually("writes to stop", || async {
+        let before = c.state().store().revision();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (c.state().store().revision() == before).then_some(before)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        c.state().store().revision(),
+        settled,
+        "controllers kept writing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_pick_up_objects_that_existed_before_they_started() {
+    let k = server().await;
+    let c = &k.client;
+    c.create(RS, Some(NS), &replicaset("early", 2))
+        .await
+        .unwrap();
+    c.create(DEPLOY, Some(NS), &deployment("boot", 2, json!({})))
+        .await
+        .unwrap();
+    start(&k, true);
+    rs_converged(c, "early", 2).await;
+    rolled_out(c, "boot", 2).await;
 }

@@ -81,6 +81,8 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     ctrl.deployments.wait_synced().await;
     ctrl.rs.wait_synced().await;
     ctrl.pods.wait_synced().await;
+    // The informers' first Resync may have gone out before we subscribed.
+    ctrl.enqueue_all();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..WORKERS {
         let (c, s) = (ctrl.clone(), shutdown.clone());

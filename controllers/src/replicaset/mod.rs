@@ -73,6 +73,8 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     let mut pod_events = ctrl.pods.subscribe();
     ctrl.rs.wait_synced().await;
     ctrl.pods.wait_synced().await;
+    // The informers' first Resync may have gone out before we subscribed.
+    ctrl.resync();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..WORKERS {
         let c = ctrl.clone();
