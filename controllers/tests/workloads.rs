@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 const PODS: Gvr = Gvr::new("", "v1", "pods");
 const RS: Gvr = Gvr::new("apps", "v1", "replicasets");
+const EVENTS: Gvr = Gvr::new("", "v1", "events");
 const NS: &str = "default";
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -237,6 +238,23 @@ async fn replicaset_scales_up_and_down_to_exactly_n() {
     rs_converged(c, "web", 2).await;
     scale(c, RS, "web", 0).await;
     rs_converged(c, "web", 0).await;
+    // `kubectl describe rs` shows what the controller did.
+    eventually("pod events on the replica set", || async {
+        let (items, _) = c.list(EVENTS, Some(NS), None).await.unwrap();
+        let reasons: Vec<_> = items
+            .iter()
+            .filter(|e| {
+                e["involvedObject"]["kind"] == "ReplicaSet"
+                    && e["involvedObject"]["name"] == "web"
+                    && e["source"]["component"] == "replicaset-controller"
+            })
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (reasons.iter().any(|r| r == "SuccessfulCreate")
+            && reasons.iter().any(|r| r == "SuccessfulDelete"))
+        .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +330,6 @@ async fn replicaset_status_waits_for_min_ready_seconds() {
 // Deployments
 
 const DEPLOY: Gvr = Gvr::new("apps", "v1", "deployments");
-const EVENTS: Gvr = Gvr::new("", "v1", "events");
 const HASH: &str = "pod-template-hash";
 
 fn deployment(name: &str, replicas: i64, strategy: Value) -> Value {

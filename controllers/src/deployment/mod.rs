@@ -15,7 +15,6 @@
 //! - the arithmetic lives in pure functions ([`rolling`]) with table tests;
 //! - the Deployment's status is written only when it changed.
 
-mod events;
 pub mod rolling;
 mod rollout;
 pub mod status;
@@ -34,6 +33,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use crate::replicaset::events::Recorder;
 use crate::replicaset::{PODS, REPLICASETS};
 use crate::runtime::{Event, Informer, Key, WorkQueue, key_of};
 
@@ -70,7 +70,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         deployments: Informer::start(client.clone(), DEPLOYMENTS, shutdown.clone()),
         rs: Informer::start(client.clone(), REPLICASETS, shutdown.clone()),
         pods: Informer::start(client.clone(), PODS, shutdown.clone()),
-        recorder: events::Recorder::new(client.clone(), COMPONENT),
+        recorder: Recorder::new(client.clone(), COMPONENT, "apps/v1", "Deployment"),
         client,
         queue: WorkQueue::new(),
         failures: Mutex::default(),
@@ -118,7 +118,7 @@ pub(crate) struct Controller {
     deployments: Informer,
     rs: Informer,
     pods: Informer,
-    recorder: events::Recorder,
+    recorder: Recorder,
     queue: WorkQueue,
     failures: Mutex<HashMap<Key, u32>>,
 }

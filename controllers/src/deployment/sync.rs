@@ -63,19 +63,15 @@ impl Controller {
         let selector = match LabelSelector::from_metav1(&d["spec"]["selector"]) {
             Ok(s) if !s.is_everything() => s,
             Ok(_) => {
-                self.recorder
-                    .warning(
-                        &d,
-                        "SelectingAll",
-                        "This deployment is selecting all pods. A non-empty selector is required.",
-                    )
-                    .await;
+                self.recorder.warning(
+                    &d,
+                    "SelectingAll",
+                    "This deployment is selecting all pods. A non-empty selector is required.",
+                );
                 return Ok(None);
             }
             Err(e) => {
-                self.recorder
-                    .warning(&d, "InvalidSelector", &e.to_string())
-                    .await;
+                self.recorder.warning(&d, "InvalidSelector", &e.to_string());
                 return Ok(None);
             }
         };
@@ -91,9 +87,7 @@ impl Controller {
             ) {
                 Ok((s, u)) => (s, if want == 0 { 0 } else { u.min(want) }),
                 Err(message) => {
-                    self.recorder
-                        .warning(&d, "InvalidRollingUpdate", &message)
-                        .await;
+                    self.recorder.warning(&d, "InvalidRollingUpdate", &message);
                     return Err(Error::Invalid {
                         deployment: key.to_string(),
                         message,
@@ -361,7 +355,7 @@ impl Controller {
                 s.new = Some(s.rss.len() - 1);
                 if initial > 0 {
                     let msg = format!("Scaled up replica set {name} from 0 to {initial}");
-                    self.recorder.normal(&s.d, "ScalingReplicaSet", &msg).await;
+                    self.recorder.normal(&s.d, "ScalingReplicaSet", &msg);
                 }
                 meta::set_annotation(&mut s.d, REVISION, Some(&new_revision.to_string()));
                 if st::has_deadline(&s.d) {
@@ -419,13 +413,11 @@ impl Controller {
                     st::set(&mut s.d["status"], cond);
                     let _ = self.write_deployment_status(s).await;
                 }
-                self.recorder
-                    .warning(
-                        &s.d,
-                        "FailedCreate",
-                        &format!("Failed to create new replica set {name:?}: {}", e.message),
-                    )
-                    .await;
+                self.recorder.warning(
+                    &s.d,
+                    "FailedCreate",
+                    &format!("Failed to create new replica set {name:?}: {}", e.message),
+                );
                 Err(Error::Api {
                     action: "create replica set",
                     deployment: s.key.clone(),
@@ -455,7 +447,7 @@ impl Controller {
             let verb = if to > from { "up" } else { "down" };
             let name = meta::name(&copy).unwrap_or_default();
             let msg = format!("Scaled {verb} replica set {name} from {from} to {to}");
-            self.recorder.normal(&s.d, "ScalingReplicaSet", &msg).await;
+            self.recorder.normal(&s.d, "ScalingReplicaSet", &msg);
         }
         Ok(from != to)
     }

@@ -13,6 +13,7 @@
 //! - pods being deleted or finished never count and are never adopted or released;
 //! - status is written (through `update_status`) only when it changed.
 
+pub mod events;
 mod expectations;
 pub mod pods;
 pub mod status;
@@ -62,6 +63,7 @@ pub enum Error {
 pub async fn run(client: Client, shutdown: CancellationToken) {
     let client = Client::new(client.state().clone(), COMPONENT);
     let ctrl = Arc::new(Controller {
+        recorder: events::Recorder::new(client.clone(), COMPONENT, "apps/v1", "ReplicaSet"),
         rs: Informer::start(client.clone(), REPLICASETS, shutdown.clone()),
         pods: Informer::start(client.clone(), PODS, shutdown.clone()),
         client,
@@ -105,6 +107,7 @@ pub(crate) struct Controller {
     pods: Informer,
     queue: WorkQueue,
     expectations: Expectations,
+    recorder: events::Recorder,
     /// Consecutive failed syncs per key, for backoff.
     failures: Mutex<HashMap<Key, u32>>,
 }

@@ -192,13 +192,26 @@ impl Controller {
                 let mut first_err = None;
                 while let Some(r) = set.join_next().await {
                     let err = match r {
-                        Ok(Ok(_)) => continue,
+                        Ok(Ok(pod)) => {
+                            let name = meta::name(&pod).unwrap_or_default();
+                            self.recorder.normal(
+                                rs,
+                                "SuccessfulCreate",
+                                &format!("Created pod: {name}"),
+                            );
+                            continue;
+                        }
                         Ok(Err(e)) => e,
                         Err(e) => StatusError::internal(&e.to_string()),
                     };
                     // This create will never show up in the watch.
                     self.expectations.creation_observed(key);
                     if !namespace_terminating(&err) {
+                        self.recorder.warning(
+                            rs,
+                            "FailedCreate",
+                            &format!("Error creating: {}", err.message),
+                        );
                         first_err.get_or_insert(err);
                     }
                 }
@@ -233,9 +246,22 @@ impl Controller {
             let mut first_err = None;
             while let Some(r) = set.join_next().await {
                 let Ok((pod_key, r)) = r else { continue };
-                if let Err(e) = r {
-                    self.expectations.deletion_observed(key, &pod_key);
-                    first_err.get_or_insert(e);
+                let name = crate::runtime::split_key(&pod_key).1;
+                match r {
+                    Ok(()) => self.recorder.normal(
+                        rs,
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {name}"),
+                    ),
+                    Err(e) => {
+                        self.expectations.deletion_observed(key, &pod_key);
+                        self.recorder.warning(
+                            rs,
+                            "FailedDelete",
+                            &format!("Error deleting pod {name}: {}", e.message),
+                        );
+                        first_err.get_or_insert(e);
+                    }
                 }
             }
             if let Some(source) = first_err {

@@ -1,10 +1,12 @@
-//! core/v1 Events about Deployments, so `kubectl describe deploy` lists what the controller did.
+//! core/v1 Events about the objects a controller manages, so `kubectl describe` lists what the
+//! controller did.
 //!
 //! Repeats of the same (object, reason, message) are folded into one Event whose `count` and
-//! `lastTimestamp` move, as client-go's recorder does; failing to record never fails a sync.
+//! `lastTimestamp` move, as client-go's recorder does. Recording happens in the background and its
+//! failures are only logged: an event never slows down or fails a sync.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use k1s_apimachinery::meta;
 use k1s_apiserver::client::{Client, Gvr};
@@ -15,31 +17,50 @@ const EVENTS: Gvr = Gvr::new("", "v1", "events");
 /// What makes two events the same: involved object uid, reason, message.
 type EventKey = (String, String, String);
 
-/// Records Events as `component`.
+/// Records Events about objects of one kind as `component`; cheap to clone.
+#[derive(Clone)]
 pub struct Recorder {
     client: Client,
     component: &'static str,
+    /// apiVersion and kind of the objects events are about.
+    involved: (&'static str, &'static str),
     /// (involved uid, reason, message) → (event name, count).
-    seen: Mutex<HashMap<EventKey, (String, i64)>>,
+    seen: Arc<Mutex<HashMap<EventKey, (String, i64)>>>,
 }
 
 impl Recorder {
-    pub fn new(client: Client, component: &'static str) -> Self {
+    pub fn new(
+        client: Client,
+        component: &'static str,
+        api_version: &'static str,
+        kind: &'static str,
+    ) -> Self {
         Recorder {
             client,
             component,
-            seen: Mutex::default(),
+            involved: (api_version, kind),
+            seen: Arc::default(),
         }
     }
 
-    /// Records a `Normal` event about `obj` (an `apps/v1` object).
-    pub async fn normal(&self, obj: &Value, reason: &str, message: &str) {
-        self.record(obj, "Normal", reason, message).await;
+    /// Records a `Normal` event about `obj` in the background.
+    pub fn normal(&self, obj: &Value, reason: &str, message: &str) {
+        self.spawn(obj, "Normal", reason, message);
     }
 
-    /// Records a `Warning` event about `obj`.
-    pub async fn warning(&self, obj: &Value, reason: &str, message: &str) {
-        self.record(obj, "Warning", reason, message).await;
+    /// Records a `Warning` event about `obj` in the background.
+    pub fn warning(&self, obj: &Value, reason: &str, message: &str) {
+        self.spawn(obj, "Warning", reason, message);
+    }
+
+    fn spawn(&self, obj: &Value, kind: &'static str, reason: &str, message: &str) {
+        let this = self.clone();
+        let obj = json!({"metadata": {
+            "name": meta::name(obj), "namespace": meta::namespace(obj),
+            "uid": meta::uid(obj), "resourceVersion": meta::resource_version(obj),
+        }});
+        let (reason, message) = (reason.to_string(), message.to_string());
+        tokio::spawn(async move { this.record(&obj, kind, &reason, &message).await });
     }
 
     async fn record(&self, obj: &Value, kind: &str, reason: &str, message: &str) {
@@ -72,8 +93,8 @@ impl Recorder {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": event_name, "namespace": ns},
             "involvedObject": {
-                "apiVersion": obj["apiVersion"].as_str().unwrap_or("apps/v1"),
-                "kind": obj["kind"].as_str().unwrap_or("Deployment"),
+                "apiVersion": self.involved.0,
+                "kind": self.involved.1,
                 "namespace": ns, "name": name, "uid": uid,
                 "resourceVersion": meta::resource_version(obj).unwrap_or_default(),
             },
