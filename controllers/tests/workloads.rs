@@ -749,3 +749,25 @@ async fn controllers_pick_up_objects_that_existed_before_they_started() {
     rs_converged(c, "early", 2).await;
     rolled_out(c, "boot", 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentage_rollout_of_forty_replicas_stays_within_bounds() {
+    let k = cluster(true).await;
+    let c = &k.client;
+    // Defaults: maxSurge 25% (10, rounded up), maxUnavailable 25% (10, rounded down).
+    c.create(DEPLOY, Some(NS), &deployment("wide", 40, json!({})))
+        .await
+        .unwrap();
+    rolled_out(c, "wide", 40).await;
+    let seen = observe(c, "wide").await;
+    set_image(c, "wide", "nginx:2").await;
+    let (_, rs) = rolled_out(c, "wide", 40).await;
+    observer_settled(&seen, 40, rs["metadata"]["labels"][HASH].as_str().unwrap()).await;
+    let s = seen.lock().unwrap();
+    assert!(s.max_pods <= 50, "more than 40 + 10 pods: {}", s.max_pods);
+    assert!(
+        s.min_ready >= 30,
+        "fewer than 40 - 10 ready: {}",
+        s.min_ready
+    );
+}
