@@ -1,9 +1,10 @@
 //! Deployment controller: rolls a Deployment's pod template out through ReplicaSets named
 //! `<deployment>-<pod-template-hash>`, as kube-controller-manager's deployment controller does.
 //!
-//! Driven by informers on deployments, replicasets and pods. ReplicaSet events enqueue the owning
-//! Deployment (or, for orphans, every Deployment whose selector matches); pod deletions enqueue the
-//! Deployment of the pod's ReplicaSet (Recreate waits for old pods to be gone). A sync ([`sync`]):
+//! Driven by informers on deployments and replicasets, plus a watch of pod deletions. ReplicaSet
+//! events enqueue the owning Deployment (or, for orphans, every Deployment whose selector matches);
+//! pod deletions enqueue the Deployment of the pod's ReplicaSet (Recreate waits for old pods to be
+//! gone). A sync ([`sync`]):
 //! claim ReplicaSets → paused condition → scale only (paused, or `spec.replicas` changed) or roll
 //! out ([`rollout`]: RollingUpdate within maxSurge/maxUnavailable, or Recreate) → clean up old
 //! ReplicaSets beyond `revisionHistoryLimit` → status and conditions.
@@ -28,7 +29,7 @@ use std::time::Duration;
 use k1s_apimachinery::meta;
 use k1s_apimachinery::selector::label::LabelSelector;
 use k1s_apimachinery::status::StatusError;
-use k1s_apiserver::client::{Client, Gvr};
+use k1s_apiserver::client::{Change, Client, Gvr};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -69,7 +70,6 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     let ctrl = Arc::new(Controller {
         deployments: Informer::start(client.clone(), DEPLOYMENTS, shutdown.clone()),
         rs: Informer::start(client.clone(), REPLICASETS, shutdown.clone()),
-        pods: Informer::start(client.clone(), PODS, shutdown.clone()),
         recorder: Recorder::new(client.clone(), COMPONENT, "apps/v1", "Deployment"),
         client,
         queue: WorkQueue::new(),
@@ -77,13 +77,15 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     });
     let mut d_events = ctrl.deployments.subscribe();
     let mut rs_events = ctrl.rs.subscribe();
-    let mut pod_events = ctrl.pods.subscribe();
     ctrl.deployments.wait_synced().await;
     ctrl.rs.wait_synced().await;
-    ctrl.pods.wait_synced().await;
     // The informers' first Resync may have gone out before we subscribed.
     ctrl.enqueue_all();
     let mut workers = tokio::task::JoinSet::new();
+    {
+        let (c, s) = (ctrl.clone(), shutdown.clone());
+        workers.spawn(async move { c.watch_pod_deletions(s).await });
+    }
     for _ in 0..WORKERS {
         let (c, s) = (ctrl.clone(), shutdown.clone());
         workers.spawn(async move { c.work(s).await });
@@ -102,12 +104,6 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
                 Err(RecvError::Lagged(_)) => ctrl.enqueue_all(),
                 Err(RecvError::Closed) => break,
             },
-            ev = pod_events.recv() => match ev {
-                Ok(Event::Delete(pod)) => ctrl.on_pod_deleted(&pod),
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => ctrl.enqueue_all(),
-                Err(RecvError::Closed) => break,
-            },
         }
     }
     workers.shutdown().await;
@@ -117,7 +113,6 @@ pub(crate) struct Controller {
     client: Client,
     deployments: Informer,
     rs: Informer,
-    pods: Informer,
     recorder: Recorder,
     queue: WorkQueue,
     failures: Mutex<HashMap<Key, u32>>,
@@ -197,6 +192,40 @@ impl Controller {
                 }
             }
             Event::Resync => self.enqueue_all(),
+        }
+    }
+
+    /// Follows pod deletions (Recreate waits for the last old pod to go). A plain watch, not an
+    /// informer: the ReplicaSet controller already caches every pod, a second copy would double the
+    /// memory pods take.
+    async fn watch_pod_deletions(&self, shutdown: CancellationToken) {
+        loop {
+            let from = self.client.state().store().revision();
+            let mut w = match self.client.watch(PODS, None, from) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "pod watch failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
+                }
+            };
+            loop {
+                let change = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    c = w.next() => c,
+                };
+                match change {
+                    Some(Ok(Change::Deleted(pod))) => self.on_pod_deleted(&pod),
+                    Some(Ok(_)) => {}
+                    // Fell behind: deletions may have been missed.
+                    Some(Err(_)) | None => {
+                        self.enqueue_all();
+                        break;
+                    }
+                }
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use k1s_apimachinery::meta;
+use k1s_apimachinery::selector::label::LabelSelector;
 use serde_json::Value;
 
 use super::rolling::{Counts, cleanup_unhealthy, max_scaled_down, new_rs_replicas, scale_down_old};
@@ -11,6 +12,7 @@ use super::status as st;
 use super::sync::State;
 use super::util::{replicas, status_count};
 use super::{Controller, Error};
+use crate::replicaset::PODS;
 use crate::replicaset::pods::controlled_by;
 
 /// A ReplicaSet's counts, its available pods never counted above its size (a stale status can
@@ -96,7 +98,7 @@ impl Controller {
                 scaled |= self.scale_rs(s, j, 0).await?;
             }
         }
-        if scaled || self.old_pods_running(s) {
+        if scaled || self.old_pods_running(s).await? {
             return self.sync_rollout_status(s).await;
         }
         if s.new.is_none() {
@@ -114,16 +116,32 @@ impl Controller {
     }
 
     /// Whether any pod of an old ReplicaSet still exists and has not finished (terminating ones
-    /// count: Recreate means no old pod runs beside a new one).
-    fn old_pods_running(&self, s: &State) -> bool {
+    /// count: Recreate means no old pod runs beside a new one). Only asked once the old
+    /// ReplicaSets report no pods, so the live list is rare.
+    async fn old_pods_running(&self, s: &State) -> Result<bool, Error> {
         let old = s.old();
         if old.iter().any(|&i| status_count(&s.rss[i], "replicas") > 0) {
-            return true;
+            return Ok(true);
         }
         let uids: Vec<&str> = old.iter().filter_map(|&i| meta::uid(&s.rss[i])).collect();
-        self.pods.list(meta::namespace(&s.d)).iter().any(|p| {
+        if uids.is_empty() {
+            return Ok(false);
+        }
+        let selector = LabelSelector::from_metav1(&s.d["spec"]["selector"])
+            .map(|sel| sel.to_string())
+            .unwrap_or_default();
+        let (pods, _) = self
+            .client
+            .list(PODS, meta::namespace(&s.d), Some(&selector))
+            .await
+            .map_err(|source| Error::Api {
+                action: "list pods",
+                deployment: s.key.clone(),
+                source,
+            })?;
+        Ok(pods.iter().any(|p| {
             let phase = p["status"]["phase"].as_str().unwrap_or_default();
             phase != "Succeeded" && phase != "Failed" && uids.iter().any(|u| controlled_by(p, u))
-        })
+        }))
     }
 }
