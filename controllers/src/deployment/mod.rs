@@ -4,9 +4,9 @@
 //! Driven by informers on deployments and replicasets, plus a watch of pod deletions. ReplicaSet
 //! events enqueue the owning Deployment (or, for orphans, every Deployment whose selector matches);
 //! pod deletions enqueue the Deployment of the pod's ReplicaSet (Recreate waits for old pods to be
-//! gone). A sync ([`sync`]):
+//! gone). A sync (`sync.rs`):
 //! claim ReplicaSets → paused condition → scale only (paused, or `spec.replicas` changed) or roll
-//! out ([`rollout`]: RollingUpdate within maxSurge/maxUnavailable, or Recreate) → clean up old
+//! out (`rollout.rs`: RollingUpdate within maxSurge/maxUnavailable, or Recreate) → clean up old
 //! ReplicaSets beyond `revisionHistoryLimit` → status and conditions.
 //!
 //! Invariants:
@@ -16,8 +16,12 @@
 //! - the arithmetic lives in pure functions ([`rolling`]) with table tests;
 //! - the Deployment's status is written only when it changed.
 
+mod claim;
+mod new_rs;
+mod progress;
 pub mod rolling;
 mod rollout;
+mod scale;
 pub mod status;
 mod sync;
 pub mod util;

@@ -3,7 +3,7 @@
 //!
 //! Driven by two informers (replicasets, pods); pod events enqueue the owning ReplicaSet (through the
 //! pod's controller reference) or, for orphans, every ReplicaSet whose selector matches. A sync
-//! ([`sync`]) runs in upstream order: expectations satisfied? → claim pods (adopt orphans, release
+//! (`sync.rs`) runs in upstream order: expectations satisfied? → claim pods (adopt orphans, release
 //! pods that stopped matching) → create or delete when synced and not being deleted → status.
 //!
 //! Invariants:
