@@ -15,6 +15,7 @@
 
 pub mod events;
 mod expectations;
+mod index;
 pub mod pods;
 pub mod status;
 mod sync;
@@ -69,6 +70,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         client,
         queue: WorkQueue::new(),
         expectations: Expectations::new(),
+        index: index::PodIndex::default(),
         failures: Mutex::default(),
     });
     let mut rs_events = ctrl.rs.subscribe();
@@ -107,6 +109,7 @@ pub(crate) struct Controller {
     pods: Informer,
     queue: WorkQueue,
     expectations: Expectations,
+    index: index::PodIndex,
     recorder: events::Recorder,
     /// Consecutive failed syncs per key, for backoff.
     failures: Mutex<HashMap<Key, u32>>,
@@ -154,7 +157,9 @@ impl Controller {
     }
 
     fn resync(&self) {
-        // Individual events may have been lost: expectations can no longer be trusted.
+        // Individual events may have been lost: expectations can no longer be trusted, and the
+        // index is rebuilt (before anything is enqueued) from the cache.
+        self.index.rebuild(&self.pods.list(None));
         self.expectations.clear();
         for key in self.rs.keys() {
             self.queue.add(key);
@@ -162,6 +167,12 @@ impl Controller {
     }
 
     fn on_pod(&self, ev: Event) {
+        // The index first: what expectations wait for must be visible once they are met.
+        match &ev {
+            Event::Upsert { new, .. } => self.index.upsert(new),
+            Event::Delete(pod) => self.index.remove(pod),
+            Event::Resync => {}
+        }
         match ev {
             Event::Upsert { old: None, new } => {
                 if meta::deletion_timestamp(&new).is_some() {

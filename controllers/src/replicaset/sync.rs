@@ -31,9 +31,10 @@ impl Controller {
         let needs_sync = self.expectations.satisfied(key);
         let ns = meta::namespace(&rs).unwrap_or_default();
         let candidates: Vec<Arc<Value>> = self
-            .pods
-            .list(Some(ns))
-            .into_iter()
+            .index
+            .candidates(meta::uid(&rs).unwrap_or_default(), ns)
+            .iter()
+            .filter_map(|k| self.pods.get(k))
             .filter(|p| is_active(p))
             .collect();
         let owned = self.claim(&rs, &selector, candidates).await?;
