@@ -23,8 +23,11 @@ impl Controller {
         let selector = match LabelSelector::from_metav1(&rs["spec"]["selector"]) {
             Ok(s) => s,
             Err(e) => {
-                // Validation rejects such objects; nothing sensible to do but wait for a fix.
+                // Validation rejects such objects; nothing sensible to do but say so and wait
+                // for a fix.
                 tracing::warn!(key, error = %e, "replica set has an invalid selector");
+                self.recorder
+                    .warning(&rs, "InvalidSelector", &e.to_string());
                 return Ok(None);
             }
         };
