@@ -39,7 +39,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::replicaset::events::Recorder;
-use crate::replicaset::{PODS, REPLICASETS};
+use crate::replicaset::{CONFLICT_RETRY, PODS, REPLICASETS, backoff};
 use crate::runtime::{Event, Informer, Key, WorkQueue, key_of};
 
 /// `apps/v1` deployments.
@@ -138,16 +138,17 @@ impl Controller {
                         self.queue.add_after(key.clone(), after);
                     }
                 }
+                // A conflict means the cache is behind a newer version whose event is on its
+                // way (and will enqueue the key again): retry soon, without backing off.
+                Err(e) if e.is_conflict() => {
+                    tracing::debug!(key = %key, error = %e, "deployment sync conflicted; retrying");
+                    self.queue.add_after(key.clone(), CONFLICT_RETRY);
+                }
                 Err(e) => {
                     let n = failures.entry(key.clone()).or_insert(0);
                     *n += 1;
-                    let delay =
-                        Duration::from_millis(5u64 << (*n).min(12)).min(Duration::from_secs(30));
-                    if e.is_conflict() {
-                        tracing::debug!(key = %key, error = %e, "deployment sync conflicted; retrying");
-                    } else {
-                        tracing::warn!(key = %key, error = %e, retry_in = ?delay, "deployment sync failed");
-                    }
+                    let delay = backoff(*n);
+                    tracing::warn!(key = %key, error = %e, retry_in = ?delay, "deployment sync failed");
                     self.queue.add_after(key.clone(), delay);
                 }
             }

@@ -60,6 +60,13 @@ pub enum Error {
     },
 }
 
+impl Error {
+    fn is_conflict(&self) -> bool {
+        let Error::Api { source, .. } = self;
+        source.code == 409
+    }
+}
+
 /// Runs the ReplicaSet controller until `shutdown`.
 pub async fn run(client: Client, shutdown: CancellationToken) {
     let client = Client::new(client.state().clone(), COMPONENT);
@@ -130,6 +137,12 @@ impl Controller {
                     if let Some(after) = requeue {
                         self.queue.add_after(key.clone(), after);
                     }
+                }
+                // A conflict means the cache is behind a newer version whose event is on its
+                // way (and will enqueue the key again): retry soon, without backing off.
+                Err(e) if e.is_conflict() => {
+                    tracing::debug!(key = %key, error = %e, "replica set sync conflicted; retrying");
+                    self.queue.add_after(key.clone(), CONFLICT_RETRY);
                 }
                 Err(e) => {
                     let n = failures.entry(key.clone()).or_insert(0);
@@ -274,7 +287,10 @@ impl Controller {
     }
 }
 
+/// Retry delay after a write conflicted.
+pub(crate) const CONFLICT_RETRY: Duration = Duration::from_millis(20);
+
 /// Retry delay after `n` consecutive failures: 5 ms doubling, at most 30 s.
-fn backoff(n: u32) -> Duration {
+pub(crate) fn backoff(n: u32) -> Duration {
     Duration::from_millis(5u64.saturating_mul(1 << n.min(13))).min(Duration::from_secs(30))
 }
