@@ -771,3 +771,55 @@ async fn percentage_rollout_of_forty_replicas_stays_within_bounds() {
         s.min_ready
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resizing_mid_rollout_scales_replica_sets_proportionally() {
+    // No kubelet: only the first template's pods are made ready, so the rollout stalls halfway.
+    let k = cluster(false).await;
+    let c = &k.client;
+    c.create(DEPLOY, Some(NS), &deployment("mid", 4, surge_one()))
+        .await
+        .unwrap();
+    let ready_all = || async {
+        for p in pods(c, "app=mid").await {
+            make_ready(c, p).await;
+        }
+    };
+    eventually("four pods", || async {
+        (pods(c, "app=mid").await.len() == 4).then_some(())
+    })
+    .await;
+    let (_, rs1) = eventually("the first rollout", || async {
+        ready_all().await;
+        let d = c.get(DEPLOY, Some(NS), "mid").await.unwrap()?;
+        (d["status"]["availableReplicas"] == 4).then_some(())?;
+        Some(rolled_out(c, "mid", 4).await)
+    })
+    .await;
+    set_image(c, "mid", "nginx:2").await;
+    // Stalled: old 4, new 1 (not ready), the surge used up.
+    let new_name = eventually("the new replica set at 1", || async {
+        let (rss, _) = c.list(RS, Some(NS), Some("app=mid")).await.unwrap();
+        let new = rss
+            .iter()
+            .find(|r| r["metadata"]["name"] != rs1["metadata"]["name"])?;
+        (new["spec"]["replicas"] == 1)
+            .then(|| new["metadata"]["name"].as_str().unwrap().to_string())
+    })
+    .await;
+    // 4 -> 8 with maxSurge 1: 9 allowed; old gets round(4 * 9 / 5) = 7, new round(1 * 9 / 5) = 2.
+    scale(c, DEPLOY, "mid", 8).await;
+    eventually("proportional sizes 7 and 2", || async {
+        let old = c
+            .get(RS, Some(NS), rs1["metadata"]["name"].as_str().unwrap())
+            .await
+            .unwrap()?;
+        let new = c.get(RS, Some(NS), &new_name).await.unwrap()?;
+        (old["spec"]["replicas"] == 7
+            && new["spec"]["replicas"] == 2
+            && old["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "8"
+            && new["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] == "9")
+            .then_some(())
+    })
+    .await;
+}
