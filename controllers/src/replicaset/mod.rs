@@ -3,7 +3,7 @@
 //!
 //! Driven by two informers (replicasets, pods); pod events enqueue the owning ReplicaSet (through the
 //! pod's controller reference) or, for orphans, every ReplicaSet whose selector matches. A sync
-//! ([`sync`]) runs in upstream order: expectations satisfied? → claim pods (adopt orphans, release
+//! (`sync.rs`) runs in upstream order: expectations satisfied? → claim pods (adopt orphans, release
 //! pods that stopped matching) → create or delete when synced and not being deleted → status.
 //!
 //! Invariants:
@@ -13,7 +13,9 @@
 //! - pods being deleted or finished never count and are never adopted or released;
 //! - status is written (through `update_status`) only when it changed.
 
+pub mod events;
 mod expectations;
+mod index;
 pub mod pods;
 pub mod status;
 mod sync;
@@ -58,21 +60,32 @@ pub enum Error {
     },
 }
 
+impl Error {
+    fn is_conflict(&self) -> bool {
+        let Error::Api { source, .. } = self;
+        source.code == 409
+    }
+}
+
 /// Runs the ReplicaSet controller until `shutdown`.
 pub async fn run(client: Client, shutdown: CancellationToken) {
     let client = Client::new(client.state().clone(), COMPONENT);
     let ctrl = Arc::new(Controller {
+        recorder: events::Recorder::new(client.clone(), COMPONENT, "apps/v1", "ReplicaSet"),
         rs: Informer::start(client.clone(), REPLICASETS, shutdown.clone()),
         pods: Informer::start(client.clone(), PODS, shutdown.clone()),
         client,
         queue: WorkQueue::new(),
         expectations: Expectations::new(),
+        index: index::PodIndex::default(),
         failures: Mutex::default(),
     });
     let mut rs_events = ctrl.rs.subscribe();
     let mut pod_events = ctrl.pods.subscribe();
     ctrl.rs.wait_synced().await;
     ctrl.pods.wait_synced().await;
+    // The informers' first Resync may have gone out before we subscribed.
+    ctrl.resync();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..WORKERS {
         let c = ctrl.clone();
@@ -103,6 +116,8 @@ pub(crate) struct Controller {
     pods: Informer,
     queue: WorkQueue,
     expectations: Expectations,
+    index: index::PodIndex,
+    recorder: events::Recorder,
     /// Consecutive failed syncs per key, for backoff.
     failures: Mutex<HashMap<Key, u32>>,
 }
@@ -122,6 +137,12 @@ impl Controller {
                     if let Some(after) = requeue {
                         self.queue.add_after(key.clone(), after);
                     }
+                }
+                // A conflict means the cache is behind a newer version whose event is on its
+                // way (and will enqueue the key again): retry soon, without backing off.
+                Err(e) if e.is_conflict() => {
+                    tracing::debug!(key = %key, error = %e, "replica set sync conflicted; retrying");
+                    self.queue.add_after(key.clone(), CONFLICT_RETRY);
                 }
                 Err(e) => {
                     let n = failures.entry(key.clone()).or_insert(0);
@@ -149,7 +170,9 @@ impl Controller {
     }
 
     fn resync(&self) {
-        // Individual events may have been lost: expectations can no longer be trusted.
+        // Individual events may have been lost: expectations can no longer be trusted, and the
+        // index is rebuilt (before anything is enqueued) from the cache.
+        self.index.rebuild(&self.pods.list(None));
         self.expectations.clear();
         for key in self.rs.keys() {
             self.queue.add(key);
@@ -157,6 +180,12 @@ impl Controller {
     }
 
     fn on_pod(&self, ev: Event) {
+        // The index first: what expectations wait for must be visible once they are met.
+        match &ev {
+            Event::Upsert { new, .. } => self.index.upsert(new),
+            Event::Delete(pod) => self.index.remove(pod),
+            Event::Resync => {}
+        }
         match ev {
             Event::Upsert { old: None, new } => {
                 if meta::deletion_timestamp(&new).is_some() {
@@ -258,7 +287,10 @@ impl Controller {
     }
 }
 
+/// Retry delay after a write conflicted.
+pub(crate) const CONFLICT_RETRY: Duration = Duration::from_millis(20);
+
 /// Retry delay after `n` consecutive failures: 5 ms doubling, at most 30 s.
-fn backoff(n: u32) -> Duration {
+pub(crate) fn backoff(n: u32) -> Duration {
     Duration::from_millis(5u64.saturating_mul(1 << n.min(13))).min(Duration::from_secs(30))
 }

@@ -47,8 +47,10 @@ pub fn compute(
         .position(|c| c["type"] == "ReplicaFailure");
     match (failure, existing) {
         (Some((reason, message)), Some(i)) => {
+            // Same reason: keep the first message. Messages can name generated pods, and a status
+            // that changed on every failed sync would wake the controller again at once.
             let c = &mut conditions[i];
-            if c["reason"] != reason || c["message"] != message {
+            if c["reason"] != reason {
                 c["reason"] = json!(reason);
                 c["message"] = json!(message);
                 c["lastTransitionTime"] = json!(meta::format_rfc3339(now));
@@ -117,6 +119,18 @@ mod tests {
         assert!(s.get("conditions").is_none());
         let failed = compute(&rs, &refs, Some(("FailedCreate", "quota")), now);
         assert_eq!(failed["conditions"][0]["type"], "ReplicaFailure");
+        let mut again = rs.clone();
+        again["status"] = failed.clone();
+        let failed2 = compute(&again, &refs, Some(("FailedCreate", "quota: pod x")), now);
+        assert!(
+            !differs(&failed, &failed2),
+            "a repeated failure leaves status alone"
+        );
+        assert!(
+            compute(&again, &refs, None, now)
+                .get("conditions")
+                .is_none()
+        );
         assert!(differs(&s, &failed));
         assert!(!differs(&s, &s.clone()));
         assert!(!differs(

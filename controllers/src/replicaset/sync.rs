@@ -23,17 +23,21 @@ impl Controller {
         let selector = match LabelSelector::from_metav1(&rs["spec"]["selector"]) {
             Ok(s) => s,
             Err(e) => {
-                // Validation rejects such objects; nothing sensible to do but wait for a fix.
+                // Validation rejects such objects; nothing sensible to do but say so and wait
+                // for a fix.
                 tracing::warn!(key, error = %e, "replica set has an invalid selector");
+                self.recorder
+                    .warning(&rs, "InvalidSelector", &e.to_string());
                 return Ok(None);
             }
         };
         let needs_sync = self.expectations.satisfied(key);
         let ns = meta::namespace(&rs).unwrap_or_default();
         let candidates: Vec<Arc<Value>> = self
-            .pods
-            .list(Some(ns))
-            .into_iter()
+            .index
+            .candidates(meta::uid(&rs).unwrap_or_default(), ns)
+            .iter()
+            .filter_map(|k| self.pods.get(k))
             .filter(|p| is_active(p))
             .collect();
         let owned = self.claim(&rs, &selector, candidates).await?;
@@ -192,13 +196,26 @@ impl Controller {
                 let mut first_err = None;
                 while let Some(r) = set.join_next().await {
                     let err = match r {
-                        Ok(Ok(_)) => continue,
+                        Ok(Ok(pod)) => {
+                            let name = meta::name(&pod).unwrap_or_default();
+                            self.recorder.normal(
+                                rs,
+                                "SuccessfulCreate",
+                                &format!("Created pod: {name}"),
+                            );
+                            continue;
+                        }
                         Ok(Err(e)) => e,
                         Err(e) => StatusError::internal(&e.to_string()),
                     };
                     // This create will never show up in the watch.
                     self.expectations.creation_observed(key);
                     if !namespace_terminating(&err) {
+                        self.recorder.warning(
+                            rs,
+                            "FailedCreate",
+                            &format!("Error creating: {}", err.message),
+                        );
                         first_err.get_or_insert(err);
                     }
                 }
@@ -233,9 +250,22 @@ impl Controller {
             let mut first_err = None;
             while let Some(r) = set.join_next().await {
                 let Ok((pod_key, r)) = r else { continue };
-                if let Err(e) = r {
-                    self.expectations.deletion_observed(key, &pod_key);
-                    first_err.get_or_insert(e);
+                let name = crate::runtime::split_key(&pod_key).1;
+                match r {
+                    Ok(()) => self.recorder.normal(
+                        rs,
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {name}"),
+                    ),
+                    Err(e) => {
+                        self.expectations.deletion_observed(key, &pod_key);
+                        self.recorder.warning(
+                            rs,
+                            "FailedDelete",
+                            &format!("Error deleting pod {name}: {}", e.message),
+                        );
+                        first_err.get_or_insert(e);
+                    }
                 }
             }
             if let Some(source) = first_err {
