@@ -321,3 +321,67 @@ async fn other_schedulers_and_deleting_pods_are_left_alone() {
     assert!(p["spec"]["nodeName"].is_null());
     assert!(events_for(c, "other", "FailedScheduling").await.is_empty());
 }
+
+/// Throughput: a backlog of pods is bound quickly (the rate is printed; the bound is loose because
+/// tests run unoptimised and in parallel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binds_a_backlog_quickly() {
+    const N: usize = 1000;
+    let store = k1s_store::Store::open(k1s_store::StoreConfig::default()).unwrap();
+    let state = AppState::new(store, Default::default());
+    k1s_apiserver::bootstrap::run(&state).await.unwrap();
+    let c = Client::new(state, "test");
+    for i in 0..10 {
+        let mut n = node(&format!("n{i}"), "64", json!({}));
+        n["status"]["allocatable"]["pods"] = json!("200");
+        c.create(NODES, None, &n).await.unwrap();
+    }
+    let creators: Vec<_> = (0..8)
+        .map(|t| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for i in (t..N).step_by(8) {
+                    c.create(PODS, Some("default"), &pod(&format!("p{i}"), Some("100m")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in creators {
+        h.await.unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let start = Instant::now();
+    tokio::spawn(k1s_scheduler::run(
+        Client::new(c.state().clone(), "default-scheduler"),
+        shutdown.clone(),
+    ));
+    let end = start + Duration::from_secs(60);
+    loop {
+        let (items, _) = c.list(PODS, Some("default"), None).await.unwrap();
+        let bound = items
+            .iter()
+            .filter(|p| p["spec"]["nodeName"].is_string())
+            .count();
+        if bound == N {
+            break;
+        }
+        assert!(Instant::now() < end, "only {bound}/{N} bound");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "bound {N} pods in {secs:.2}s: {:.0} pods/s",
+        N as f64 / secs
+    );
+    let (items, _) = c.list(PODS, Some("default"), None).await.unwrap();
+    let mut per_node = std::collections::HashMap::new();
+    for p in &items {
+        *per_node
+            .entry(p["spec"]["nodeName"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    assert!(per_node.values().all(|&v| v == N / 10), "{per_node:?}");
+}
