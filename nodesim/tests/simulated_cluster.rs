@@ -1,0 +1,267 @@
+//! The scheduler and three simulated nodes against an in-process API server: pods are bound, run,
+//! turn ready and finish deletion, as on a cluster with kubelets.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use k1s_apiserver::AppState;
+use k1s_apiserver::client::{Client, Gvr};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const PODS: Gvr = Gvr::new("", "v1", "pods");
+const NODES: Gvr = Gvr::new("", "v1", "nodes");
+const LEASES: Gvr = Gvr::new("coordination.k8s.io", "v1", "leases");
+const EVENTS: Gvr = Gvr::new("", "v1", "events");
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Cluster {
+    client: Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn cluster(nodes: usize) -> Cluster {
+    let store = k1s_store::Store::open(k1s_store::StoreConfig::default()).unwrap();
+    let state = AppState::new(store, Default::default());
+    k1s_apiserver::bootstrap::run(&state).await.unwrap();
+    let client = Client::new(state.clone(), "test");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(k1s_scheduler::run(
+        Client::new(state.clone(), "default-scheduler"),
+        shutdown.clone(),
+    ));
+    tokio::spawn(k1s_nodesim::run(
+        Client::new(state, "k1s-nodesim"),
+        nodes,
+        k1s_nodesim::Capacity::default(),
+        shutdown.clone(),
+    ));
+    let cl = Cluster { client, shutdown };
+    eventually("nodes registered", || async {
+        let (items, _) = cl.client.list(NODES, None, None).await.unwrap();
+        (items.len() == nodes).then_some(())
+    })
+    .await;
+    cl
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+    })
+}
+
+fn condition<'a>(p: &'a Value, type_: &str) -> Option<&'a Value> {
+    p["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn ready(p: &Value) -> bool {
+    condition(p, "Ready").is_some_and(|c| c["status"] == "True")
+}
+
+async fn get(c: &Client, name: &str) -> Option<Value> {
+    c.get(PODS, Some("default"), name).await.unwrap()
+}
+
+async fn failed_scheduling(c: &Client, pod: &str) -> String {
+    let msg = eventually("FailedScheduling event", || async {
+        let (items, _) = c.list(EVENTS, Some("default"), None).await.unwrap();
+        items
+            .into_iter()
+            .find(|e| e["involvedObject"]["name"] == pod && e["reason"] == "FailedScheduling")
+            .map(|e| e["message"].as_str().unwrap().to_string())
+    })
+    .await;
+    let p = get(c, pod).await.unwrap();
+    assert_eq!(p["status"]["phase"], "Pending");
+    assert!(p["spec"]["nodeName"].is_null());
+    msg
+}
+
+#[tokio::test]
+async fn nodes_register_with_status_and_leases() {
+    let cl = cluster(3).await;
+    let c = &cl.client;
+    let n = c.get(NODES, None, "k1s-sim-1").await.unwrap().unwrap();
+    assert_eq!(
+        n["metadata"]["labels"]["kubernetes.io/hostname"],
+        "k1s-sim-1"
+    );
+    assert_eq!(
+        n["metadata"]["labels"]["node.kubernetes.io/instance-type"],
+        "k1s-sim"
+    );
+    assert_eq!(n["status"]["capacity"]["cpu"], "8");
+    assert_eq!(n["status"]["allocatable"]["memory"], "32Gi");
+    assert_eq!(n["status"]["addresses"][0]["address"], "10.44.0.2");
+    assert_eq!(
+        n["status"]["nodeInfo"]["containerRuntimeVersion"],
+        "k1s-sim://0.1"
+    );
+    assert!(condition(&n, "Ready").is_some_and(|r| r["reason"] == "KubeletReady"));
+    assert!(condition(&n, "PIDPressure").is_some_and(|r| r["status"] == "False"));
+    let lease = eventually("lease", || async {
+        c.get(LEASES, Some("kube-node-lease"), "k1s-sim-1")
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(lease["spec"]["holderIdentity"], "k1s-sim-1");
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 40);
+    assert_eq!(
+        lease["metadata"]["ownerReferences"][0]["uid"],
+        n["metadata"]["uid"]
+    );
+}
+
+#[tokio::test]
+async fn pods_are_bound_and_become_running_and_ready() {
+    let cl = cluster(3).await;
+    let c = &cl.client;
+    for i in 0..9 {
+        c.create(PODS, Some("default"), &pod(&format!("web-{i}")))
+            .await
+            .unwrap();
+    }
+    let mut ips = HashSet::new();
+    let mut nodes = HashSet::new();
+    for i in 0..9 {
+        let name = format!("web-{i}");
+        let p = eventually("pod ready", || async { get(c, &name).await.filter(ready) }).await;
+        let s = &p["status"];
+        assert_eq!(s["phase"], "Running");
+        for t in [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "ContainersReady",
+            "PodScheduled",
+        ] {
+            assert!(
+                condition(&p, t).is_some_and(|c| c["status"] == "True"),
+                "{t}"
+            );
+        }
+        let cs = &s["containerStatuses"][0];
+        assert_eq!(cs["name"], "web");
+        assert_eq!(cs["ready"], true);
+        assert_eq!(cs["started"], true);
+        assert_eq!(cs["restartCount"], 0);
+        assert!(cs["state"]["running"]["startedAt"].is_string());
+        assert!(
+            cs["containerID"]
+                .as_str()
+                .unwrap()
+                .starts_with("k1s-sim://")
+        );
+        assert!(cs["imageID"].as_str().unwrap().starts_with("nginx@sha256:"));
+        assert!(s["startTime"].is_string());
+        let node: usize = p["spec"]["nodeName"].as_str().unwrap()["k1s-sim-".len()..]
+            .parse()
+            .unwrap();
+        assert_eq!(s["hostIP"], format!("10.44.0.{}", node + 1));
+        let ip = s["podIP"].as_str().unwrap().to_string();
+        assert!(
+            ip.starts_with(&format!("10.42.{node}.")),
+            "{ip} on node {node}"
+        );
+        assert!(ips.insert(ip.clone()), "duplicate pod IP {ip}");
+        nodes.insert(node);
+    }
+    assert_eq!(nodes.len(), 3, "pods spread over every node");
+}
+
+#[tokio::test]
+async fn unmatched_node_selector_stays_pending() {
+    let cl = cluster(3).await;
+    let c = &cl.client;
+    let mut p = pod("picky");
+    p["spec"]["nodeSelector"] = json!({"disktype": "ssd"});
+    c.create(PODS, Some("default"), &p).await.unwrap();
+    assert_eq!(
+        failed_scheduling(c, "picky").await,
+        "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
+    );
+}
+
+#[tokio::test]
+async fn too_large_cpu_request_stays_pending() {
+    let cl = cluster(3).await;
+    let c = &cl.client;
+    let mut p = pod("huge");
+    p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "9"}});
+    c.create(PODS, Some("default"), &p).await.unwrap();
+    assert_eq!(
+        failed_scheduling(c, "huge").await,
+        "0/3 nodes are available: 3 Insufficient cpu."
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_running_pod_finishes() {
+    let cl = cluster(3).await;
+    let c = &cl.client;
+    c.create(PODS, Some("default"), &pod("doomed"))
+        .await
+        .unwrap();
+    eventually("pod ready", || async {
+        get(c, "doomed").await.filter(ready)
+    })
+    .await;
+    // A default delete is graceful (30 s): the pod only gets a deletionTimestamp; the simulated
+    // kubelet finishes it.
+    c.delete(PODS, Some("default"), "doomed", None)
+        .await
+        .unwrap();
+    eventually("pod gone", || async {
+        get(c, "doomed").await.is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_probe_delay_is_honoured() {
+    let cl = cluster(1).await;
+    let c = &cl.client;
+    let mut p = pod("slow");
+    p["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"port": 80}, "initialDelaySeconds": 1});
+    c.create(PODS, Some("default"), &p).await.unwrap();
+    let running = eventually("pod running", || async {
+        get(c, "slow")
+            .await
+            .filter(|p| p["status"]["phase"] == "Running")
+    })
+    .await;
+    assert_eq!(running["status"]["containerStatuses"][0]["ready"], false);
+    assert_eq!(
+        condition(&running, "Ready").unwrap()["reason"],
+        "ContainersNotReady"
+    );
+    eventually("pod ready", || async { get(c, "slow").await.filter(ready) }).await;
+}
