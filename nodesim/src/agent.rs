@@ -60,10 +60,12 @@ fn uid(obj: &Value) -> &str {
 }
 
 /// Whole seconds from an RFC 3339 time to now (0 when unparsable).
-fn seconds_since(t: &Value) -> i64 {
+pub(crate) fn seconds_since(t: &Value) -> i64 {
     t.as_str()
         .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-        .map_or(0, |t| (jiff::Timestamp::now() - t).get_seconds().max(0))
+        .map_or(0, |t| {
+            jiff::Timestamp::now().duration_since(t).as_secs().max(0)
+        })
 }
 
 impl Sim {
@@ -356,5 +358,19 @@ impl Sim {
             200 | 202 | 404 | 409 => Ok(()),
             code => Err(format!("DELETE answered {code}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_since_counts_whole_seconds() {
+        let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(125);
+        let s = json!(k1s_apimachinery::meta::format_rfc3339(t));
+        assert!((124..=126).contains(&seconds_since(&s)));
+        assert_eq!(seconds_since(&json!(null)), 0);
+        assert_eq!(seconds_since(&json!("garbage")), 0);
     }
 }

@@ -265,3 +265,90 @@ async fn readiness_probe_delay_is_honoured() {
     );
     eventually("pod ready", || async { get(c, "slow").await.filter(ready) }).await;
 }
+
+/// A thousand pods on ten nodes all run and turn ready (the time is printed; the bound is loose
+/// because tests run unoptimised and in parallel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_pods_become_ready() {
+    const N: usize = 1000;
+    let cl = cluster(10).await;
+    let c = &cl.client;
+    let start = Instant::now();
+    let creators: Vec<_> = (0..8)
+        .map(|t| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for i in (t..N).step_by(8) {
+                    c.create(PODS, Some("default"), &pod(&format!("p{i}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in creators {
+        h.await.unwrap();
+    }
+    let end = start + Duration::from_secs(60);
+    let items = loop {
+        let (items, _) = c.list(PODS, Some("default"), None).await.unwrap();
+        let ready_count = items.iter().filter(|p| ready(p)).count();
+        if ready_count == N {
+            break items;
+        }
+        assert!(Instant::now() < end, "only {ready_count}/{N} ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "{N} pods created, bound, running and ready in {:.2}s",
+        start.elapsed().as_secs_f64()
+    );
+    let ips: HashSet<&str> = items
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips.len(), N, "pod IPs are unique");
+}
+
+/// A restarted simulator keeps what it reported: addresses and container IDs stay, and running
+/// pods are not rewritten.
+#[tokio::test]
+async fn a_restarted_simulator_keeps_pod_addresses() {
+    let store = k1s_store::Store::open(k1s_store::StoreConfig::default()).unwrap();
+    let state = AppState::new(store, Default::default());
+    k1s_apiserver::bootstrap::run(&state).await.unwrap();
+    let c = Client::new(state.clone(), "test");
+    let stop_all = CancellationToken::new();
+    let _guard = stop_all.clone().drop_guard();
+    tokio::spawn(k1s_scheduler::run(
+        Client::new(state.clone(), "default-scheduler"),
+        stop_all.clone(),
+    ));
+    let first = stop_all.child_token();
+    tokio::spawn(k1s_nodesim::run(
+        Client::new(state.clone(), "k1s-nodesim"),
+        2,
+        k1s_nodesim::Capacity::default(),
+        first.clone(),
+    ));
+    c.create(PODS, Some("default"), &pod("a")).await.unwrap();
+    let a = eventually("a ready", || async { get(&c, "a").await.filter(ready) }).await;
+    first.cancel();
+    tokio::spawn(k1s_nodesim::run(
+        Client::new(state, "k1s-nodesim"),
+        2,
+        k1s_nodesim::Capacity::default(),
+        stop_all.child_token(),
+    ));
+    // A second pod on the same node must not get the first one's address.
+    let mut b = pod("b");
+    b["spec"]["nodeSelector"] = json!({"kubernetes.io/hostname": a["spec"]["nodeName"]});
+    c.create(PODS, Some("default"), &b).await.unwrap();
+    let b = eventually("b ready", || async { get(&c, "b").await.filter(ready) }).await;
+    assert_ne!(a["status"]["podIP"], b["status"]["podIP"]);
+    let a2 = get(&c, "a").await.unwrap();
+    assert_eq!(
+        a2["metadata"]["resourceVersion"],
+        a["metadata"]["resourceVersion"]
+    );
+}
