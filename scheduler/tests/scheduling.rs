@@ -385,3 +385,41 @@ async fn binds_a_backlog_quickly() {
     }
     assert!(per_node.values().all(|&v| v == N / 10), "{per_node:?}");
 }
+
+#[tokio::test]
+async fn a_repeated_failure_bumps_the_event_count() {
+    let cl = cluster().await;
+    let c = &cl.client;
+    c.create(NODES, None, &node("n1", "1", json!({})))
+        .await
+        .unwrap();
+    c.create(PODS, Some("default"), &pod("big", Some("2")))
+        .await
+        .unwrap();
+    let msg = "0/1 nodes are available: 1 Insufficient cpu.";
+    let count = || async {
+        let evs: Vec<Value> = events_for(c, "big", "FailedScheduling")
+            .await
+            .into_iter()
+            .filter(|e| e["message"] == msg)
+            .collect();
+        assert!(evs.len() <= 1, "one event, counted: {evs:?}");
+        evs.first().and_then(|e| e["count"].as_i64())
+    };
+    let before = eventually("FailedScheduling for cpu", count).await;
+    // A node change that does not help: retried after the backoff, fails the same way.
+    c.merge_patch(
+        NODES,
+        None,
+        "n1",
+        None,
+        &json!({"metadata": {"labels": {"x": "y"}}}),
+    )
+    .await
+    .unwrap();
+    eventually("a higher count", || async {
+        count().await.filter(|n| *n > before)
+    })
+    .await;
+    assert!(node_of(c, "big").await.is_none());
+}
