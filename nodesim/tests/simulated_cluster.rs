@@ -89,19 +89,21 @@ async fn get(c: &Client, name: &str) -> Option<Value> {
     c.get(PODS, Some("default"), name).await.unwrap()
 }
 
-async fn failed_scheduling(c: &Client, pod: &str) -> String {
-    let msg = eventually("FailedScheduling event", || async {
+/// Waits for a `FailedScheduling` event with exactly `want` (an attempt made before the scheduler
+/// saw every node may have said less); the pod stays Pending and unbound.
+async fn assert_failed_scheduling(c: &Client, pod: &str, want: &str) {
+    eventually(&format!("FailedScheduling {want:?}"), || async {
         let (items, _) = c.list(EVENTS, Some("default"), None).await.unwrap();
-        items
-            .into_iter()
-            .find(|e| e["involvedObject"]["name"] == pod && e["reason"] == "FailedScheduling")
-            .map(|e| e["message"].as_str().unwrap().to_string())
+        items.into_iter().find(|e| {
+            e["involvedObject"]["name"] == pod
+                && e["reason"] == "FailedScheduling"
+                && e["message"] == want
+        })
     })
     .await;
     let p = get(c, pod).await.unwrap();
     assert_eq!(p["status"]["phase"], "Pending");
     assert!(p["spec"]["nodeName"].is_null());
-    msg
 }
 
 #[tokio::test]
@@ -203,10 +205,12 @@ async fn unmatched_node_selector_stays_pending() {
     let mut p = pod("picky");
     p["spec"]["nodeSelector"] = json!({"disktype": "ssd"});
     c.create(PODS, Some("default"), &p).await.unwrap();
-    assert_eq!(
-        failed_scheduling(c, "picky").await,
-        "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
-    );
+    assert_failed_scheduling(
+        c,
+        "picky",
+        "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -216,10 +220,7 @@ async fn too_large_cpu_request_stays_pending() {
     let mut p = pod("huge");
     p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "9"}});
     c.create(PODS, Some("default"), &p).await.unwrap();
-    assert_eq!(
-        failed_scheduling(c, "huge").await,
-        "0/3 nodes are available: 3 Insufficient cpu."
-    );
+    assert_failed_scheduling(c, "huge", "0/3 nodes are available: 3 Insufficient cpu.").await;
 }
 
 #[tokio::test]
