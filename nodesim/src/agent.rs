@@ -99,6 +99,7 @@ impl Sim {
             _ = sim.pods.wait_synced() => {}
         }
         sim.resync();
+        sim.remove_stale_nodes().await;
         tokio::spawn(sim.clone().watch_pods(events, shutdown.clone()));
         for _ in 0..WORKERS {
             tokio::spawn(sim.clone().worker(shutdown.clone()));
@@ -196,6 +197,53 @@ impl Sim {
                 };
                 if let Err(e) = res {
                     tracing::warn!(node = %name, error = %e.message, "simulated node heartbeat failed");
+                }
+            }
+        }
+    }
+
+    /// Nodes a previous run with more simulated nodes registered (`k1s-sim-<i>`, `i >= N`) have no
+    /// kubelet any more: delete them, their Leases and their pods (at once, as the pod garbage
+    /// collector does for pods of vanished nodes), so nothing is scheduled where nothing runs.
+    async fn remove_stale_nodes(&self) {
+        let nodes = match self.client.list(NODES, None, None).await {
+            Ok((items, _)) => items,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "listing nodes failed; stale simulated nodes stay");
+                return;
+            }
+        };
+        let stale: HashSet<String> = nodes
+            .iter()
+            .filter_map(|n| n["metadata"]["name"].as_str())
+            .filter(|name| {
+                name.strip_prefix(node::NODE_PREFIX)
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| i >= self.since.len())
+            })
+            .map(str::to_string)
+            .collect();
+        for name in &stale {
+            tracing::info!(node = %name, "removing a simulated node this run does not serve");
+            let res = self.client.delete(NODES, None, name, None).await;
+            let res = match res {
+                Ok(()) => {
+                    self.client
+                        .delete(LEASES, Some(node::LEASE_NAMESPACE), name, None)
+                        .await
+                }
+                e => e,
+            };
+            if let Err(e) = res {
+                tracing::warn!(node = %name, error = %e.message, "removing stale simulated node failed");
+            }
+        }
+        for p in self.pods.list(None) {
+            if assigned_node(&p).is_some_and(|n| stale.contains(n)) {
+                let key = key_of(&p);
+                let (ns, name) = split_key(&key);
+                if let Err(e) = self.delete_now(ns.unwrap_or_default(), name, uid(&p)).await {
+                    tracing::warn!(pod = %name, error = %e, "deleting a pod of a stale simulated node failed");
                 }
             }
         }

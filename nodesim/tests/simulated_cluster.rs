@@ -353,3 +353,51 @@ async fn a_restarted_simulator_keeps_pod_addresses() {
         a["metadata"]["resourceVersion"]
     );
 }
+
+/// A run with fewer nodes removes the nodes (and their pods and Leases) a bigger run left behind.
+#[tokio::test]
+async fn fewer_nodes_after_a_restart_removes_the_rest() {
+    let store = k1s_store::Store::open(k1s_store::StoreConfig::default()).unwrap();
+    let state = AppState::new(store, Default::default());
+    k1s_apiserver::bootstrap::run(&state).await.unwrap();
+    let c = Client::new(state.clone(), "test");
+    let stop_all = CancellationToken::new();
+    let _guard = stop_all.clone().drop_guard();
+    let first = stop_all.child_token();
+    tokio::spawn(k1s_nodesim::run(
+        Client::new(state.clone(), "k1s-nodesim"),
+        3,
+        k1s_nodesim::Capacity::default(),
+        first.clone(),
+    ));
+    let mut p = pod("pinned");
+    p["spec"]["nodeName"] = json!("k1s-sim-2");
+    c.create(PODS, Some("default"), &p).await.unwrap();
+    eventually("pinned ready", || async {
+        get(&c, "pinned").await.filter(ready)
+    })
+    .await;
+    eventually("lease", || async {
+        c.get(LEASES, Some("kube-node-lease"), "k1s-sim-2")
+            .await
+            .unwrap()
+    })
+    .await;
+    first.cancel();
+    tokio::spawn(k1s_nodesim::run(
+        Client::new(state, "k1s-nodesim"),
+        2,
+        k1s_nodesim::Capacity::default(),
+        stop_all.child_token(),
+    ));
+    eventually("stale node, lease and pod gone", || async {
+        let node = c.get(NODES, None, "k1s-sim-2").await.unwrap();
+        let lease = c
+            .get(LEASES, Some("kube-node-lease"), "k1s-sim-2")
+            .await
+            .unwrap();
+        (node.is_none() && lease.is_none() && get(&c, "pinned").await.is_none()).then_some(())
+    })
+    .await;
+    assert!(c.get(NODES, None, "k1s-sim-1").await.unwrap().is_some());
+}
