@@ -334,8 +334,8 @@ impl Sim {
             return;
         }
         let running_for = seconds_since(&p["status"]["startTime"]);
-        if !pod::up_to_date(&p, running_for) {
-            let pod_ip = self.ips().allocate(uid(&p), node::pod_subnet(i));
+        let pod_ip = self.ips().allocate(uid(&p), node::pod_subnet(i));
+        if !pod::up_to_date(&p, running_for, pod_ip) {
             if pod_ip.is_none() {
                 tracing::warn!(pod = %key, "simulated node's pod range is full; reporting no pod IP");
             }

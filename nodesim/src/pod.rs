@@ -268,10 +268,15 @@ pub fn running(pod: &Value, o: &Observed) -> Value {
     status
 }
 
-/// Whether the reported status already says what [`running`] would (so nothing is written).
-pub fn up_to_date(pod: &Value, running_for: i64) -> bool {
+/// Whether the reported status already says what [`running`] would with `pod_ip` (so nothing is
+/// written).
+pub fn up_to_date(pod: &Value, running_for: i64, pod_ip: Option<Ipv4Addr>) -> bool {
     let status = &pod["status"];
-    if status["phase"] != "Running" || !status["podIP"].is_string() {
+    let ip_matches = match pod_ip {
+        Some(ip) => status["podIP"].as_str() == Some(ip.to_string().as_str()),
+        None => status["podIP"].is_null(),
+    };
+    if status["phase"] != "Running" || !ip_matches {
         return false;
     }
     let containers = pod["spec"]["containers"].as_array().map_or(&[][..], |v| v);
@@ -382,8 +387,10 @@ mod tests {
             "Completed"
         );
         p["status"] = s.clone();
-        assert!(up_to_date(&p, 0));
-        assert!(!up_to_date(&p, 6));
+        let ip = Some("10.42.0.2".parse().unwrap());
+        assert!(up_to_date(&p, 0, ip));
+        assert!(!up_to_date(&p, 6, ip));
+        assert!(!up_to_date(&p, 0, Some("10.42.0.3".parse().unwrap())));
         assert_eq!(not_ready_for(&p, 2), 3);
         // Five seconds later everything is ready; IDs and start times are kept.
         let o = Observed {
@@ -404,6 +411,11 @@ mod tests {
             "t1"
         );
         p["status"] = s2;
-        assert!(up_to_date(&p, 6));
+        assert!(up_to_date(&p, 6, ip));
+        // A full range reports no address, and that is up to date too (no rewrite loop).
+        let o = Observed { pod_ip: None, ..o };
+        p["status"] = running(&p, &o);
+        assert!(p["status"]["podIP"].is_null());
+        assert!(up_to_date(&p, 6, None));
     }
 }
