@@ -307,6 +307,7 @@ impl Scheduler {
             None => self.queue.done(&key),
             Some(Decision::Fit(node)) => {
                 let Ok(permit) = self.binds.clone().acquire_owned().await else {
+                    self.queue.done(&key);
                     return;
                 };
                 let s = self.clone();
@@ -340,8 +341,11 @@ impl Scheduler {
                                 }
                             }
                             s.queue.done(&key);
-                            if e.code != 404 && e.code != 409 {
-                                tracing::warn!(pod = %key, node = %node, error = %e.message, "binding failed; retrying");
+                            // 404: the pod is gone. Anything else (a conflict included: the pod
+                            // may have been bound elsewhere, or the write lost a race) is looked
+                            // at again; a pod that is assigned by then is skipped.
+                            if e.code != 404 {
+                                tracing::debug!(pod = %key, node = %node, error = %e.message, "binding failed; retrying");
                                 s.queue.add_after(key, Duration::from_secs(1));
                             }
                         }
