@@ -217,10 +217,13 @@ impl Scheduler {
             }
             let known: std::collections::HashSet<&String> = to_queue.iter().collect();
             c.unschedulable.retain(|k, _| known.contains(k));
+            // Pods that already failed wait for their backoff (below).
+            to_queue.retain(|k| !c.unschedulable.contains_key(k));
         }
         for key in to_queue {
             self.queue.add(key);
         }
+        self.move_unschedulable();
     }
 
     fn resync_nodes(&self) {
@@ -304,6 +307,7 @@ impl Scheduler {
             None => self.queue.done(&key),
             Some(Decision::Fit(node)) => {
                 let Ok(permit) = self.binds.clone().acquire_owned().await else {
+                    self.queue.done(&key);
                     return;
                 };
                 let s = self.clone();
@@ -337,8 +341,11 @@ impl Scheduler {
                                 }
                             }
                             s.queue.done(&key);
-                            if e.code != 404 && e.code != 409 {
-                                tracing::warn!(pod = %key, node = %node, error = %e.message, "binding failed; retrying");
+                            // 404: the pod is gone. Anything else (a conflict included: the pod
+                            // may have been bound elsewhere, or the write lost a race) is looked
+                            // at again; a pod that is assigned by then is skipped.
+                            if e.code != 404 {
+                                tracing::debug!(pod = %key, node = %node, error = %e.message, "binding failed; retrying");
                                 s.queue.add_after(key, Duration::from_secs(1));
                             }
                         }
@@ -353,9 +360,11 @@ impl Scheduler {
     }
 
     /// Notes the failure (backoff) and reports it: PodScheduled=False and a FailedScheduling event
-    /// (a repeat of the same message bumps the previous event's count).
+    /// (a repeat of the same message bumps the previous event's count). The event's name is chosen
+    /// here, so a repeat decided while the first write is in flight still finds it.
     fn record_unschedulable(&self, key: &str, pod: Arc<Value>, message: String) {
-        let repeat = {
+        let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let (name, count) = {
             let mut c = self.lock();
             let u = c
                 .unschedulable
@@ -372,9 +381,13 @@ impl Scheduler {
             match &mut u.event {
                 Some((name, count, msg)) if *msg == message => {
                     *count += 1;
-                    Some((name.clone(), *count))
+                    (name.clone(), *count)
                 }
-                _ => None,
+                _ => {
+                    let name = events::event_name(pod_name);
+                    u.event = Some((name.clone(), 1, message.clone()));
+                    (name, 1)
+                }
             }
         };
         tracing::debug!(pod = %key, %message, "unschedulable");
@@ -384,31 +397,24 @@ impl Scheduler {
             let _permit = s.reports.acquire().await;
             s.set_unschedulable_condition(&pod, &message).await;
             let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
-            match repeat {
-                Some((name, count)) => {
-                    if let Err(e) = events::repeat(&s.client, ns, &name, count).await {
-                        tracing::debug!(pod = %key, error = %e.message, "updating FailedScheduling event failed");
-                    }
-                }
-                None => match events::emit(
-                    &s.client,
+            let res = if count == 1 {
+                let ev = events::pod_event(
                     &pod,
+                    &name,
                     "Warning",
                     "FailedScheduling",
                     "Scheduling",
                     &message,
-                )
-                .await
-                {
-                    Ok(name) => {
-                        if let Some(u) = s.lock().unschedulable.get_mut(&key) {
-                            u.event = Some((name, 1, message));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(pod = %key, error = %e.message, "recording FailedScheduling event failed")
-                    }
-                },
+                );
+                s.client
+                    .create(events::EVENTS, Some(ns), &ev)
+                    .await
+                    .map(|_| ())
+            } else {
+                events::repeat(&s.client, ns, &name, count).await
+            };
+            if let Err(e) = res {
+                tracing::debug!(pod = %key, error = %e.message, "recording FailedScheduling event failed");
             }
         });
     }
