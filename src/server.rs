@@ -34,6 +34,17 @@ pub struct ServerArgs {
     /// How long events are kept after their last update (e.g. `1h`, `30m`, `90s`).
     #[arg(long, env = "K1S_EVENT_TTL", default_value = "1h", value_parser = parse_duration)]
     pub event_ttl: std::time::Duration,
+    /// Register this many simulated nodes, served by a simulator in place of a kubelet (bound pods
+    /// become Running and Ready); for controller tests and scale benchmarks without containers.
+    #[arg(long, env = "K1S_SIMULATED_NODES", default_value_t = 0)]
+    pub simulated_nodes: usize,
+    /// Capacity of each simulated node, e.g. `cpu=8,memory=32Gi,pods=110`.
+    #[arg(
+        long,
+        env = "K1S_SIMULATED_NODE_CAPACITY",
+        default_value = "cpu=8,memory=32Gi,pods=110"
+    )]
+    pub simulated_node_capacity: k1s_nodesim::Capacity,
     /// Components not to run (comma-separated): `controllers`, `scheduler`.
     #[arg(long, env = "K1S_DISABLE", value_delimiter = ',', value_enum)]
     pub disable: Vec<Component>,
@@ -45,7 +56,7 @@ pub struct ServerArgs {
 /// Parts of the control plane that can be switched off.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Component {
-    /// ReplicaSet, garbage collector, ServiceAccount, root CA and endpoints controllers.
+    /// Deployment, ReplicaSet, garbage collector, ServiceAccount, root CA and endpoints controllers.
     Controllers,
     Scheduler,
 }
@@ -184,6 +195,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let client = || k1s_apiserver::client::Client::new(state.clone(), "k1s-controller-manager");
         let stop = || shutdown.clone();
         use k1s_controllers as c;
+        tasks.push(tokio::spawn(c::deployment::run(client(), stop())));
         tasks.push(tokio::spawn(c::replicaset::run(client(), stop())));
         tasks.push(tokio::spawn(c::gc::run(client(), stop())));
         tasks.push(tokio::spawn(c::serviceaccount::run(client(), stop())));
@@ -197,6 +209,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if !args.disable.contains(&Component::Scheduler) {
         let client = k1s_apiserver::client::Client::new(state.clone(), "default-scheduler");
         tasks.push(tokio::spawn(k1s_scheduler::run(client, shutdown.clone())));
+    }
+    if args.simulated_nodes > 0 {
+        let client = k1s_apiserver::client::Client::new(state.clone(), "k1s-nodesim");
+        tasks.push(tokio::spawn(k1s_nodesim::run(
+            client,
+            args.simulated_nodes,
+            args.simulated_node_capacity.clone(),
+            shutdown.clone(),
+        )));
     }
     state.set_ready();
     println!(
