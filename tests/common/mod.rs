@@ -46,6 +46,8 @@ struct ServerProc {
 pub struct Cluster {
     tmp: tempfile::TempDir,
     server: Option<ServerProc>,
+    /// Extra `k1s server` flags, kept across restarts.
+    args: Vec<String>,
 }
 
 /// What a finished command returned.
@@ -90,12 +92,22 @@ impl std::fmt::Display for Output {
 impl Cluster {
     /// Starts a server on a fresh data dir.
     pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// Starts a server on a fresh data dir with extra `k1s server` flags.
+    pub fn start_with(args: &[&str]) -> Cluster {
         let tmp = tempfile::Builder::new()
             .prefix("k1s-e2e-")
             .tempdir()
             .expect("creating a temp dir");
         std::fs::create_dir_all(tmp.path().join("home/.kube/cache")).unwrap();
-        let mut cluster = Cluster { tmp, server: None };
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut cluster = Cluster {
+            tmp,
+            server: None,
+            args,
+        };
         cluster.boot();
         cluster
     }
@@ -165,6 +177,7 @@ impl Cluster {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir())
+            .args(&self.args)
             .env_remove("K1S_LISTEN")
             .env_remove("K1S_DATA_DIR")
             .env_remove("K1S_EPHEMERAL")

@@ -1,0 +1,159 @@
+//! End-to-end: the control plane of the real `k1s server` with one simulated node, driven by stock
+//! kubectl — deployments roll out and back, services get endpoints, namespace deletion cascades.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, Table, eventually};
+
+const ROLLOUT: &str = "--timeout=60s";
+
+#[test]
+fn deployment_scales_rolls_out_and_rolls_back() {
+    let c = Cluster::start_with(&["--simulated-nodes", "1"]);
+    let nodes = Table::parse(&c.ok(&["get", "nodes"]));
+    assert_eq!(nodes.headers, ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
+    assert_eq!(nodes.cell("k1s-sim-0", "STATUS"), "Ready");
+
+    assert_eq!(
+        c.ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=busybox:1",
+            "--replicas=2"
+        ])
+        .trim(),
+        "deployment.apps/web created"
+    );
+    let out = c.ok(&["rollout", "status", "deploy/web", ROLLOUT]);
+    assert!(
+        out.contains("deployment \"web\" successfully rolled out"),
+        "{out}"
+    );
+    let t = Table::parse(&c.ok(&["get", "deploy", "web"]));
+    assert_eq!(t.cell("web", "READY"), "2/2");
+
+    assert_eq!(
+        c.ok(&["scale", "deploy", "web", "--replicas=4"]).trim(),
+        "deployment.apps/web scaled"
+    );
+    c.ok(&["rollout", "status", "deploy/web", ROLLOUT]);
+    eventually(Duration::from_secs(30), "4 running pods", || {
+        let pods = Table::parse(&c.ok(&["get", "pods", "-l", "app=web"]));
+        pods.names().len() == 4
+            && pods
+                .names()
+                .iter()
+                .all(|p| pods.cell(p, "STATUS") == "Running")
+    });
+
+    assert_eq!(
+        c.ok(&["set", "image", "deploy/web", "busybox=busybox:2"])
+            .trim(),
+        "deployment.apps/web image updated"
+    );
+    c.ok(&["rollout", "status", "deploy/web", ROLLOUT]);
+    let image = c.jsonpath(
+        &["deploy", "web"],
+        "{.spec.template.spec.containers[0].image}",
+    );
+    assert_eq!(image, "busybox:2");
+    let history = c.ok(&["rollout", "history", "deploy/web"]);
+    assert!(
+        history.contains("REVISION") && history.contains('2'),
+        "{history}"
+    );
+
+    assert_eq!(
+        c.ok(&["rollout", "undo", "deploy/web"]).trim(),
+        "deployment.apps/web rolled back"
+    );
+    c.ok(&["rollout", "status", "deploy/web", ROLLOUT]);
+    let image = c.jsonpath(
+        &["deploy", "web"],
+        "{.spec.template.spec.containers[0].image}",
+    );
+    assert_eq!(image, "busybox:1");
+    eventually(
+        Duration::from_secs(30),
+        "only the busybox:1 ReplicaSet has replicas",
+        || {
+            let rs = Table::parse(&c.ok(&["get", "rs", "-o", "wide"]));
+            rs.names().iter().all(|n| {
+                let want = if rs.cell(n, "IMAGES") == "busybox:1" {
+                    "4"
+                } else {
+                    "0"
+                };
+                rs.cell(n, "CURRENT") == want
+            })
+        },
+    );
+    let events = c.ok(&["describe", "deploy", "web"]);
+    assert!(events.contains("ScalingReplicaSet"), "{events}");
+}
+
+#[test]
+fn exposed_deployment_gets_endpoints_and_namespace_deletion_cascades() {
+    let c = Cluster::start_with(&["--simulated-nodes", "1"]);
+    c.ok(&["create", "namespace", "shop"]);
+    c.ok(&[
+        "-n",
+        "shop",
+        "create",
+        "deployment",
+        "api",
+        "--image=busybox:1",
+        "--replicas=2",
+        "--port=8080",
+    ]);
+    c.ok(&["-n", "shop", "rollout", "status", "deploy/api", ROLLOUT]);
+    assert_eq!(
+        c.ok(&[
+            "-n",
+            "shop",
+            "expose",
+            "deploy",
+            "api",
+            "--port=80",
+            "--target-port=8080"
+        ])
+        .trim(),
+        "service/api exposed"
+    );
+    eventually(Duration::from_secs(30), "two endpoints", || {
+        let t = Table::parse(&c.ok(&["-n", "shop", "get", "endpoints", "api"]));
+        t.cell("api", "ENDPOINTS").matches(":8080").count() == 2
+    });
+    let slices = c.ok(&[
+        "-n",
+        "shop",
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=api",
+    ]);
+    let t = Table::parse(&slices);
+    assert_eq!(
+        t.headers,
+        ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
+        "{slices}"
+    );
+    assert_eq!(t.names().len(), 1, "{slices}");
+    assert_eq!(t.cell(t.names()[0], "PORTS"), "8080");
+
+    // The default ServiceAccount and the root CA exist in a new namespace, as upstream.
+    c.ok(&["-n", "shop", "get", "serviceaccount", "default"]);
+    c.ok(&["-n", "shop", "get", "configmap", "kube-root-ca.crt"]);
+
+    assert_eq!(
+        c.ok(&["delete", "namespace", "shop"]).trim(),
+        "namespace \"shop\" deleted"
+    );
+    let out = c.fails(&["get", "namespace", "shop"]);
+    assert!(out.contains("namespaces \"shop\" not found"), "{out}");
+    let left = c.ok(&["get", "pods,rs,deploy,svc", "-n", "shop", "-o", "name"]);
+    assert!(left.trim().is_empty(), "{left}");
+}
