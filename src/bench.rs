@@ -7,11 +7,12 @@
 //! rustls), one per client, to a server the user started or one this command spawns.
 //!
 //! Modules: `client` (HTTP(S) connections, kubeconfig), `stats` (drivers and percentiles),
-//! `spawn` (starting and stopping `k1s server`), and one module per target: `api`, `startup`,
-//! `store`, `etcd`.
+//! `spawn` (starting and stopping `k1s server`), and one module per target: `api`, `cluster`,
+//! `startup`, `store`, `etcd`.
 
 mod api;
 mod client;
+mod cluster;
 mod etcd;
 mod spawn;
 mod startup;
@@ -30,6 +31,9 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// Creates, LIST and watch fan-out against a running k1s server (or one spawned with --spawn).
     Api(api::ApiArgs),
+    /// The control plane at scale: a 1,000-replica Deployment, a rolling update, scheduler
+    /// throughput, 10,000 pods' RSS and idle CPU, on a spawned server with simulated nodes.
+    Cluster(cluster::ClusterArgs),
     /// Start-up time to /readyz and idle RSS of `k1s server`, on an empty and a filled data dir.
     Startup(startup::StartupArgs),
     /// The raw k1s store (no HTTP): the same writes, list and watch fan-out.
@@ -46,6 +50,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match args.target {
             BenchTarget::Api(a) => api::run(a).await,
+            BenchTarget::Cluster(a) => cluster::run(a).await,
             BenchTarget::Startup(a) => startup::run(a).await,
             BenchTarget::Store(a) => store::run(a).await,
             BenchTarget::Etcd(a) => etcd::run(a).await,
