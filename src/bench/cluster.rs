@@ -6,7 +6,9 @@
 //! 2. changes its image and times the rolling update until `updatedReplicas ==
 //!    availableReplicas == replicas` and no old ReplicaSet has replicas (spec or status);
 //! 3. reports scheduler throughput from a pod watch opened before step 1: the instant each pod
-//!    is first seen with `spec.nodeName`, pods/s from the first to the last bind;
+//!    is first seen with `spec.nodeName`, pods/s from the first to the last bind (and, to tell
+//!    the scheduler from the ReplicaSet controller, the rate pods appeared at and the
+//!    create-to-bind lag);
 //! 4. deletes that Deployment, waits for its pods to go, then creates `--deployments` Deployments
 //!    of `--per-deployment` replicas, times them to all available and reads the server's
 //!    VmRSS/VmHWM;
@@ -174,6 +176,12 @@ async fn steps(args: &ClusterArgs, ep: &Endpoint, pid: u32) -> Result<Vec<String
                 t.last.as_secs_f64() * 1e3,
                 t.rate,
                 met(t.rate >= 1000.0)
+            );
+            println!(
+                "   pods appeared at {:.0} pods/s (first to last ADDED); create-to-bind lag p50 {:.0} ms, max {:.0} ms",
+                t.created_rate,
+                t.lag_p50.as_secs_f64() * 1e3,
+                t.lag_max.as_secs_f64() * 1e3
             );
             summary.push(format!("bind {:.0} pods/s", t.rate));
         }
@@ -611,9 +619,11 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(field(14)? + field(15)?)
 }
 
-/// A pod watch on one namespace that records when each pod is first seen bound.
+/// A pod watch on one namespace that records when each pod is first seen (created) and first
+/// seen bound.
 struct BindWatch {
-    bound: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Pod name -> (first seen, first seen with spec.nodeName).
+    bound: Arc<Mutex<HashMap<String, (Instant, Option<Instant>)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -622,6 +632,11 @@ struct Throughput {
     first: Duration,
     last: Duration,
     rate: f64,
+    /// Pods/s from the first to the last pod seen created.
+    created_rate: f64,
+    /// Median and largest time from a pod's creation to its bind, as seen by the watch.
+    lag_p50: Duration,
+    lag_max: Duration,
 }
 
 impl BindWatch {
@@ -645,7 +660,7 @@ impl BindWatch {
             bail!("pod watch: {}", resp.status());
         }
         let mut body = resp.into_body();
-        let bound: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let bound: Arc<Mutex<HashMap<String, (Instant, Option<Instant>)>>> = Arc::default();
         let seen = bound.clone();
         let task = tokio::spawn(async move {
             let _conn = conn;
@@ -669,9 +684,13 @@ impl BindWatch {
                         .pointer("/object/metadata/name")
                         .and_then(Value::as_str)
                         .unwrap_or("");
-                    if !node.is_empty() && !name.is_empty() {
-                        let mut m = seen.lock().unwrap_or_else(|e| e.into_inner());
-                        m.entry(name.to_owned()).or_insert(at);
+                    if name.is_empty() {
+                        continue;
+                    }
+                    let mut m = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    let entry = m.entry(name.to_owned()).or_insert((at, None));
+                    if !node.is_empty() && entry.1.is_none() {
+                        entry.1 = Some(at);
                     }
                 }
             }
@@ -681,16 +700,31 @@ impl BindWatch {
 
     fn throughput(&self, since: Instant) -> Option<Throughput> {
         let m = self.bound.lock().unwrap_or_else(|e| e.into_inner());
-        let first = *m.values().min()?;
-        let last = *m.values().max()?;
-        if m.len() < 2 || last <= first {
+        let binds: Vec<Instant> = m.values().filter_map(|(_, b)| *b).collect();
+        let first = *binds.iter().min()?;
+        let last = *binds.iter().max()?;
+        if binds.len() < 2 || last <= first {
             return None;
         }
+        let c_first = m.values().map(|(c, _)| *c).min()?;
+        let c_last = m.values().map(|(c, _)| *c).max()?;
+        let mut lags: Vec<Duration> = m
+            .values()
+            .filter_map(|(c, b)| b.map(|b| b.saturating_duration_since(*c)))
+            .collect();
+        lags.sort();
         Some(Throughput {
-            bound: m.len(),
+            bound: binds.len(),
             first: first.saturating_duration_since(since),
             last: last.saturating_duration_since(since),
-            rate: (m.len() - 1) as f64 / (last - first).as_secs_f64(),
+            rate: (binds.len() - 1) as f64 / (last - first).as_secs_f64(),
+            created_rate: (m.len() - 1) as f64
+                / c_last
+                    .saturating_duration_since(c_first)
+                    .as_secs_f64()
+                    .max(1e-9),
+            lag_p50: lags[lags.len() / 2],
+            lag_max: lags[lags.len() - 1],
         })
     }
 
