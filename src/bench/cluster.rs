@@ -619,11 +619,13 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(field(14)? + field(15)?)
 }
 
+/// Pod name -> (first seen, first seen with `spec.nodeName`).
+type Seen = HashMap<String, (Instant, Option<Instant>)>;
+
 /// A pod watch on one namespace that records when each pod is first seen (created) and first
 /// seen bound.
 struct BindWatch {
-    /// Pod name -> (first seen, first seen with spec.nodeName).
-    bound: Arc<Mutex<HashMap<String, (Instant, Option<Instant>)>>>,
+    bound: Arc<Mutex<Seen>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -660,7 +662,7 @@ impl BindWatch {
             bail!("pod watch: {}", resp.status());
         }
         let mut body = resp.into_body();
-        let bound: Arc<Mutex<HashMap<String, (Instant, Option<Instant>)>>> = Arc::default();
+        let bound: Arc<Mutex<Seen>> = Arc::default();
         let seen = bound.clone();
         let task = tokio::spawn(async move {
             let _conn = conn;
