@@ -723,16 +723,20 @@ async fn converged_controllers_write_nothing() {
     // a quiet window: a converged cluster must not be rewritten by its controllers.
     let settled = eventually("writes to stop", || async {
         let before = c.state().store().revision();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         (c.state().store().revision() == before).then_some(before)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        c.state().store().revision(),
-        settled,
-        "controllers kept writing"
-    );
+    let mut w = c.state().store().watch("/registry/", settled).unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(300), w.next()).await;
+    if let Ok(Some(ev)) = quiet {
+        let ev = ev.unwrap();
+        panic!(
+            "controllers kept writing: {:?} {}",
+            ev.kind,
+            String::from_utf8_lossy(&ev.kv.value)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
