@@ -447,4 +447,27 @@ mod tests {
         assert_eq!(seconds_since(&json!(null)), 0);
         assert_eq!(seconds_since(&json!("garbage")), 0);
     }
+
+    #[test]
+    fn only_pods_of_simulated_nodes_are_kept() {
+        let pod = |node: Value| {
+            json!({
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u", "managedFields": []},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i", "env": [],
+                         "readinessProbe": {"initialDelaySeconds": 3}}]},
+                "status": {"phase": "Running", "podIP": "10.42.0.2", "qosClass": "BestEffort"},
+            })
+        };
+        assert!(project_pod(&pod(json!(null))).is_none());
+        assert!(project_pod(&pod(json!("real-node"))).is_none());
+        let p = project_pod(&pod(json!("k1s-sim-7"))).unwrap();
+        assert_eq!(
+            p["spec"]["containers"][0]["readinessProbe"]["initialDelaySeconds"],
+            3
+        );
+        assert!(p["spec"]["containers"][0].get("env").is_none());
+        assert!(p["metadata"].get("managedFields").is_none());
+        assert_eq!(p["status"]["podIP"], "10.42.0.2");
+        assert!(p["status"].get("qosClass").is_none());
+    }
 }

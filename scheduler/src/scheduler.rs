@@ -524,3 +524,54 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_pod(node: Option<&str>) -> Value {
+        json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "3",
+                         "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}],
+                         "annotations": {"big": "x"}},
+            "spec": {
+                "nodeName": node,
+                "schedulerName": "default-scheduler",
+                "nodeSelector": {"disk": "ssd"},
+                "tolerations": [{"operator": "Exists"}],
+                "affinity": {"nodeAffinity": {"x": 1}, "podAntiAffinity": {"y": 2}},
+                "containers": [{"name": "c", "image": "i", "env": [{"name": "E"}],
+                                "resources": {"requests": {"cpu": "1"}}}],
+                "volumes": [{"name": "v"}],
+            },
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled"}], "qosClass": "Burstable"},
+        })
+    }
+
+    #[test]
+    fn projection_keeps_what_placement_reads() {
+        let p = project_pod(&full_pod(None)).unwrap();
+        assert!(responsible(&p));
+        assert_eq!(p["metadata"]["labels"]["a"], "b");
+        assert!(p["metadata"].get("managedFields").is_none());
+        assert_eq!(p["spec"]["nodeSelector"]["disk"], "ssd");
+        assert_eq!(p["spec"]["affinity"], json!({"nodeAffinity": {"x": 1}}));
+        assert_eq!(
+            p["spec"]["containers"],
+            json!([{"resources": {"requests": {"cpu": "1"}}}])
+        );
+        assert!(p["spec"].get("volumes").is_none());
+        assert_eq!(p["status"]["conditions"][0]["type"], "PodScheduled");
+        assert_eq!(
+            Request::of_pod(&p),
+            Request::of_pod(&full_pod(None)),
+            "requests survive the projection"
+        );
+        // A bound pod keeps only what its node accounts.
+        let b = project_pod(&full_pod(Some("n1"))).unwrap();
+        assert_eq!(assigned_node(&b), Some("n1"));
+        assert!(b["spec"].get("tolerations").is_none());
+        assert!(b["status"].get("conditions").is_none());
+        assert_eq!(Request::of_pod(&b).milli_cpu, 1000);
+    }
+}
