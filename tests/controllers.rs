@@ -157,3 +157,59 @@ fn exposed_deployment_gets_endpoints_and_namespace_deletion_cascades() {
     let left = c.ok(&["get", "pods,rs,deploy,svc", "-n", "shop", "-o", "name"]);
     assert!(left.trim().is_empty(), "{left}");
 }
+
+fn deployment_yaml(
+    name: &str,
+    replicas: i64,
+    selector: &str,
+    label: &str,
+    strategy: &str,
+) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n{strategy}  selector:\n    matchLabels:\n      app: {selector}\n  template:\n    metadata:\n      labels:\n        app: {label}\n    spec:\n      containers:\n      - name: c\n        image: busybox:1\n"
+    )
+}
+
+#[test]
+fn bad_workload_input_gets_upstream_errors() {
+    let c = Cluster::start_with(&["--disable", "scheduler"]);
+    let rejected = |yaml: &str| {
+        let out = c.kubectl_stdin(&["apply", "-f", "-"], yaml);
+        assert!(!out.success(), "expected a rejection: {out}");
+        out.stderr
+    };
+    let err = rejected(&deployment_yaml("d", 1, "a", "b", ""));
+    assert!(err.contains("The Deployment \"d\" is invalid"), "{err}");
+    assert!(
+        err.contains(
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"b\"}"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("`selector` does not match template `labels`"),
+        "{err}"
+    );
+
+    let err = rejected(&deployment_yaml("d", -1, "a", "a", ""));
+    assert!(
+        err.contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        "{err}"
+    );
+
+    let surge = "  strategy:\n    rollingUpdate:\n      maxSurge: abc\n";
+    let err = rejected(&deployment_yaml("d", 1, "a", "a", surge));
+    assert!(
+        err.contains("spec.strategy.rollingUpdate.maxSurge: Invalid value: \"abc\""),
+        "{err}"
+    );
+
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &deployment_yaml("d", 1, "a", "a", ""),
+    );
+    let moved = deployment_yaml("d", 1, "b", "b", "");
+    let err = rejected(&moved);
+    assert!(err.contains("spec.selector: Invalid value"), "{err}");
+    assert!(err.contains("field is immutable"), "{err}");
+}

@@ -165,7 +165,8 @@ fn apply_examples_then_get_all_wide_and_describe() {
         "Namespace:              demo\n",
         "Labels:                 app=web\n",
         "Selector:               app=web\n",
-        "Replicas:               2 desired | 0 updated | 0 total | 0 available | 0 unavailable\n",
+        // The deployment controller created the pods; with no node they are not available.
+        "Replicas:               2 desired | 2 updated | 2 total | 0 available | 2 unavailable\n",
         "StrategyType:           RollingUpdate\n",
         "RollingUpdateStrategy:  0 max unavailable, 1 max surge\n",
         "Pod Template:\n",
@@ -215,7 +216,11 @@ fn server_side_apply_with_conflicts_and_force() {
     let out = c.ok(&["apply", "--server-side", "-f", f]);
     assert_eq!(out, "deployment.apps/web serverside-applied\n");
     let managers = c.jsonpath(&["deploy", "web"], "{.metadata.managedFields[*].manager}");
-    assert_eq!(managers, "kubectl", "SSA records kubectl as the manager");
+    // The deployment controller's status writes are a second manager, as upstream's are.
+    assert!(
+        managers.split(' ').any(|m| m == "kubectl"),
+        "SSA records kubectl as a manager: {managers}"
+    );
     let out = c.ok(&["apply", "--server-side", "-f", f]);
     assert_eq!(out, "deployment.apps/web serverside-applied\n");
 

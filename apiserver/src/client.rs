@@ -403,3 +403,67 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod allocation_tests {
+    use super::*;
+    use serde_json::json;
+
+    const SVC: Gvr = Gvr::new("", "v1", "services");
+
+    fn service(name: &str, ty: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+               "spec": {"type": ty, "selector": {"app": name}, "ports": [{"port": 80}]}})
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_creates_never_share_an_address_or_node_port() {
+        let store = k1s_store::Store::open(k1s_store::StoreConfig::default()).unwrap();
+        let state = AppState::new(store, Default::default());
+        crate::bootstrap::run(&state).await.unwrap();
+        let c = Client::new(state, "test");
+        let creates = (0..40).map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.create(SVC, Some("default"), &service(&format!("s{i}"), "NodePort"))
+                    .await
+            })
+        });
+        let mut ips = std::collections::HashSet::new();
+        let mut ports = std::collections::HashSet::new();
+        for t in creates {
+            let svc = t.await.unwrap().unwrap();
+            let ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+            assert!(ip.starts_with("10.43."), "{ip}");
+            assert_ne!(ip, "10.43.0.1", "the kubernetes Service owns .1");
+            assert!(ips.insert(ip.clone()), "duplicate ClusterIP {ip}");
+            let port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+            assert!((30000..=32767).contains(&port));
+            assert!(ports.insert(port), "duplicate nodePort {port}");
+        }
+        // A freed address is reused; a taken or out-of-range one is refused with 422.
+        c.delete(SVC, Some("default"), "s0", None).await.unwrap();
+        let taken = ips.iter().find(|ip| **ip != "10.43.0.2").unwrap().clone();
+        let mut dup = service("dup", "ClusterIP");
+        dup["spec"]["clusterIP"] = json!(taken);
+        let e = c.create(SVC, Some("default"), &dup).await.unwrap_err();
+        assert_eq!(
+            (e.code, e.reason.as_str()),
+            (422, "Invalid"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("provided IP is already allocated"),
+            "{}",
+            e.message
+        );
+        dup["spec"]["clusterIP"] = json!("192.168.1.1");
+        let e = c.create(SVC, Some("default"), &dup).await.unwrap_err();
+        assert!(
+            e.message.contains("is not in the valid range"),
+            "{}",
+            e.message
+        );
+    }
+}

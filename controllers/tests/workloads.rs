@@ -723,16 +723,23 @@ async fn converged_controllers_write_nothing() {
     // a quiet window: a converged cluster must not be rewritten by its controllers.
     let settled = eventually("writes to stop", || async {
         let before = c.state().store().revision();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         (c.state().store().revision() == before).then_some(before)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        c.state().store().revision(),
-        settled,
-        "controllers kept writing"
-    );
+    // Events are recorded in the background and may land late on a loaded machine; objects must
+    // not change at all.
+    let mut w = c.state().store().watch("/registry/", settled).unwrap();
+    let window = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(window, w.next()).await {
+        let ev = ev.unwrap();
+        assert!(
+            ev.kv.key.starts_with("/registry/core/events/"),
+            "controllers kept writing: {:?} {}",
+            ev.kind,
+            String::from_utf8_lossy(&ev.kv.value)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -805,6 +812,13 @@ async fn resizing_mid_rollout_scales_replica_sets_proportionally() {
             .find(|r| r["metadata"]["name"] != rs1["metadata"]["name"])?;
         (new["spec"]["replicas"] == 1)
             .then(|| new["metadata"]["name"].as_str().unwrap().to_string())
+    })
+    .await;
+    // Once the controller has seen the stalled state (its status counts the new pod); resizing
+    // before that would size from a cache without the new replica set.
+    eventually("the stall in the deployment's status", || async {
+        let d = c.get(DEPLOY, Some(NS), "mid").await.unwrap()?;
+        (d["status"]["updatedReplicas"] == 1 && d["status"]["replicas"] == 5).then_some(())
     })
     .await;
     // 4 -> 8 with maxSurge 1: 9 allowed; old gets round(4 * 9 / 5) = 7, new round(1 * 9 / 5) = 2.

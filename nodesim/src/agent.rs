@@ -14,7 +14,8 @@ use axum::http::{Method, Request, header};
 use k1s_apimachinery::meta::{now_rfc3339, now_rfc3339_micro};
 use k1s_apimachinery::status::StatusError;
 use k1s_apiserver::client::{Client, Gvr};
-use k1s_controllers::runtime::{Event, Informer, WorkQueue, key_of, split_key};
+use k1s_controllers::runtime::{Event, WorkQueue, key_of, split_key};
+use k1s_scheduler::informer::{SlimInformer, pick, pick_each};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +40,7 @@ pub struct Sim {
     nodes: HashMap<String, usize>,
     /// When each node's conditions last transitioned (registration).
     since: Vec<String>,
-    pods: Informer,
+    pods: SlimInformer,
     queue: WorkQueue,
     ips: Mutex<IpAllocator>,
 }
@@ -68,13 +69,38 @@ pub(crate) fn seconds_since(t: &Value) -> i64 {
         })
 }
 
+/// What the simulator keeps of a pod: nothing unless it is bound to a simulated node (of this run
+/// or a bigger earlier one); then what a kubelet's status report reads.
+pub fn project_pod(pod: &Value) -> Option<Value> {
+    if !assigned_node(pod)?.starts_with(node::NODE_PREFIX) {
+        return None;
+    }
+    let spec = &pod["spec"];
+    let container = ["name", "image", "readinessProbe", "restartPolicy"];
+    let mut out_spec = pick(spec, &["nodeName"]);
+    out_spec["containers"] = pick_each(spec, "containers", &container).unwrap_or(json!([]));
+    if let Some(i) = pick_each(spec, "initContainers", &container) {
+        out_spec["initContainers"] = i;
+    }
+    Some(json!({
+        "metadata": pick(&pod["metadata"], &["name", "namespace", "uid", "resourceVersion", "deletionTimestamp"]),
+        "spec": out_spec,
+        "status": pick(&pod["status"], &["phase", "podIP", "startTime", "conditions", "containerStatuses", "initContainerStatuses"]),
+    }))
+}
+
 impl Sim {
     fn ips(&self) -> MutexGuard<'_, IpAllocator> {
         self.ips.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub async fn run(client: Client, n: usize, capacity: Capacity, shutdown: CancellationToken) {
-        let pods = Informer::start(client.clone(), PODS, shutdown.clone());
+        let pods = SlimInformer::start(
+            client.clone(),
+            PODS,
+            Arc::new(project_pod),
+            shutdown.clone(),
+        );
         let events = pods.subscribe();
         let now = now_rfc3339();
         let sim = Arc::new(Sim {
@@ -238,7 +264,7 @@ impl Sim {
                 tracing::warn!(node = %name, error = %e.message, "removing stale simulated node failed");
             }
         }
-        for p in self.pods.list(None) {
+        for p in self.pods.list() {
             if assigned_node(&p).is_some_and(|n| stale.contains(n)) {
                 let key = key_of(&p);
                 let (ns, name) = split_key(&key);
@@ -256,7 +282,7 @@ impl Sim {
 
     /// Rebuilds the address allocations from the pod cache and queues every pod of our nodes.
     fn resync(&self) {
-        let pods = self.pods.list(None);
+        let pods = self.pods.list();
         let mut live = HashSet::new();
         let mut keys = Vec::new();
         {
@@ -420,5 +446,28 @@ mod tests {
         assert!((124..=126).contains(&seconds_since(&s)));
         assert_eq!(seconds_since(&json!(null)), 0);
         assert_eq!(seconds_since(&json!("garbage")), 0);
+    }
+
+    #[test]
+    fn only_pods_of_simulated_nodes_are_kept() {
+        let pod = |node: Value| {
+            json!({
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u", "managedFields": []},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i", "env": [],
+                         "readinessProbe": {"initialDelaySeconds": 3}}]},
+                "status": {"phase": "Running", "podIP": "10.42.0.2", "qosClass": "BestEffort"},
+            })
+        };
+        assert!(project_pod(&pod(json!(null))).is_none());
+        assert!(project_pod(&pod(json!("real-node"))).is_none());
+        let p = project_pod(&pod(json!("k1s-sim-7"))).unwrap();
+        assert_eq!(
+            p["spec"]["containers"][0]["readinessProbe"]["initialDelaySeconds"],
+            3
+        );
+        assert!(p["spec"]["containers"][0].get("env").is_none());
+        assert!(p["metadata"].get("managedFields").is_none());
+        assert_eq!(p["status"]["podIP"], "10.42.0.2");
+        assert!(p["status"].get("qosClass").is_none());
     }
 }

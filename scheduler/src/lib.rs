@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod events;
 pub mod filter;
+pub mod informer;
 pub mod quantity;
 mod scheduler;
 

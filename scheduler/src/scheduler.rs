@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use k1s_apiserver::client::{Client, Gvr};
 use k1s_controllers::runtime::{Event, Informer, WorkQueue, key_of, split_key};
+
+use crate::informer::{SlimInformer, pick, pick_each};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +33,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Scheduler {
     client: Client,
-    pods: Informer,
+    pods: SlimInformer,
     nodes: Informer,
     queue: WorkQueue,
     cache: Arc<Mutex<Cache>>,
@@ -62,6 +64,56 @@ fn terminal(pod: &Value) -> bool {
     )
 }
 
+/// What the scheduler keeps of a pod: identity, what placement reads, and for a bound pod only what
+/// its node accounts.
+pub fn project_pod(pod: &Value) -> Option<Value> {
+    let spec = &pod["spec"];
+    let mut meta = pick(
+        &pod["metadata"],
+        &[
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "deletionTimestamp",
+        ],
+    );
+    let mut out_spec = pick(spec, &["nodeName", "overhead"]);
+    let containers = pick_each(spec, "containers", &["resources"]);
+    let inits = pick_each(spec, "initContainers", &["resources", "restartPolicy"]);
+    out_spec["containers"] = containers.unwrap_or_else(|| json!([]));
+    if let Some(i) = inits {
+        out_spec["initContainers"] = i;
+    }
+    let status = if assigned_node(pod).is_some() {
+        pick(&pod["status"], &["phase"])
+    } else {
+        for (k, v) in pick(
+            spec,
+            &[
+                "schedulerName",
+                "schedulingGates",
+                "nodeSelector",
+                "tolerations",
+            ],
+        )
+        .as_object()
+        .into_iter()
+        .flatten()
+        {
+            out_spec[k] = v.clone();
+        }
+        if let Some(na) = spec["affinity"].get("nodeAffinity") {
+            out_spec["affinity"] = json!({"nodeAffinity": na});
+        }
+        if let Some(l) = pod["metadata"].get("labels") {
+            meta["labels"] = l.clone();
+        }
+        pick(&pod["status"], &["phase", "conditions"])
+    };
+    Some(json!({"metadata": meta, "spec": out_spec, "status": status}))
+}
+
 /// Whether a node change can make a pod fit that did not.
 fn node_changed(old: &Value, new: &Value) -> bool {
     old["metadata"]["labels"] != new["metadata"]["labels"]
@@ -77,7 +129,12 @@ impl Scheduler {
 
     /// Starts the informers and runs until `shutdown`.
     pub async fn start(client: Client, shutdown: CancellationToken) {
-        let pods = Informer::start(client.clone(), PODS, shutdown.clone());
+        let pods = SlimInformer::start(
+            client.clone(),
+            PODS,
+            Arc::new(project_pod),
+            shutdown.clone(),
+        );
         let nodes = Informer::start(client.clone(), NODES, shutdown.clone());
         let s = Scheduler {
             client,
@@ -188,7 +245,7 @@ impl Scheduler {
 
     /// Rebuilds the accounting from the pod cache; keeps assumptions whose bind is still in flight.
     fn resync_pods(&self) {
-        let pods = self.pods.list(None);
+        let pods = self.pods.list();
         let mut to_queue = Vec::new();
         {
             let mut c = self.lock();
@@ -465,5 +522,56 @@ impl Scheduler {
         {
             tracing::debug!(error = %e.message, "setting PodScheduled=False failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_pod(node: Option<&str>) -> Value {
+        json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "3",
+                         "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}],
+                         "annotations": {"big": "x"}},
+            "spec": {
+                "nodeName": node,
+                "schedulerName": "default-scheduler",
+                "nodeSelector": {"disk": "ssd"},
+                "tolerations": [{"operator": "Exists"}],
+                "affinity": {"nodeAffinity": {"x": 1}, "podAntiAffinity": {"y": 2}},
+                "containers": [{"name": "c", "image": "i", "env": [{"name": "E"}],
+                                "resources": {"requests": {"cpu": "1"}}}],
+                "volumes": [{"name": "v"}],
+            },
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled"}], "qosClass": "Burstable"},
+        })
+    }
+
+    #[test]
+    fn projection_keeps_what_placement_reads() {
+        let p = project_pod(&full_pod(None)).unwrap();
+        assert!(responsible(&p));
+        assert_eq!(p["metadata"]["labels"]["a"], "b");
+        assert!(p["metadata"].get("managedFields").is_none());
+        assert_eq!(p["spec"]["nodeSelector"]["disk"], "ssd");
+        assert_eq!(p["spec"]["affinity"], json!({"nodeAffinity": {"x": 1}}));
+        assert_eq!(
+            p["spec"]["containers"],
+            json!([{"resources": {"requests": {"cpu": "1"}}}])
+        );
+        assert!(p["spec"].get("volumes").is_none());
+        assert_eq!(p["status"]["conditions"][0]["type"], "PodScheduled");
+        assert_eq!(
+            Request::of_pod(&p),
+            Request::of_pod(&full_pod(None)),
+            "requests survive the projection"
+        );
+        // A bound pod keeps only what its node accounts.
+        let b = project_pod(&full_pod(Some("n1"))).unwrap();
+        assert_eq!(assigned_node(&b), Some("n1"));
+        assert!(b["spec"].get("tolerations").is_none());
+        assert!(b["status"].get("conditions").is_none());
+        assert_eq!(Request::of_pod(&b).milli_cpu, 1000);
     }
 }

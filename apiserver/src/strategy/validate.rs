@@ -272,7 +272,93 @@ fn protocol(field: &str, value: Option<&Value>, out: &mut Vec<StatusCause>) {
     }
 }
 
+/// An int-or-percent field: a non-negative integer or `N%`; returns the percent (or the integer).
+fn int_or_percent(field: &str, v: &Value, out: &mut Vec<StatusCause>) -> Option<(i64, bool)> {
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if i >= 0 => Some((i, false)),
+            _ => {
+                out.push(invalid(field, v, "must be greater than or equal to 0"));
+                None
+            }
+        },
+        Value::String(s) => {
+            let digits = s
+                .strip_suffix('%')
+                .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+            match digits.and_then(|d| d.parse::<i64>().ok()) {
+                Some(p) => Some((p, true)),
+                None => {
+                    out.push(invalid(
+                        field,
+                        v,
+                        "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                    ));
+                    None
+                }
+            }
+        }
+        _ => {
+            out.push(invalid(field, v, "must be an integer or a percent string"));
+            None
+        }
+    }
+}
+
+/// `spec.strategy` of a Deployment.
+fn deployment_strategy(spec: &Value, out: &mut Vec<StatusCause>) {
+    let strategy = &spec["strategy"];
+    let ty = strategy
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("RollingUpdate");
+    if !matches!(ty, "RollingUpdate" | "Recreate") {
+        out.push(not_supported(
+            "spec.strategy.type",
+            &strategy["type"],
+            &["Recreate", "RollingUpdate"],
+        ));
+        return;
+    }
+    let Some(ru) = strategy.get("rollingUpdate").filter(|r| !r.is_null()) else {
+        return;
+    };
+    if ty == "Recreate" {
+        out.push(forbidden(
+            "spec.strategy.rollingUpdate",
+            "may not be specified when strategy `type` is 'Recreate'",
+        ));
+        return;
+    }
+    let base = "spec.strategy.rollingUpdate";
+    let surge = ru
+        .get("maxSurge")
+        .and_then(|v| int_or_percent(&format!("{base}.maxSurge"), v, out));
+    let unavailable = ru
+        .get("maxUnavailable")
+        .and_then(|v| int_or_percent(&format!("{base}.maxUnavailable"), v, out));
+    if let Some((p, true)) = unavailable
+        && p > 100
+    {
+        out.push(invalid(
+            &format!("{base}.maxUnavailable"),
+            &ru["maxUnavailable"],
+            "must not be greater than 100%",
+        ));
+    }
+    if let (Some((0, _)), Some((0, _))) = (surge, unavailable) {
+        out.push(invalid(
+            &format!("{base}.maxUnavailable"),
+            &ru["maxUnavailable"],
+            "may not be 0 when `maxSurge` is 0",
+        ));
+    }
+}
+
 fn workload(kind: StrategyKind, spec: &Value, out: &mut Vec<StatusCause>) {
+    if kind == StrategyKind::Deployment {
+        deployment_strategy(spec, out);
+    }
     if let Some(r) = spec.get("replicas")
         && r.as_i64().is_none_or(|r| r < 0)
     {
@@ -306,11 +392,17 @@ fn workload(kind: StrategyKind, spec: &Value, out: &mut Vec<StatusCause>) {
                     Ok(parsed) => {
                         let labels = k1s_apimachinery::meta::labels(&spec["template"]);
                         if !parsed.matches(&labels) {
-                            out.push(invalid(
-                                "spec.template.metadata.labels",
-                                &spec["template"]["metadata"]["labels"],
-                                "`selector` does not match template `labels`",
-                            ));
+                            // Upstream prints the labels as a Go map literal.
+                            let pairs: Vec<String> =
+                                labels.iter().map(|(k, v)| format!("{k:?}:{v:?}")).collect();
+                            out.push(StatusCause {
+                                reason: "FieldValueInvalid".into(),
+                                message: format!(
+                                    "Invalid value: map[string]string{{{}}}: `selector` does not match template `labels`",
+                                    pairs.join(", ")
+                                ),
+                                field: "spec.template.metadata.labels".into(),
+                            });
                         }
                     }
                 }
@@ -536,5 +628,42 @@ fn crd(obj: &Value, out: &mut Vec<StatusCause>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn strategy_causes(ru: Value) -> Vec<String> {
+        let mut out = Vec::new();
+        deployment_strategy(
+            &json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": ru}}),
+            &mut out,
+        );
+        out.into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn rolling_update_parameters() {
+        assert!(strategy_causes(json!({"maxSurge": "25%", "maxUnavailable": 1})).is_empty());
+        assert_eq!(
+            strategy_causes(json!({"maxSurge": 0, "maxUnavailable": "0%"})),
+            [
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"0%\": may not be 0 when `maxSurge` is 0"
+            ]
+        );
+        let c = strategy_causes(json!({"maxSurge": "abc"}));
+        assert!(c[0].starts_with("spec.strategy.rollingUpdate.maxSurge: Invalid value: \"abc\": a valid percent string"), "{c:?}");
+        let c = strategy_causes(json!({"maxUnavailable": "150%"}));
+        assert!(c[0].ends_with("must not be greater than 100%"), "{c:?}");
+        let c = strategy_causes(json!({"maxSurge": -1}));
+        assert!(
+            c[0].ends_with("must be greater than or equal to 0"),
+            "{c:?}"
+        );
     }
 }

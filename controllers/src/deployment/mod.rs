@@ -28,7 +28,7 @@ pub mod util;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k1s_apimachinery::meta;
 use k1s_apimachinery::selector::label::LabelSelector;
@@ -78,6 +78,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         client,
         queue: WorkQueue::new(),
         failures: Mutex::default(),
+        delayed: Mutex::default(),
     });
     let mut d_events = ctrl.deployments.subscribe();
     let mut rs_events = ctrl.rs.subscribe();
@@ -120,6 +121,8 @@ pub(crate) struct Controller {
     recorder: Recorder,
     queue: WorkQueue,
     failures: Mutex<HashMap<Key, u32>>,
+    /// When the pending delayed requeue of each key fires.
+    delayed: Mutex<HashMap<Key, Instant>>,
 }
 
 impl Controller {
@@ -135,7 +138,7 @@ impl Controller {
                 Ok(requeue) => {
                     failures.remove(&key);
                     if let Some(after) = requeue {
-                        self.queue.add_after(key.clone(), after);
+                        self.requeue_after(&key, after);
                     }
                 }
                 // A conflict means the cache is behind a newer version whose event is on its
@@ -155,6 +158,21 @@ impl Controller {
             drop(failures);
             self.queue.done(&key);
         }
+    }
+
+    /// Syncs `key` again after `after`, unless a requeue that fires no later is already pending:
+    /// every sync of a rollout asks for one at its progress deadline, and one timer is enough.
+    fn requeue_after(&self, key: &Key, after: Duration) {
+        let at = Instant::now() + after;
+        let mut delayed = self.delayed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&pending) = delayed.get(key)
+            && pending > Instant::now()
+            && pending <= at
+        {
+            return;
+        }
+        delayed.insert(key.clone(), at);
+        self.queue.add_after(key.clone(), after);
     }
 
     fn enqueue_all(&self) {
