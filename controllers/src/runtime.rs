@@ -257,6 +257,67 @@ impl WorkQueue {
     }
 }
 
+/// Drives a controller that keeps one object named `name` (among `objects`) in every namespace: a
+/// change to a namespace, or to an object of that name, queues the namespace for `sync`; a failed
+/// sync is retried after a second. Runs until `shutdown`.
+pub async fn keep_in_every_namespace<F, Fut>(
+    namespaces: Informer,
+    objects: Informer,
+    name: &'static str,
+    shutdown: CancellationToken,
+    sync: F,
+) where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), k1s_apimachinery::status::StatusError>>,
+{
+    let queue = WorkQueue::new();
+    let mut ns_events = namespaces.subscribe();
+    let mut obj_events = objects.subscribe();
+    namespaces.wait_synced().await;
+    objects.wait_synced().await;
+    for ns in namespaces.keys() {
+        queue.add(ns);
+    }
+    let worker = async {
+        loop {
+            let ns = queue.next().await;
+            if let Err(e) = sync(ns.clone()).await {
+                tracing::warn!(namespace = %ns, object = name, error = %e.message, "sync failed");
+                queue.add_after(ns.clone(), Duration::from_secs(1));
+            }
+            queue.done(&ns);
+        }
+    };
+    let requeue_all = || namespaces.keys().into_iter().for_each(|k| queue.add(k));
+    let events = async {
+        loop {
+            tokio::select! {
+                ev = ns_events.recv() => match ev {
+                    Ok(Event::Upsert { new, .. }) => queue.add(key_of(&new)),
+                    Ok(Event::Delete(_)) => {}
+                    Ok(Event::Resync) | Err(_) => requeue_all(),
+                },
+                ev = obj_events.recv() => match ev {
+                    Ok(Event::Delete(obj)) | Ok(Event::Upsert { new: obj, .. })
+                        if obj["metadata"]["name"] == name =>
+                    {
+                        if let (Some(ns), _) = split_key(&key_of(&obj)) {
+                            queue.add(ns.to_string());
+                        }
+                    }
+                    Ok(Event::Resync) | Err(_) => requeue_all(),
+                    Ok(_) => {}
+                },
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = worker => {}
+        _ = events => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,12 @@
 //! Root CA publisher: every active namespace has a ConfigMap `kube-root-ca.crt` whose `ca.crt` is the
 //! cluster CA, as kube-controller-manager publishes it; one deleted or changed is restored.
 
-use std::time::Duration;
-
 use k1s_apimachinery::status::StatusError;
 use k1s_apiserver::client::{Client, Gvr};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{Event, Informer, WorkQueue, key_of, split_key};
+use crate::runtime::{Informer, keep_in_every_namespace};
 use crate::serviceaccount::namespace_active;
 
 const NAMESPACES: Gvr = Gvr::new("", "v1", "namespaces");
@@ -28,55 +26,13 @@ usage is guaranteed across distributions of Kubernetes clusters.";
 pub async fn run(client: Client, ca_pem: String, shutdown: CancellationToken) {
     let namespaces = Informer::start(client.clone(), NAMESPACES, shutdown.clone());
     let maps = Informer::start(client.clone(), CONFIG_MAPS, shutdown.clone());
-    let queue = WorkQueue::new();
-    let mut ns_events = namespaces.subscribe();
-    let mut cm_events = maps.subscribe();
-    namespaces.wait_synced().await;
-    maps.wait_synced().await;
-    for ns in namespaces.keys() {
-        queue.add(ns);
-    }
-    let worker = {
-        let queue = queue.clone();
-        let (namespaces, maps) = (namespaces.clone(), maps.clone());
-        async move {
-            loop {
-                let ns = queue.next().await;
-                if let Err(e) = sync(&client, &namespaces, &maps, &ca_pem, &ns).await {
-                    tracing::warn!(namespace = %ns, error = %e.message, "kube-root-ca.crt: sync failed");
-                    queue.add_after(ns.clone(), Duration::from_secs(1));
-                }
-                queue.done(&ns);
-            }
-        }
-    };
-    let events = async {
-        loop {
-            tokio::select! {
-                ev = ns_events.recv() => match ev {
-                    Ok(Event::Upsert { new, .. }) => queue.add(key_of(&new)),
-                    Ok(Event::Delete(_)) => {}
-                    Ok(Event::Resync) | Err(_) => namespaces.keys().into_iter().for_each(|k| queue.add(k)),
-                },
-                ev = cm_events.recv() => match ev {
-                    Ok(Event::Delete(cm)) | Ok(Event::Upsert { new: cm, .. })
-                        if cm["metadata"]["name"] == NAME =>
-                    {
-                        if let (Some(ns), _) = split_key(&key_of(&cm)) {
-                            queue.add(ns.to_string());
-                        }
-                    }
-                    Ok(Event::Resync) | Err(_) => namespaces.keys().into_iter().for_each(|k| queue.add(k)),
-                    Ok(_) => {}
-                },
-            }
-        }
-    };
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = worker => {}
-        _ = events => {}
-    }
+    let (ns_cache, cm_cache) = (namespaces.clone(), maps.clone());
+    keep_in_every_namespace(namespaces, maps, NAME, shutdown, move |ns| {
+        let (client, ns_cache, cm_cache) = (client.clone(), ns_cache.clone(), cm_cache.clone());
+        let ca_pem = ca_pem.clone();
+        async move { sync(&client, &ns_cache, &cm_cache, &ca_pem, &ns).await }
+    })
+    .await;
 }
 
 fn up_to_date(cm: &Value, ca_pem: &str) -> bool {

@@ -2,13 +2,11 @@
 //! created again. (Token Secrets are not created, as upstream since 1.24: tokens are bound and
 //! requested per pod.)
 
-use std::time::Duration;
-
 use k1s_apiserver::client::{Client, Gvr};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{Event, Informer, WorkQueue, key_of, split_key};
+use crate::runtime::{Informer, keep_in_every_namespace};
 
 const NAMESPACES: Gvr = Gvr::new("", "v1", "namespaces");
 const SERVICE_ACCOUNTS: Gvr = Gvr::new("", "v1", "serviceaccounts");
@@ -27,55 +25,12 @@ pub(crate) fn namespace_active(namespaces: &Informer, ns: &str) -> bool {
 pub async fn run(client: Client, shutdown: CancellationToken) {
     let namespaces = Informer::start(client.clone(), NAMESPACES, shutdown.clone());
     let accounts = Informer::start(client.clone(), SERVICE_ACCOUNTS, shutdown.clone());
-    let queue = WorkQueue::new();
-    let mut ns_events = namespaces.subscribe();
-    let mut sa_events = accounts.subscribe();
-    namespaces.wait_synced().await;
-    accounts.wait_synced().await;
-    for ns in namespaces.keys() {
-        queue.add(ns);
-    }
-    let worker = {
-        let queue = queue.clone();
-        let (namespaces, accounts) = (namespaces.clone(), accounts.clone());
-        async move {
-            loop {
-                let ns = queue.next().await;
-                if let Err(e) = sync(&client, &namespaces, &accounts, &ns).await {
-                    tracing::warn!(namespace = %ns, error = %e.message, "default ServiceAccount: sync failed");
-                    queue.add_after(ns.clone(), Duration::from_secs(1));
-                }
-                queue.done(&ns);
-            }
-        }
-    };
-    let events = async {
-        loop {
-            tokio::select! {
-                ev = ns_events.recv() => match ev {
-                    Ok(Event::Upsert { new, .. }) => queue.add(key_of(&new)),
-                    Ok(Event::Delete(_)) => {}
-                    Ok(Event::Resync) | Err(_) => namespaces.keys().into_iter().for_each(|k| queue.add(k)),
-                },
-                ev = sa_events.recv() => match ev {
-                    Ok(Event::Delete(sa)) | Ok(Event::Upsert { new: sa, .. })
-                        if sa["metadata"]["name"] == DEFAULT =>
-                    {
-                        if let (Some(ns), _) = split_key(&key_of(&sa)) {
-                            queue.add(ns.to_string());
-                        }
-                    }
-                    Ok(Event::Resync) | Err(_) => namespaces.keys().into_iter().for_each(|k| queue.add(k)),
-                    Ok(_) => {}
-                },
-            }
-        }
-    };
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = worker => {}
-        _ = events => {}
-    }
+    let (ns_cache, sa_cache) = (namespaces.clone(), accounts.clone());
+    keep_in_every_namespace(namespaces, accounts, DEFAULT, shutdown, move |ns| {
+        let (client, ns_cache, sa_cache) = (client.clone(), ns_cache.clone(), sa_cache.clone());
+        async move { sync(&client, &ns_cache, &sa_cache, &ns).await }
+    })
+    .await;
 }
 
 async fn sync(
