@@ -21,6 +21,35 @@ mod store;
 
 use clap::{Args, Subcommand};
 
+/// The workload the api, store and etcd benchmarks share, so their figures compare like for like.
+#[derive(Args, Debug, Clone)]
+pub struct Workload {
+    /// Sequential writes measured (creates, puts).
+    #[arg(long, default_value_t = 2000)]
+    pub count: u64,
+    /// Concurrent clients in the throughput run (and for filling the listed prefix).
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// How long the throughput run lasts (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = api::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Objects under the listed prefix.
+    #[arg(long, default_value_t = 10_000)]
+    pub list_objects: u64,
+    /// Full lists timed.
+    #[arg(long, default_value_t = 20)]
+    pub lists: u64,
+    /// Open watches.
+    #[arg(long, default_value_t = 1000)]
+    pub watchers: usize,
+    /// Objects written one at a time while the watches are open.
+    #[arg(long, default_value_t = 100)]
+    pub watch_events: u64,
+    /// Bytes of data in each value.
+    #[arg(long, default_value_t = 128)]
+    pub payload: usize,
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(subcommand)]

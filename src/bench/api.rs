@@ -36,6 +36,8 @@ pub enum Scenario {
 #[derive(Args, Debug)]
 pub struct ApiArgs {
     #[command(flatten)]
+    pub load: crate::bench::Workload,
+    #[command(flatten)]
     pub server: ServerFlags,
     /// Start `k1s server` on a temporary durable data dir for this run, and stop it afterwards.
     #[arg(long, conflicts_with_all = ["kubeconfig", "server"])]
@@ -51,30 +53,9 @@ pub struct ApiArgs {
         default_value = "create,throughput,list,watch"
     )]
     pub only: Vec<Scenario>,
-    /// Sequential creates measured in `create`.
-    #[arg(long, default_value_t = 2000)]
-    pub count: u64,
-    /// Concurrent clients (connections) in `throughput` and for filling the LIST namespace.
-    #[arg(long, default_value_t = 32)]
-    pub clients: usize,
-    /// How long `throughput` runs (e.g. 5s, 500ms).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub duration: Duration,
     /// Most creates in `throughput`, whichever of this and --duration ends first.
     #[arg(long, default_value_t = 100_000)]
     pub max_ops: u64,
-    /// Objects in the LIST namespace.
-    #[arg(long, default_value_t = 10_000)]
-    pub list_objects: u64,
-    /// Full LISTs timed.
-    #[arg(long, default_value_t = 20)]
-    pub lists: u64,
-    /// Open watches in `watch`.
-    #[arg(long, default_value_t = 1000)]
-    pub watchers: usize,
-    /// Objects created (one at a time) while the watches are open.
-    #[arg(long, default_value_t = 100)]
-    pub watch_events: u64,
     /// Protocol of the watch connections: h2 multiplexes --streams-per-conn watches per
     /// connection, h1 opens one connection per watch.
     #[arg(long, value_enum, default_value = "h2")]
@@ -85,9 +66,6 @@ pub struct ApiArgs {
     /// Protocol of the create and LIST connections.
     #[arg(long, value_enum, default_value = "h1")]
     pub proto: Proto,
-    /// Bytes of data in each configmap.
-    #[arg(long, default_value_t = 128)]
-    pub payload: usize,
 }
 
 /// `5s`, `500ms`, `2m` or plain seconds.
@@ -156,7 +134,7 @@ async fn scenarios(args: &ApiArgs, ep: &Endpoint) -> Result<()> {
             .unwrap_or(0),
         std::process::id()
     );
-    let payload: Arc<str> = "x".repeat(args.payload).into();
+    let payload: Arc<str> = "x".repeat(args.load.payload).into();
     let mut admin = ep.connect(args.proto).await?;
     admin
         .call(Method::GET, "/version", None)
@@ -176,7 +154,7 @@ async fn scenarios(args: &ApiArgs, ep: &Endpoint) -> Result<()> {
                 let ns = ensure_namespace(&mut admin, &format!("{base}-c")).await?;
                 let c = CreateClient::new(ep, args.proto, &ns, "s-", &payload).await?;
                 let limit = Limit {
-                    ops: args.count,
+                    ops: args.load.count,
                     duration: Duration::from_secs(300),
                     warmup: 50,
                 };
@@ -188,16 +166,16 @@ async fn scenarios(args: &ApiArgs, ep: &Endpoint) -> Result<()> {
             Scenario::Throughput => {
                 let ns = ensure_namespace(&mut admin, &format!("{base}-c")).await?;
                 let clients =
-                    create_clients(ep, args.proto, &ns, "t-", &payload, args.clients).await?;
+                    create_clients(ep, args.proto, &ns, "t-", &payload, args.load.clients).await?;
                 let limit = Limit {
                     ops: args.max_ops,
-                    duration: args.duration,
+                    duration: args.load.duration,
                     warmup: 10,
                 };
                 let run = drive(clients, limit).await?;
                 run.samples
                     .report(
-                        &format!("create ({} clients)", args.clients),
+                        &format!("create ({} clients)", args.load.clients),
                         run.ops,
                         Some(run.wall),
                     )
@@ -317,24 +295,24 @@ async fn list(
     payload: &Arc<str>,
 ) -> Result<()> {
     let ns = ensure_namespace(admin, ns).await?;
-    let clients = create_clients(ep, args.proto, &ns, "l-", payload, args.clients).await?;
+    let clients = create_clients(ep, args.proto, &ns, "l-", payload, args.load.clients).await?;
     let fill = Limit {
-        ops: args.list_objects,
+        ops: args.load.list_objects,
         duration: Duration::from_secs(600),
         warmup: 0,
     };
     let run = drive(clients, fill).await?;
-    if run.ops < args.list_objects {
+    if run.ops < args.load.list_objects {
         bail!(
             "filled only {} of {} objects within {:?}",
             run.ops,
-            args.list_objects,
+            args.load.list_objects,
             fill.duration
         );
     }
     run.samples
         .report(
-            &format!("create ({} clients, LIST fill)", args.clients),
+            &format!("create ({} clients, LIST fill)", args.load.clients),
             run.ops,
             Some(run.wall),
         )
@@ -348,10 +326,10 @@ async fn list(
         .get("items")
         .and_then(|i| i.as_array().map(|a| a.len()))
         .ok_or_else(|| anyhow!("the LIST response has no items"))?;
-    if items as u64 != args.list_objects {
+    if items as u64 != args.load.list_objects {
         bail!(
             "LIST returned {items} items, expected {}",
-            args.list_objects
+            args.load.list_objects
         );
     }
     let c = ListClient {
@@ -360,7 +338,7 @@ async fn list(
         bytes: 0,
     };
     let limit = Limit {
-        ops: args.lists,
+        ops: args.load.lists,
         duration: Duration::from_secs(300),
         warmup: 2,
     };
@@ -395,7 +373,7 @@ async fn watch(
     let opened = Instant::now();
     let mut conns: Vec<Conn> = Vec::new();
     let mut opening = tokio::task::JoinSet::new();
-    for w in 0..args.watchers {
+    for w in 0..args.load.watchers {
         let mut conn = match args.watch_proto {
             Proto::Http1 => ep
                 .connect(Proto::Http1)
@@ -432,7 +410,7 @@ async fn watch(
             anyhow::Ok((conn, resp.into_body()))
         });
     }
-    let mut held = Vec::with_capacity(args.watchers);
+    let mut held = Vec::with_capacity(args.load.watchers);
     while let Some(res) = opening.join_next().await {
         let (conn, body) = res.map_err(|e| anyhow!("watch task: {e}"))??;
         held.push(conn);
@@ -442,11 +420,11 @@ async fn watch(
     drop(tx);
     println!(
         "opened {} watches over {} {} connections in {:.0} ms",
-        args.watchers,
+        args.load.watchers,
         if args.watch_proto == Proto::Http2 {
             conns.len()
         } else {
-            args.watchers
+            args.load.watchers
         },
         if args.watch_proto == Proto::Http2 {
             "HTTP/2"
@@ -461,12 +439,17 @@ async fn watch(
         Proto::Http2 => format!("{} h2 conns", conns.len()),
         Proto::Http1 => "h1 conn each".to_owned(),
     };
-    fanout(&mut creator, args.watchers, args.watch_events, &mut rx)
-        .await?
-        .print(
-            &format!("watch delivery ({} watchers)", args.watchers),
-            &proto,
-        );
+    fanout(
+        &mut creator,
+        args.load.watchers,
+        args.load.watch_events,
+        &mut rx,
+    )
+    .await?
+    .print(
+        &format!("watch delivery ({} watchers)", args.load.watchers),
+        &proto,
+    );
     readers.abort_all();
     drop(held);
     Ok(())

@@ -18,45 +18,22 @@ use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use tokio::sync::mpsc;
 
-use super::api::parse_duration;
 use super::client::{Conn, Credentials, Endpoint, Proto, snippet};
 use super::stats::{Client, Limit, Seen, drive, fanout};
 
 #[derive(Args, Debug)]
 pub struct EtcdArgs {
+    #[command(flatten)]
+    pub load: crate::bench::Workload,
     /// etcd client URL (loopback, plain HTTP).
     #[arg(long, default_value = "http://127.0.0.1:2379")]
     pub endpoint: String,
     /// Path prefix of the JSON gateway: /v3 (etcd 3.4+) or /v3beta (3.3).
     #[arg(long, default_value = "/v3")]
     pub api: String,
-    /// Sequential puts measured.
-    #[arg(long, default_value_t = 2000)]
-    pub count: u64,
-    /// Concurrent clients (connections) in the throughput run.
-    #[arg(long, default_value_t = 32)]
-    pub clients: usize,
-    /// How long the throughput run lasts.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub duration: Duration,
     /// Most puts in the throughput run.
     #[arg(long, default_value_t = 100_000)]
     pub max_ops: u64,
-    /// Keys under the ranged prefix.
-    #[arg(long, default_value_t = 10_000)]
-    pub list_objects: u64,
-    /// Full ranges timed.
-    #[arg(long, default_value_t = 20)]
-    pub lists: u64,
-    /// Open watches (one HTTP/1.1 connection each).
-    #[arg(long, default_value_t = 1000)]
-    pub watchers: usize,
-    /// Keys put one at a time while the watches are open.
-    #[arg(long, default_value_t = 100)]
-    pub watch_events: u64,
-    /// Bytes of data in each value.
-    #[arg(long, default_value_t = 128)]
-    pub payload: usize,
 }
 
 fn b64(s: &str) -> String {
@@ -134,7 +111,7 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
             .unwrap_or(0),
         std::process::id()
     );
-    let payload: Arc<str> = "x".repeat(args.payload).into();
+    let payload: Arc<str> = "x".repeat(args.load.payload).into();
     let put_path = format!("{api}/kv/put");
     let putters = |n: usize, prefix: &str| {
         let ep = ep.clone();
@@ -160,7 +137,7 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
     let run = drive(
         putters(1, "s/").await?,
         Limit {
-            ops: args.count,
+            ops: args.load.count,
             duration: Duration::from_secs(300),
             warmup: 50,
         },
@@ -171,30 +148,30 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
         .print();
 
     let run = drive(
-        putters(args.clients, "t/").await?,
+        putters(args.load.clients, "t/").await?,
         Limit {
             ops: args.max_ops,
-            duration: args.duration,
+            duration: args.load.duration,
             warmup: 10,
         },
     )
     .await?;
     run.samples
         .report(
-            &format!("etcd put ({} clients)", args.clients),
+            &format!("etcd put ({} clients)", args.load.clients),
             run.ops,
             Some(run.wall),
         )
         .print();
 
     let fill = Limit {
-        ops: args.list_objects,
+        ops: args.load.list_objects,
         duration: Duration::from_secs(600),
         warmup: 0,
     };
-    let run = drive(putters(args.clients, "l/").await?, fill).await?;
-    if run.ops < args.list_objects {
-        bail!("put only {} of {} keys", run.ops, args.list_objects);
+    let run = drive(putters(args.load.clients, "l/").await?, fill).await?;
+    if run.ops < args.load.list_objects {
+        bail!("put only {} of {} keys", run.ops, args.load.list_objects);
     }
     let list_prefix = format!("{run_id}l/");
     let mut ranger = Ranger {
@@ -208,18 +185,18 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
         count: 0,
     };
     ranger.op(0).await?;
-    if ranger.count != args.list_objects {
+    if ranger.count != args.load.list_objects {
         bail!(
             "range returned {} keys, expected {}",
             ranger.count,
-            args.list_objects
+            args.load.list_objects
         );
     }
     let n = ranger.count;
     let run = drive(
         vec![ranger],
         Limit {
-            ops: args.lists,
+            ops: args.load.lists,
             duration: Duration::from_secs(300),
             warmup: 2,
         },
@@ -239,7 +216,7 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut opening = tokio::task::JoinSet::new();
     let opened = Instant::now();
-    for w in 0..args.watchers {
+    for w in 0..args.load.watchers {
         let conn = ep
             .connect(Proto::Http1)
             .await
@@ -255,18 +232,23 @@ pub async fn run(args: EtcdArgs) -> Result<()> {
     }
     println!(
         "opened {} etcd watches over {} HTTP/1.1 connections in {:.0} ms",
-        args.watchers,
-        args.watchers,
+        args.load.watchers,
+        args.load.watchers,
         opened.elapsed().as_secs_f64() * 1e3
     );
     let mut creator = putters(1, "w/bw-").await?.remove(0);
-    fanout(&mut creator, args.watchers, args.watch_events, &mut rx)
-        .await
-        .context("etcd watch fan-out")?
-        .print(
-            &format!("etcd watch delivery ({} watchers)", args.watchers),
-            "h1 conn each",
-        );
+    fanout(
+        &mut creator,
+        args.load.watchers,
+        args.load.watch_events,
+        &mut rx,
+    )
+    .await
+    .context("etcd watch fan-out")?
+    .print(
+        &format!("etcd watch delivery ({} watchers)", args.load.watchers),
+        "h1 conn each",
+    );
     readers.abort_all();
     Ok(())
 }

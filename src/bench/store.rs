@@ -11,44 +11,21 @@ use clap::Args;
 use k1s_store::{ListOptions, Store, StoreConfig, WriteOp};
 use tokio::sync::mpsc;
 
-use super::api::parse_duration;
 use super::stats::{Client, Limit, Seen, drive, fanout};
 
 #[derive(Args, Debug)]
 pub struct StoreArgs {
+    #[command(flatten)]
+    pub load: crate::bench::Workload,
     /// Directory for the database file (default: a temporary dir under the system temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Keep the store in memory (no fsync) instead of on disk.
     #[arg(long)]
     pub memory: bool,
-    /// Sequential writes measured.
-    #[arg(long, default_value_t = 2000)]
-    pub count: u64,
-    /// Concurrent writers in the throughput run.
-    #[arg(long, default_value_t = 32)]
-    pub clients: usize,
-    /// How long the throughput run lasts.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub duration: Duration,
     /// Most writes in the throughput run.
     #[arg(long, default_value_t = 200_000)]
     pub max_ops: u64,
-    /// Objects under the listed prefix.
-    #[arg(long, default_value_t = 10_000)]
-    pub list_objects: u64,
-    /// Full lists timed.
-    #[arg(long, default_value_t = 20)]
-    pub lists: u64,
-    /// Open watches.
-    #[arg(long, default_value_t = 1000)]
-    pub watchers: usize,
-    /// Objects written one at a time while the watches are open.
-    #[arg(long, default_value_t = 100)]
-    pub watch_events: u64,
-    /// Bytes of data in each object.
-    #[arg(long, default_value_t = 128)]
-    pub payload: usize,
 }
 
 struct Writer {
@@ -107,7 +84,7 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     if let Some(dir) = path2.as_ref().and_then(|p| p.parent()) {
         fsync_baseline(dir)?;
     }
-    let payload: Arc<str> = "x".repeat(args.payload).into();
+    let payload: Arc<str> = "x".repeat(args.load.payload).into();
     let writer = |ns, prefix| Writer {
         store: store.clone(),
         ns,
@@ -118,7 +95,7 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     let run = drive(
         vec![writer("bench-c", "s-")],
         Limit {
-            ops: args.count,
+            ops: args.load.count,
             duration: Duration::from_secs(300),
             warmup: 50,
         },
@@ -132,55 +109,59 @@ pub async fn run(args: StoreArgs) -> Result<()> {
         )
         .print();
 
-    let clients = (0..args.clients.max(1))
+    let clients = (0..args.load.clients.max(1))
         .map(|_| writer("bench-c", "t-"))
         .collect();
     let run = drive(
         clients,
         Limit {
             ops: args.max_ops,
-            duration: args.duration,
+            duration: args.load.duration,
             warmup: 10,
         },
     )
     .await?;
     run.samples
         .report(
-            &format!("store write ({} writers)", args.clients),
+            &format!("store write ({} writers)", args.load.clients),
             run.ops,
             Some(run.wall),
         )
         .print();
 
-    let clients = (0..args.clients.max(1))
+    let clients = (0..args.load.clients.max(1))
         .map(|_| writer("bench-l", "l-"))
         .collect();
     let fill = Limit {
-        ops: args.list_objects,
+        ops: args.load.list_objects,
         duration: Duration::from_secs(600),
         warmup: 0,
     };
     let run = drive(clients, fill).await?;
-    if run.ops < args.list_objects {
-        bail!("filled only {} of {} objects", run.ops, args.list_objects);
+    if run.ops < args.load.list_objects {
+        bail!(
+            "filled only {} of {} objects",
+            run.ops,
+            args.load.list_objects
+        );
     }
     let mut lister = Lister {
         store: store.clone(),
         items: 0,
     };
     lister.op(0).await?;
-    if lister.items as u64 != args.list_objects {
+    if lister.items as u64 != args.load.list_objects {
         bail!(
             "list returned {} items, expected {}",
             lister.items,
-            args.list_objects
+            args.load.list_objects
         );
     }
     let items = lister.items;
     let run = drive(
         vec![lister],
         Limit {
-            ops: args.lists,
+            ops: args.load.lists,
             duration: Duration::from_secs(300),
             warmup: 2,
         },
@@ -198,7 +179,7 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     let prefix = "/registry/core/configmaps/bench-w/";
     let from = store.revision();
     let mut readers = tokio::task::JoinSet::new();
-    for _ in 0..args.watchers {
+    for _ in 0..args.load.watchers {
         let mut w = store
             .watch(prefix, from)
             .map_err(|e| anyhow!("store watch: {e}"))?;
@@ -233,13 +214,18 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     }
     drop(tx);
     let mut creator = writer("bench-w", "bw-");
-    fanout(&mut creator, args.watchers, args.watch_events, &mut rx)
-        .await
-        .context("store watch fan-out")?
-        .print(
-            &format!("store watch delivery ({} watchers)", args.watchers),
-            "in process",
-        );
+    fanout(
+        &mut creator,
+        args.load.watchers,
+        args.load.watch_events,
+        &mut rx,
+    )
+    .await
+    .context("store watch fan-out")?
+    .print(
+        &format!("store watch delivery ({} watchers)", args.load.watchers),
+        "in process",
+    );
     readers.abort_all();
     drop(creator);
     let s = store.clone();
