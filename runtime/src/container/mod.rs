@@ -1,0 +1,1 @@
+//! Containers under a per-pod shim (see the crate docs).

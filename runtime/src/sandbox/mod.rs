@@ -1,0 +1,1 @@
+//! Pod sandboxes: namespaces and pod networking (see the crate docs).
