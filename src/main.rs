@@ -1,6 +1,7 @@
 //! The `k1s` binary: a single-node Kubernetes in one process.
 
 mod bench;
+mod runtime_cli;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,10 @@ enum Command {
     Server(server::ServerArgs),
     /// Benchmarks against a running server or the store.
     Bench(bench::BenchArgs),
+    /// Debug the built-in container runtime (like ctr/crictl): images, containers, logs, exec.
+    Runtime(runtime_cli::RuntimeArgs),
+    /// Manage images in the runtime's store: import archives, list, remove, garbage-collect.
+    Images(runtime_cli::ImagesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,5 +30,15 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => server::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Runtime(args) => exit_with(runtime_cli::main(args)?),
+        Command::Images(args) => exit_with(runtime_cli::images_main(args)?),
     }
+}
+
+/// Exits with `code` unless it is 0 (the container's exit code for `k1s runtime run`/`exec`).
+fn exit_with(code: i32) -> anyhow::Result<()> {
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
 }

@@ -61,7 +61,7 @@ pub enum Component {
     Scheduler,
 }
 
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     if nix_is_root() {
         return PathBuf::from("/var/lib/k1s");
     }

@@ -64,7 +64,10 @@ pub struct ImageStore {
 
 impl ImageStore {
     pub fn open(root: &Path, registries: RegistryConfig) -> Result<Self, ImageError> {
-        Ok(Self { root: root.to_path_buf(), registries })
+        Ok(Self {
+            root: root.to_path_buf(),
+            registries,
+        })
     }
 
     /// Pulls `reference` (unless present with the same manifest) and unpacks its layers.
