@@ -198,6 +198,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(c::deployment::run(client(), stop())));
         tasks.push(tokio::spawn(c::replicaset::run(client(), stop())));
         tasks.push(tokio::spawn(c::gc::run(client(), stop())));
+        tasks.push(tokio::spawn(c::disruption::run(client(), stop())));
         tasks.push(tokio::spawn(c::serviceaccount::run(client(), stop())));
         tasks.push(tokio::spawn(c::endpoints::run(client(), stop())));
         tasks.push(tokio::spawn(c::rootca::run(

@@ -735,6 +735,7 @@ pub mod tables {
             ("apps", "DaemonSet") => &APPS_DAEMON_SET,
             ("autoscaling", "Scale") => &AUTOSCALING_SCALE,
             ("policy", "Eviction") => &POLICY_EVICTION,
+            ("policy", "PodDisruptionBudget") => &POLICY_POD_DISRUPTION_BUDGET,
             _ => return None,
         })
     }
@@ -840,6 +841,26 @@ pub mod tables {
     pub(super) static POLICY_EVICTION: Message = msg("Eviction", &[
         f(1, "metadata", One, Msg(&META_OBJECT_META)),
         f(2, "deleteOptions", One, Msg(&META_DELETE_OPTIONS)),
+    ]);
+    pub(super) static POLICY_POD_DISRUPTION_BUDGET: Message = msg("PodDisruptionBudget", &[
+        f(1, "metadata", One, Msg(&META_OBJECT_META)),
+        f(2, "spec", One, Msg(&POLICY_POD_DISRUPTION_BUDGET_SPEC)),
+        f(3, "status", One, Msg(&POLICY_POD_DISRUPTION_BUDGET_STATUS)),
+    ]);
+    pub(super) static POLICY_POD_DISRUPTION_BUDGET_SPEC: Message = msg("PodDisruptionBudgetSpec", &[
+        f(3, "maxUnavailable", One, IntOrString),
+        f(1, "minAvailable", One, IntOrString),
+        f(2, "selector", One, Msg(&META_LABEL_SELECTOR)),
+        f(4, "unhealthyPodEvictionPolicy", One, Str),
+    ]);
+    pub(super) static POLICY_POD_DISRUPTION_BUDGET_STATUS: Message = msg("PodDisruptionBudgetStatus", &[
+        f(7, "conditions", Rep, Msg(&META_CONDITION)),
+        f(4, "currentHealthy", Zero, I32),
+        f(5, "desiredHealthy", Zero, I32),
+        f(2, "disruptedPods", One, MapOf(&Time)),
+        f(3, "disruptionsAllowed", Zero, I32),
+        f(6, "expectedPods", Zero, I32),
+        f(1, "observedGeneration", Zero, I64),
     ]);
     pub(super) static META_DELETE_OPTIONS: Message = msg("DeleteOptions", &[
         f(1, "gracePeriodSeconds", One, I64),

@@ -29,6 +29,7 @@ pub enum StrategyKind {
     DaemonSet,
     EndpointSlice,
     Lease,
+    PodDisruptionBudget,
     EventsV1,
     Crd,
     /// A custom resource served from a CRD.
@@ -205,7 +206,7 @@ pub fn builtin() -> Vec<Resource> {
             true,
             &["po"],
             &["all"],
-            &["status", "binding", "log"],
+            &["status", "binding", "eviction", "log"],
             S::Pod,
         ),
         row(
@@ -361,6 +362,17 @@ pub fn builtin() -> Vec<Resource> {
             &[],
             &[],
             S::EndpointSlice,
+        ),
+        row(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            &["pdb"],
+            &[],
+            &["status"],
+            S::PodDisruptionBudget,
         ),
         row(
             "coordination.k8s.io",

@@ -2,6 +2,7 @@
 //! API client, as kube-controller-manager's controllers do.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod gc;
 pub mod replicaset;

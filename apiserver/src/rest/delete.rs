@@ -19,12 +19,41 @@ use crate::response::{ApiError, ApiResult, json_value};
 
 /// `DeleteOptions` from the body and the query string.
 #[derive(Default, Debug)]
-struct DeleteOptions {
-    grace_period: Option<i64>,
-    propagation: Option<String>,
-    uid: Option<String>,
-    resource_version: Option<String>,
-    dry_run: bool,
+pub(super) struct DeleteOptions {
+    pub grace_period: Option<i64>,
+    pub propagation: Option<String>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub dry_run: bool,
+}
+
+/// `DeleteOptions` from a decoded body (also the `deleteOptions` of an Eviction).
+pub(super) fn options_from_value(v: &Value) -> ApiResult<DeleteOptions> {
+    let mut o = DeleteOptions {
+        grace_period: v.get("gracePeriodSeconds").and_then(Value::as_i64),
+        propagation: v
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        ..Default::default()
+    };
+    if v.get("orphanDependents") == Some(&Value::Bool(true)) && o.propagation.is_none() {
+        o.propagation = Some("Orphan".into());
+    }
+    o.uid = v
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    o.resource_version = v
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    o.dry_run = v
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|d| d.iter().any(|x| x == "All"));
+    check_propagation(&o)?;
+    Ok(o)
 }
 
 async fn options(ctx: &Ctx, body: Body) -> ApiResult<DeleteOptions> {
@@ -32,26 +61,7 @@ async fn options(ctx: &Ctx, body: Body) -> ApiResult<DeleteOptions> {
     let mut o = DeleteOptions::default();
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         let v = body::decode_object(&ctx.headers, &bytes)?;
-        o.grace_period = v.get("gracePeriodSeconds").and_then(Value::as_i64);
-        o.propagation = v
-            .get("propagationPolicy")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        if v.get("orphanDependents") == Some(&Value::Bool(true)) && o.propagation.is_none() {
-            o.propagation = Some("Orphan".into());
-        }
-        o.uid = v
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        o.resource_version = v
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        o.dry_run = v
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(|x| x == "All"));
+        o = options_from_value(&v)?;
     }
     if let Some(g) = ctx.query.get("gracePeriodSeconds") {
         o.grace_period = Some(g.parse().map_err(|_| {
@@ -64,6 +74,11 @@ async fn options(ctx: &Ctx, body: Body) -> ApiResult<DeleteOptions> {
         o.propagation = Some(p.to_string());
     }
     o.dry_run |= ctx.query.dry_run();
+    check_propagation(&o)?;
+    Ok(o)
+}
+
+fn check_propagation(o: &DeleteOptions) -> ApiResult<()> {
     if let Some(p) = &o.propagation
         && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
     {
@@ -78,7 +93,7 @@ async fn options(ctx: &Ctx, body: Body) -> ApiResult<DeleteOptions> {
             )],
         )));
     }
-    Ok(o)
+    Ok(())
 }
 
 /// Whether a successful immediate delete answers with the object (true) or a `Status` (false).
@@ -129,7 +144,7 @@ pub async fn delete_object(ctx: &Ctx) -> ApiResult<(StatusCode, Value)> {
     delete_one(ctx, &DeleteOptions::default()).await
 }
 
-async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, Value)> {
+pub(super) async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(StatusCode, Value)> {
     for _ in 0..8 {
         let cur = ctx.load()?;
         let mut obj = parse(&cur)?;

@@ -4,6 +4,7 @@
 //! the store as JSON; per-kind behaviour comes from [`crate::strategy`].
 
 mod delete;
+mod eviction;
 mod read;
 mod scale;
 mod watch;
@@ -190,6 +191,7 @@ pub async fn handle(
         (&Method::GET, true, Some("scale")) => scale::get(ctx).await,
         (&Method::POST, false, None) => write::create(ctx, body).await,
         (&Method::POST, true, Some("binding")) => write::bind(ctx, body).await,
+        (&Method::POST, true, Some("eviction")) => eviction::evict(ctx, body).await,
         (&Method::PUT, true, None | Some("status") | Some("finalize")) => {
             write::update(ctx, body).await
         }

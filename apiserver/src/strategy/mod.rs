@@ -24,7 +24,13 @@ pub fn has_generation(res: &Resource) -> bool {
     use StrategyKind as S;
     matches!(
         res.strategy,
-        S::Deployment | S::ReplicaSet | S::StatefulSet | S::DaemonSet | S::Crd | S::Custom
+        S::Deployment
+            | S::ReplicaSet
+            | S::StatefulSet
+            | S::DaemonSet
+            | S::PodDisruptionBudget
+            | S::Crd
+            | S::Custom
     )
 }
 

@@ -138,6 +138,7 @@ pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<StatusC
                 }
             }
         }
+        S::PodDisruptionBudget => disruption_budget(spec, &mut out),
         S::Crd => crd(obj, &mut out),
         S::Custom => {
             if let Some(schema) = res.custom.as_ref().and_then(|c| c.schema.as_ref()) {
@@ -302,6 +303,43 @@ fn int_or_percent(field: &str, v: &Value, out: &mut Vec<StatusCause>) -> Option<
             out.push(invalid(field, v, "must be an integer or a percent string"));
             None
         }
+    }
+}
+
+/// `spec` of a PodDisruptionBudget, as upstream's `ValidatePodDisruptionBudgetSpec`.
+fn disruption_budget(spec: &Value, out: &mut Vec<StatusCause>) {
+    let min = spec.get("minAvailable").filter(|v| !v.is_null());
+    let max = spec.get("maxUnavailable").filter(|v| !v.is_null());
+    if min.is_some() && max.is_some() {
+        out.push(invalid(
+            "spec",
+            spec,
+            "minAvailable and maxUnavailable cannot be both set",
+        ));
+    }
+    for (field, value) in [("spec.minAvailable", min), ("spec.maxUnavailable", max)] {
+        if let Some(v) = value
+            && let Some((n, true)) = int_or_percent(field, v, out)
+            && n > 100
+        {
+            out.push(invalid(field, v, "must not be greater than 100%"));
+        }
+    }
+    if let Some(sel) = spec.get("selector").filter(|s| !s.is_null())
+        && let Err(e) = k1s_apimachinery::selector::label::LabelSelector::from_metav1(sel)
+    {
+        out.push(invalid("spec.selector", sel, &e.to_string()));
+    }
+    if let Some(p) = spec
+        .get("unhealthyPodEvictionPolicy")
+        .filter(|v| !v.is_null())
+        && !matches!(p.as_str(), Some("IfHealthyBudget" | "AlwaysAllow"))
+    {
+        out.push(not_supported(
+            "spec.unhealthyPodEvictionPolicy",
+            p,
+            &["AlwaysAllow", "IfHealthyBudget"],
+        ));
     }
 }
 
