@@ -7,7 +7,8 @@
 use std::fs;
 use std::sync::atomic::Ordering;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use super::content::BlobWriter;
 use super::digest::Digest;
@@ -59,10 +60,22 @@ impl ImageStore {
             .zip(&diff_ids)
             .filter(|(d, _)| !d.is_foreign())
             .collect();
-        futures::stream::iter(wanted.iter().map(|(d, id)| self.ensure_layer(src, d, id)))
-            .buffer_unordered(LAYER_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+        // A plain loop rather than `stream::iter(..).buffer_unordered`: closures over borrowed
+        // descriptors make the future not `Send` for every lifetime, and callers spawn pulls.
+        let mut pending = wanted.iter();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < LAYER_CONCURRENCY {
+                let Some(&(d, id)) = pending.next() else {
+                    break;
+                };
+                running.push(self.ensure_layer(src, d, id));
+            }
+            match running.next().await {
+                Some(r) => r?,
+                None => break,
+            }
+        }
         let rec = ImageRecord {
             reference: reference.to_string(),
             id: manifest.config.digest.to_string(),

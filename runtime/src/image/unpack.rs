@@ -19,6 +19,7 @@
 //! - No per-file fsync: the caller syncs the filesystem once before renaming the directory into
 //!   place, so a partial unpack is never visible under its final name.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -26,6 +27,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use filetime::FileTime;
 use sha2::{Digest as _, Sha256};
@@ -115,6 +117,13 @@ pub fn unpack(
         limit: limits.max_total_bytes,
         over: false,
     };
+    let real_end = Rc::new(Cell::new(None));
+    let mut padded = PadReader {
+        inner: &mut counted,
+        pos: 0,
+        real_end: real_end.clone(),
+        padding: 0,
+    };
     let mut u = Unpacker {
         root: dest.to_path_buf(),
         limits: *limits,
@@ -122,8 +131,9 @@ pub fn unpack(
         dirs: Vec::new(),
         stats: UnpackStats::default(),
         buf: vec![0; COPY_BUF],
+        data_end: 0,
     };
-    let res = u.run(&mut counted);
+    let res = u.run(&mut padded);
     if counted.over {
         return Err(UnpackError::TooLarge {
             what: "total size",
@@ -131,6 +141,14 @@ pub fn unpack(
         });
     }
     res?;
+    if let Some(end) = real_end.get()
+        && end < u.data_end
+    {
+        return Err(UnpackError::Read(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the layer ends inside a file's data",
+        )));
+    }
     // The diff-id covers the whole stream, including the end-of-archive padding.
     io::copy(&mut counted, &mut io::sink()).map_err(|e| {
         if counted.over {
@@ -176,6 +194,36 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Some writers (umoci 0.4) end the tar right after the last file's data, without padding or the
+/// end-of-archive blocks. After the real end this reader serves up to [`MAX_PADDING`] zero bytes so
+/// the tar parser sees a proper end, and records where the real stream ended: the unpacker then
+/// checks that no entry's data reached past it, so truncated file data is still an error.
+struct PadReader<R> {
+    inner: R,
+    pos: u64,
+    real_end: Rc<Cell<Option<u64>>>,
+    padding: usize,
+}
+
+const MAX_PADDING: usize = 511 + 1024;
+
+impl<R: Read> Read for PadReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.real_end.get().is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.real_end.set(Some(self.pos));
+        }
+        let n = buf.len().min(MAX_PADDING - self.padding);
+        buf[..n].fill(0);
+        self.padding += n;
+        Ok(n)
+    }
+}
+
 struct Unpacker {
     root: PathBuf,
     limits: UnpackLimits,
@@ -185,6 +233,8 @@ struct Unpacker {
     dirs: Vec<(PathBuf, u32, u64)>,
     stats: UnpackStats,
     buf: Vec<u8>,
+    /// Where the data of the furthest entry ends in the stream.
+    data_end: u64,
 }
 
 fn hostile(path: &Path, reason: impl Into<String>) -> UnpackError {
@@ -243,6 +293,9 @@ impl Unpacker {
         let gid = header.gid().map_err(UnpackError::Read)?;
         let mtime = header.mtime().unwrap_or(0);
         let size = entry.size();
+        self.data_end = self
+            .data_end
+            .max(entry.raw_file_position().saturating_add(size));
         if size > self.limits.max_entry_bytes {
             return Err(UnpackError::TooLarge {
                 what: "entry size",
