@@ -32,7 +32,11 @@ fn assert_busybox(image: &k1s_runtime::image::Image) {
     assert_eq!(bb.metadata().unwrap().mode() & 0o111, 0o111);
     let sh = std::fs::read_link(top.join("bin/sh")).unwrap();
     assert_eq!(sh.to_str(), Some("/bin/busybox"));
-    assert!(std::fs::read_to_string(top.join("etc/passwd")).unwrap().starts_with("root:x:0:0"));
+    assert!(
+        std::fs::read_to_string(top.join("etc/passwd"))
+            .unwrap()
+            .starts_with("root:x:0:0")
+    );
     assert_eq!(image.config.entrypoint, ["/bin/sh"]);
     assert_eq!(image.config.cmd, ["-c", "echo hi"]);
     assert!(image.config.env.contains(&"K1S_TEST=1".to_string()));
@@ -46,23 +50,45 @@ async fn pulls_oci_and_docker_schema2_and_shares_layers() -> Result<()> {
     reg.push("base", "lib/busybox:v2s2", true)?;
     let (_d, store) = store(&reg)?;
 
-    let oci = store.pull(&format!("{}/lib/busybox:oci", reg.addr), &RegistryAuth::Anonymous).await?;
+    let oci = store
+        .pull(
+            &format!("{}/lib/busybox:oci", reg.addr),
+            &RegistryAuth::Anonymous,
+        )
+        .await?;
     assert_busybox(&oci);
     assert_eq!(oci.reference, format!("{}/lib/busybox:oci", reg.addr));
     assert!(oci.id.starts_with("sha256:") && oci.manifest_digest.starts_with("sha256:"));
-    let d2 = store.pull(&format!("{}/lib/busybox:v2s2", reg.addr), &RegistryAuth::Anonymous).await?;
+    let d2 = store
+        .pull(
+            &format!("{}/lib/busybox:v2s2", reg.addr),
+            &RegistryAuth::Anonymous,
+        )
+        .await?;
     assert_busybox(&d2);
-    let manifest: serde_json::Value = serde_json::from_slice(&reg.manifest("lib/busybox:v2s2").await?)?;
-    assert_eq!(manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&reg.manifest("lib/busybox:v2s2").await?)?;
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     // Same uncompressed layer → the same unpacked directory, unpacked once.
     assert_eq!(oci.layers, d2.layers);
     assert_eq!(store.stats().layers_unpacked.load(Ordering::Relaxed), 1);
 
     // A second pull of the same tag downloads nothing.
     let before = store.stats().blobs_downloaded.load(Ordering::Relaxed);
-    let again = store.pull(&format!("{}/lib/busybox:oci", reg.addr), &RegistryAuth::Anonymous).await?;
+    let again = store
+        .pull(
+            &format!("{}/lib/busybox:oci", reg.addr),
+            &RegistryAuth::Anonymous,
+        )
+        .await?;
     assert_eq!(again.manifest_digest, oci.manifest_digest);
-    assert_eq!(store.stats().blobs_downloaded.load(Ordering::Relaxed), before);
+    assert_eq!(
+        store.stats().blobs_downloaded.load(Ordering::Relaxed),
+        before
+    );
 
     // By digest, and `get` normalises.
     let by_digest = format!("{}/lib/busybox@{}", reg.addr, oci.manifest_digest);
@@ -80,7 +106,9 @@ async fn plain_http_only_for_insecure_registries() -> Result<()> {
     reg.push("base", "x:1", false)?;
     let dir = tempfile::tempdir()?;
     let store = ImageStore::open(dir.path(), RegistryConfig::default())?;
-    let err = store.pull(&format!("{}/x:1", reg.addr), &RegistryAuth::Anonymous).await;
+    let err = store
+        .pull(&format!("{}/x:1", reg.addr), &RegistryAuth::Anonymous)
+        .await;
     assert!(matches!(err, Err(ImageError::Registry { .. })), "{err:?}");
     Ok(())
 }
@@ -134,11 +162,20 @@ async fn multi_platform_index_selects_the_platform() -> Result<()> {
     assert_eq!(img.manifest_digest, sha(&arm));
     let (_d2, store2) = store(&reg)?;
     let store2 = store2.with_platform(Platform::parse("linux/amd64")?);
-    assert_eq!(store2.pull(&reference, &RegistryAuth::Anonymous).await?.manifest_digest, sha(&amd));
+    assert_eq!(
+        store2
+            .pull(&reference, &RegistryAuth::Anonymous)
+            .await?
+            .manifest_digest,
+        sha(&amd)
+    );
     let (_d3, store3) = store(&reg)?;
     let store3 = store3.with_platform(Platform::parse("linux/s390x")?);
     let err = store3.pull(&reference, &RegistryAuth::Anonymous).await;
-    assert!(matches!(err, Err(ImageError::NoMatchingPlatform { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(ImageError::NoMatchingPlatform { .. })),
+        "{err:?}"
+    );
     Ok(())
 }
 
@@ -147,7 +184,9 @@ async fn whiteouts_and_opaque_dirs_become_overlay_form() -> Result<()> {
     let reg = Registry::start()?;
     reg.push("wh", "wh:1", false)?;
     let (_d, store) = store(&reg)?;
-    let img = store.pull(&format!("{}/wh:1", reg.addr), &RegistryAuth::Anonymous).await?;
+    let img = store
+        .pull(&format!("{}/wh:1", reg.addr), &RegistryAuth::Anonymous)
+        .await?;
     assert_eq!(img.layers.len(), 4);
     let whiteout = img.layers[2].join("etc/group");
     let meta = std::fs::symlink_metadata(&whiteout)?;
@@ -155,10 +194,16 @@ async fn whiteouts_and_opaque_dirs_become_overlay_form() -> Result<()> {
     assert_eq!(meta.rdev(), 0);
     assert!(!img.layers[2].join("etc/.wh.group").exists());
     let opaque = img.layers[3].join("data");
-    assert_eq!(xattr::get(&opaque, "trusted.overlay.opaque")?, Some(b"y".to_vec()));
+    assert_eq!(
+        xattr::get(&opaque, "trusted.overlay.opaque")?,
+        Some(b"y".to_vec())
+    );
     assert_eq!(std::fs::read_to_string(opaque.join("new"))?, "new");
     assert!(!opaque.join(".wh..wh..opq").exists());
-    assert_eq!(std::fs::read_to_string(img.layers[1].join("data/old/file"))?, "old");
+    assert_eq!(
+        std::fs::read_to_string(img.layers[1].join("data/old/file"))?,
+        "old"
+    );
     Ok(())
 }
 
@@ -194,23 +239,39 @@ async fn zstd_and_uncompressed_layers() -> Result<()> {
     // A foreign layer has a diff-id too.
     let config2 = {
         let mut c: serde_json::Value = serde_json::from_slice(&config)?;
-        c["rootfs"]["diff_ids"].as_array_mut().unwrap().push(sha(b"foreign-tar").into());
+        c["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .unwrap()
+            .push(sha(b"foreign-tar").into());
         serde_json::to_vec(&c)?
     };
     let cd2 = reg.push_blob("z", config2.clone()).await?;
     let mut manifest = manifest;
     manifest["config"]["digest"] = cd2.into();
     manifest["config"]["size"] = config2.len().into();
-    reg.push_manifest("z:1", "application/vnd.oci.image.manifest.v1+json", serde_json::to_vec(&manifest)?)
-        .await?;
+    reg.push_manifest(
+        "z:1",
+        "application/vnd.oci.image.manifest.v1+json",
+        serde_json::to_vec(&manifest)?,
+    )
+    .await?;
     let (_d, store) = store(&reg)?;
-    let img = store.pull(&format!("{}/z:1", reg.addr), &RegistryAuth::Anonymous).await?;
+    let img = store
+        .pull(&format!("{}/z:1", reg.addr), &RegistryAuth::Anonymous)
+        .await?;
     assert_eq!(img.layers.len(), 2, "the foreign layer is skipped");
     let f = img.layers[0].join("z/file");
     assert_eq!(std::fs::read(&f)?, b"zstd content");
-    assert_eq!(f.metadata()?.mode() & 0o7777, 0o4755, "setuid kept on a regular file");
+    assert_eq!(
+        f.metadata()?.mode() & 0o7777,
+        0o4755,
+        "setuid kept on a regular file"
+    );
     assert_eq!(f.metadata()?.mtime(), 1_600_000_000);
-    assert_eq!(std::fs::read_link(img.layers[0].join("z/link"))?.to_str(), Some("/etc/passwd"));
+    assert_eq!(
+        std::fs::read_link(img.layers[0].join("z/link"))?.to_str(),
+        Some("/etc/passwd")
+    );
     assert_eq!(std::fs::read(img.layers[1].join("plain"))?, b"plain");
     assert_eq!(img.config.cmd, ["/z/file"]);
     Ok(())
@@ -270,7 +331,10 @@ async fn tampered_blob_is_rejected_and_nothing_is_kept() -> Result<()> {
     let reg = Registry::start()?;
     reg.push("base", "t:1", false)?;
     let manifest: serde_json::Value = serde_json::from_slice(&reg.manifest("t:1").await?)?;
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let file = reg.blob_file(&layer);
     let mut bytes = std::fs::read(&file)?;
     let mid = bytes.len() / 2;
@@ -278,13 +342,22 @@ async fn tampered_blob_is_rejected_and_nothing_is_kept() -> Result<()> {
     std::fs::write(&file, &bytes)?;
 
     let (dir, store) = store(&reg)?;
-    let err = store.pull(&format!("{}/t:1", reg.addr), &RegistryAuth::Anonymous).await;
-    assert!(matches!(err, Err(ImageError::DigestMismatch { .. })), "{err:?}");
+    let err = store
+        .pull(&format!("{}/t:1", reg.addr), &RegistryAuth::Anonymous)
+        .await;
+    assert!(
+        matches!(err, Err(ImageError::DigestMismatch { .. })),
+        "{err:?}"
+    );
     let root = dir.path().join("images");
     let hex = layer.trim_start_matches("sha256:");
     assert!(!root.join("blobs/sha256").join(hex).exists());
     assert_eq!(std::fs::read_dir(root.join("layers/sha256"))?.count(), 0);
-    assert_eq!(std::fs::read_dir(root.join("tmp"))?.count(), 0, "no partial download left");
+    assert_eq!(
+        std::fs::read_dir(root.join("tmp"))?.count(),
+        0,
+        "no partial download left"
+    );
     assert_eq!(std::fs::read_dir(root.join("refs"))?.count(), 0);
     assert!(store.get(&format!("{}/t:1", reg.addr))?.is_none());
     Ok(())

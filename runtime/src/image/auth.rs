@@ -133,7 +133,10 @@ mod tests {
         }}"#;
         let c = DockerConfig::from_json(json).unwrap();
         assert_eq!(c.lookup("docker.io"), Some(("user".into(), "pa:ss".into())));
-        assert_eq!(c.lookup("registry-1.docker.io"), Some(("user".into(), "pa:ss".into())));
+        assert_eq!(
+            c.lookup("registry-1.docker.io"),
+            Some(("user".into(), "pa:ss".into()))
+        );
         assert_eq!(c.lookup("127.0.0.1:5000"), Some(("a".into(), "b".into())));
         assert_eq!(c.lookup("quay.io"), None);
         assert_eq!(c.lookup("empty.example"), None);

@@ -177,11 +177,15 @@ impl BlobWriter {
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), ImageError> {
         self.bytes += chunk.len() as u64;
         if self.bytes > self.max {
-            return Err(ImageError::invalid("blob", "larger than its descriptor says"));
+            return Err(ImageError::invalid(
+                "blob",
+                "larger than its descriptor says",
+            ));
         }
         self.hasher.update(chunk);
         if let Some(f) = self.file.as_mut() {
-            f.write_all(chunk).map_err(ImageError::io("writing a download"))?;
+            f.write_all(chunk)
+                .map_err(ImageError::io("writing a download"))?;
         }
         Ok(())
     }

@@ -13,10 +13,16 @@ impl Digest {
     /// Parses and validates `s`.
     pub fn parse(s: &str) -> Result<Self, ImageError> {
         let hex = s.strip_prefix("sha256:").ok_or_else(|| {
-            ImageError::invalid("digest", format!("{s:?}: only sha256 digests are supported"))
+            ImageError::invalid(
+                "digest",
+                format!("{s:?}: only sha256 digests are supported"),
+            )
         })?;
         if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(ImageError::invalid("digest", format!("{s:?} is not sha256:<64 hex>")));
+            return Err(ImageError::invalid(
+                "digest",
+                format!("{s:?} is not sha256:<64 hex>"),
+            ));
         }
         Ok(Self(s.to_string()))
     }

@@ -45,7 +45,10 @@ impl Extracted {
         }
         let p = self.dir.join(&rel);
         if !p.is_file() {
-            return Err(ImageError::invalid("archive", format!("{name:?} is missing")));
+            return Err(ImageError::invalid(
+                "archive",
+                format!("{name:?} is missing"),
+            ));
         }
         Ok(p)
     }
@@ -57,7 +60,10 @@ impl Extracted {
             .and_then(|f| f.take(MAX_JSON + 1).read_to_end(&mut out))
             .map_err(ImageError::io(format!("reading {name}")))?;
         if out.len() as u64 > MAX_JSON {
-            return Err(ImageError::invalid("archive", format!("{name} is too large")));
+            return Err(ImageError::invalid(
+                "archive",
+                format!("{name} is too large"),
+            ));
         }
         Ok(out)
     }
@@ -70,7 +76,8 @@ fn extract(layout: &Layout, archive: &Path) -> Result<Extracted, ImageError> {
         dir,
         links: HashMap::new(),
     };
-    let f = fs::File::open(archive).map_err(ImageError::io(format!("opening {}", archive.display())))?;
+    let f = fs::File::open(archive)
+        .map_err(ImageError::io(format!("opening {}", archive.display())))?;
     let mut tar = tar::Archive::new(BufReader::with_capacity(1 << 20, f));
     let bad = |e: std::io::Error| ImageError::invalid("archive", e);
     let mut count = 0u64;
@@ -154,20 +161,27 @@ fn adopt(layout: &Layout, src: &Path, d: &Digest) -> Result<(), ImageError> {
 /// One image found in an archive.
 struct Found {
     names: Vec<String>,
+    /// A bare tag from the archive, for the repository the caller names.
+    tag: Option<String>,
     manifest_digest: Digest,
     index_digest: Option<Digest>,
     manifest: manifest::Manifest,
 }
 
 impl ImageStore {
-    /// Imports every image of an OCI-layout or `docker save` tar archive. Images without a name
-    /// in the archive are stored under `name` if given, else skipped. Returns the images stored.
-    pub async fn import(&self, archive: &Path, name: Option<&str>) -> Result<Vec<Image>, ImageError> {
+    /// Imports every image of an OCI-layout or `docker save` tar archive. `name` names images the
+    /// archive leaves unnamed; for an OCI entry tagged only with a bare tag, `name`'s repository
+    /// gets that tag. Returns the images stored.
+    pub async fn import(
+        &self,
+        archive: &Path,
+        name: Option<&str>,
+    ) -> Result<Vec<Image>, ImageError> {
         let _gc = self.gc_lock.read().await;
         let layout = self.layout.clone();
         let archive = archive.to_path_buf();
         let platform = self.platform.clone();
-        let default_name = name.map(reference::normalize).transpose()?;
+        let default_name = name.map(reference::parse).transpose()?;
         let found = blocking(move || {
             let ex = extract(&layout, &archive)?;
             if ex.file("index.json").is_ok() {
@@ -185,8 +199,15 @@ impl ImageStore {
         let mut out = Vec::new();
         for f in found {
             let mut names = f.names.clone();
-            if names.is_empty() {
-                names.extend(default_name.clone());
+            if names.is_empty()
+                && let Some(n) = &default_name
+            {
+                names.push(match &f.tag {
+                    Some(t) => {
+                        reference::normalize(&format!("{}/{}:{t}", n.registry(), n.repository()))?
+                    }
+                    None => n.whole(),
+                });
             }
             for n in names {
                 out.push(
@@ -218,6 +239,10 @@ fn oci_layout(
 ) -> Result<Vec<Found>, ImageError> {
     let blob_path = |d: &Digest| ex.file(&format!("blobs/sha256/{}", d.hex()));
     let load = |d: &Digest| -> Result<Vec<u8>, ImageError> {
+        // Entries may share blobs that an earlier entry already moved into the store.
+        if layout.has_blob(d, None) {
+            return layout.read_blob(d, MAX_JSON);
+        }
         let bytes = ex.read_small(&format!("blobs/sha256/{}", d.hex()))?;
         d.verify(&Digest::of(&bytes), "archive blob")?;
         Ok(bytes)
@@ -228,15 +253,19 @@ fn oci_layout(
     };
     let mut out = Vec::new();
     for (desc, _) in &entries {
-        let names: Vec<String> = [
-            "io.containerd.image.name",
-            "org.opencontainers.image.ref.name",
-        ]
-        .iter()
-        .filter_map(|k| desc.annotations.get(*k))
-        .filter_map(|n| reference::normalize(n).ok())
-        .take(1)
-        .collect();
+        // containerd names the image in full; the OCI annotation is a full reference (skopeo) or
+        // just a tag (umoci), which is put on the repository the caller names.
+        let mut names = Vec::new();
+        let mut tag = None;
+        if let Some(n) = desc.annotations.get("io.containerd.image.name") {
+            names.push(reference::normalize(n)?);
+        } else if let Some(n) = desc.annotations.get("org.opencontainers.image.ref.name") {
+            if n.contains('/') || n.contains(':') {
+                names.push(reference::normalize(n)?);
+            } else {
+                tag = Some(n.clone());
+            }
+        }
         let bytes = load(&desc.digest)?;
         let (mbytes, mdigest, index_digest) = match manifest::parse(&bytes)? {
             Parsed::Manifest(_) => (bytes, desc.digest.clone(), None),
@@ -248,7 +277,11 @@ fn oci_layout(
                     }
                 })?;
                 layout.put_blob(&desc.digest, &bytes, "index")?;
-                (load(&pick.digest)?, pick.digest.clone(), Some(desc.digest.clone()))
+                (
+                    load(&pick.digest)?,
+                    pick.digest.clone(),
+                    Some(desc.digest.clone()),
+                )
             }
         };
         let Parsed::Manifest(m) = manifest::parse(&mbytes)? else {
@@ -256,10 +289,13 @@ fn oci_layout(
         };
         layout.put_blob(&mdigest, &mbytes, "manifest")?;
         for d in std::iter::once(&m.config).chain(m.layers.iter().filter(|l| !l.is_foreign())) {
-            adopt(layout, &blob_path(&d.digest)?, &d.digest)?;
+            if !layout.has_blob(&d.digest, Some(d.size)) {
+                adopt(layout, &blob_path(&d.digest)?, &d.digest)?;
+            }
         }
         out.push(Found {
             names,
+            tag,
             manifest_digest: mdigest,
             index_digest,
             manifest: m,
@@ -309,7 +345,9 @@ fn docker_save(layout: &Layout, ex: &Extracted) -> Result<Vec<Found>, ImageError
                 fs::copy(&path, &tmp).map_err(ImageError::io("copying an imported layer"))?;
                 layout.adopt_blob(&tmp, &d, "archive layer")?;
             }
-            layers.push(serde_json::json!({"mediaType": media_type, "size": size, "digest": d.as_str()}));
+            layers.push(
+                serde_json::json!({"mediaType": media_type, "size": size, "digest": d.as_str()}),
+            );
         }
         let manifest_json = serde_json::json!({
             "schemaVersion": 2,
@@ -321,11 +359,15 @@ fn docker_save(layout: &Layout, ex: &Extracted) -> Result<Vec<Found>, ImageError
             },
             "layers": layers,
         });
-        let mbytes = serde_json::to_vec(&manifest_json).map_err(|e| ImageError::invalid("manifest", e))?;
+        let mbytes =
+            serde_json::to_vec(&manifest_json).map_err(|e| ImageError::invalid("manifest", e))?;
         let mdigest = Digest::of(&mbytes);
         layout.put_blob(&mdigest, &mbytes, "manifest")?;
         let Parsed::Manifest(m) = manifest::parse(&mbytes)? else {
-            return Err(ImageError::invalid("manifest", "synthesised manifest did not parse"));
+            return Err(ImageError::invalid(
+                "manifest",
+                "synthesised manifest did not parse",
+            ));
         };
         let names = e
             .repo_tags
@@ -335,6 +377,7 @@ fn docker_save(layout: &Layout, ex: &Extracted) -> Result<Vec<Found>, ImageError
             .collect::<Result<Vec<_>, _>>()?;
         out.push(Found {
             names,
+            tag: None,
             manifest_digest: mdigest,
             index_digest: None,
             manifest: m,

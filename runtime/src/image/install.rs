@@ -113,9 +113,7 @@ impl ImageStore {
                 "blob {} is not in the archive",
                 desc.digest
             ))),
-            Source::Registry { client, reference } => {
-                self.download(client, reference, desc).await
-            }
+            Source::Registry { client, reference } => self.download(client, reference, desc).await,
         }
     }
 
@@ -160,9 +158,7 @@ impl ImageStore {
             }
         }
         drop(tx);
-        let written = writer
-            .await
-            .map_err(|e| ImageError::Task(e.to_string()))?;
+        let written = writer.await.map_err(|e| ImageError::Task(e.to_string()))?;
         match (written, stream_err) {
             // The writer's own check names the digest mismatch precisely.
             (Err(e), _) => Err(e),

@@ -38,7 +38,10 @@ impl Drop for KeyGuard<'_> {
         drop(self.guard.take());
         let mut map = self.locks.map.lock().unwrap_or_else(|p| p.into_inner());
         // Only the map holds it: nobody waits, so the entry can go.
-        if map.get(&self.key).is_some_and(|m| Arc::strong_count(m) == 1) {
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
             map.remove(&self.key);
         }
     }

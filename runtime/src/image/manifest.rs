@@ -117,7 +117,11 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ImageError> {
         ));
     };
     Ok(Parsed::Manifest(Manifest {
-        media_type: if mt.is_empty() { OCI_MANIFEST.into() } else { mt },
+        media_type: if mt.is_empty() {
+            OCI_MANIFEST.into()
+        } else {
+            mt
+        },
         config: Descriptor::from_raw(config)?,
         layers: layers
             .into_iter()
@@ -133,9 +137,7 @@ pub fn select<'a>(
 ) -> Option<&'a Descriptor> {
     entries.iter().find_map(|(d, p)| {
         let (os, arch, variant) = p.as_ref()?;
-        platform
-            .matches(os, arch, variant.as_deref())
-            .then_some(d)
+        platform.matches(os, arch, variant.as_deref()).then_some(d)
     })
 }
 
@@ -214,11 +216,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests_and_sizes() {
-        let m = format!(
-            r#"{{"config":{{"digest":"sha256:../../etc","size":1}},"layers":[]}}"#
-        );
+        let m = format!(r#"{{"config":{{"digest":"sha256:../../etc","size":1}},"layers":[]}}"#);
         assert!(parse(m.as_bytes()).is_err());
-        let m = format!(r#"{{"config":{{"digest":"{}","size":-1}},"layers":[]}}"#, d('a'));
+        let m = format!(
+            r#"{{"config":{{"digest":"{}","size":-1}},"layers":[]}}"#,
+            d('a')
+        );
         assert!(parse(m.as_bytes()).is_err());
         assert!(parse(b"{}").is_err());
         assert!(parse(b"not json").is_err());

@@ -48,7 +48,9 @@ impl Platform {
                     variant: Some(variant.to_string()),
                 })
             }
-            _ => Err(ImageError::Config(format!("platform {s:?} is not os/arch[/variant]"))),
+            _ => Err(ImageError::Config(format!(
+                "platform {s:?} is not os/arch[/variant]"
+            ))),
         }
     }
 

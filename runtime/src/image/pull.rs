@@ -61,7 +61,11 @@ impl ImageStore {
     fn auth_for(&self, r: &oci_client::Reference, ep: &Endpoint, auth: &RegistryAuth) -> OciAuth {
         let creds = auth
             .credentials_for(&ep.host)
-            .or_else(|| (!ep.mirror).then(|| auth.credentials_for(r.registry())).flatten())
+            .or_else(|| {
+                (!ep.mirror)
+                    .then(|| auth.credentials_for(r.registry()))
+                    .flatten()
+            })
             .or_else(|| self.registries.host_config(&ep.host)?.auth.clone())
             .or_else(|| {
                 (!ep.mirror)

@@ -62,7 +62,12 @@ fn path(layout: &Layout, reference: &str) -> std::path::PathBuf {
 
 pub(crate) fn save(layout: &Layout, rec: &ImageRecord) -> Result<(), ImageError> {
     let bytes = serde_json::to_vec_pretty(rec).map_err(|e| ImageError::invalid("record", e))?;
-    write_atomic(&layout.temp("ref"), &path(layout, &rec.reference), &bytes, true)
+    write_atomic(
+        &layout.temp("ref"),
+        &path(layout, &rec.reference),
+        &bytes,
+        true,
+    )
 }
 
 pub(crate) fn load(layout: &Layout, reference: &str) -> Result<Option<ImageRecord>, ImageError> {

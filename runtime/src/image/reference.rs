@@ -34,11 +34,20 @@ mod tests {
             ("busybox", "docker.io/library/busybox:latest".to_string()),
             ("busybox:1.35", "docker.io/library/busybox:1.35".to_string()),
             ("user/x", "docker.io/user/x:latest".to_string()),
-            ("docker.io/busybox", "docker.io/library/busybox:latest".to_string()),
-            ("index.docker.io/library/busybox", "docker.io/library/busybox:latest".to_string()),
+            (
+                "docker.io/busybox",
+                "docker.io/library/busybox:latest".to_string(),
+            ),
+            (
+                "index.docker.io/library/busybox",
+                "docker.io/library/busybox:latest".to_string(),
+            ),
             ("127.0.0.1:5000/x/y:t", "127.0.0.1:5000/x/y:t".to_string()),
             ("localhost:5000/x", "localhost:5000/x:latest".to_string()),
-            (&format!("busybox@{d}"), format!("docker.io/library/busybox@{d}")),
+            (
+                &format!("busybox@{d}"),
+                format!("docker.io/library/busybox@{d}"),
+            ),
             (&format!("quay.io/a/b:1@{d}"), format!("quay.io/a/b:1@{d}")),
         ] {
             assert_eq!(normalize(input).unwrap(), want, "{input}");

@@ -111,7 +111,10 @@ impl RegistryConfig {
             serde_saphyr::from_str(text).map_err(|e| ImageError::Config(e.to_string()))?
         };
         for (host, m) in file.mirrors {
-            self.mirrors.entry(normalize_host(&host)).or_default().extend(m.endpoint);
+            self.mirrors
+                .entry(normalize_host(&host))
+                .or_default()
+                .extend(m.endpoint);
         }
         for (host, c) in file.configs {
             let auth = match c.auth {
@@ -168,7 +171,9 @@ impl RegistryConfig {
     }
 
     fn endpoint(&self, host: String, plain_http: bool, mirror: bool) -> Endpoint {
-        let skip_verify = self.host_config(&host).is_some_and(|c| c.insecure_skip_verify);
+        let skip_verify = self
+            .host_config(&host)
+            .is_some_and(|c| c.insecure_skip_verify);
         Endpoint {
             host,
             plain_http,
@@ -218,7 +223,10 @@ configs:
         )
         .unwrap();
         let eps = c.endpoints("docker.io");
-        let hosts: Vec<_> = eps.iter().map(|e| (e.host.as_str(), e.plain_http)).collect();
+        let hosts: Vec<_> = eps
+            .iter()
+            .map(|e| (e.host.as_str(), e.plain_http))
+            .collect();
         assert_eq!(
             hosts,
             [

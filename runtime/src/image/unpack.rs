@@ -549,7 +549,8 @@ impl Unpacker {
     fn finish_dirs(&mut self) -> Result<(), UnpackError> {
         for (rel, mode, mtime) in std::mem::take(&mut self.dirs) {
             let path = self.root.join(&rel);
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(write_err(&rel))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                .map_err(write_err(&rel))?;
             self.times(&path, &rel, mtime)?;
         }
         Ok(())

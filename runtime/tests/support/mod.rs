@@ -34,10 +34,8 @@ pub fn run(cmd: &mut Command) -> Result<String> {
 }
 
 fn scratch_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "k1s-images-{}",
-        std::process::id()
-    ));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("k1s-images-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -106,7 +104,13 @@ fn build_layout() -> Result<PathBuf> {
         .args(["insert", "--image", &image("wh")])
         .arg(&data)
         .arg("/data"))?;
-    run(Command::new("umoci").args(["insert", "--image", &image("wh"), "--whiteout", "/etc/group"]))?;
+    run(Command::new("umoci").args([
+        "insert",
+        "--image",
+        &image("wh"),
+        "--whiteout",
+        "/etc/group",
+    ]))?;
     let fresh = dir.join("fresh");
     let _ = std::fs::remove_dir_all(&fresh);
     std::fs::create_dir_all(&fresh)?;
@@ -187,7 +191,11 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("docker-registry did not listen on {} in 20s: {}", self.addr, self.log_text());
+        bail!(
+            "docker-registry did not listen on {} in 20s: {}",
+            self.addr,
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -265,7 +273,12 @@ impl Registry {
     }
 
     /// PUTs a manifest or index under `repo_tag`.
-    pub async fn push_manifest(&self, repo_tag: &str, media_type: &str, body: Vec<u8>) -> Result<()> {
+    pub async fn push_manifest(
+        &self,
+        repo_tag: &str,
+        media_type: &str,
+        body: Vec<u8>,
+    ) -> Result<()> {
         self.client()
             .push_manifest_raw(
                 &self.reference(repo_tag),
