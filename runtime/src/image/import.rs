@@ -135,11 +135,8 @@ fn lexical_normalize(p: &Path) -> Option<PathBuf> {
     for c in p.components() {
         match c {
             std::path::Component::Normal(n) => out.push(n),
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
+            // `pop` in the guard: climbing works until there is nothing left to climb out of.
+            std::path::Component::ParentDir if !out.pop() => return None,
             _ => {}
         }
     }

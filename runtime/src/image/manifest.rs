@@ -80,10 +80,16 @@ impl Descriptor {
     }
 }
 
+/// `(os, architecture, variant)` of an index entry.
+pub type EntryPlatform = (String, String, Option<String>);
+
+/// An index entry: the manifest and the platform it is for, if the index says.
+pub type IndexEntry = (Descriptor, Option<EntryPlatform>);
+
 /// A parsed manifest document.
 #[derive(Debug)]
 pub enum Parsed {
-    Index(Vec<(Descriptor, Option<(String, String, Option<String>)>)>),
+    Index(Vec<IndexEntry>),
     Manifest(Manifest),
 }
 
@@ -131,10 +137,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ImageError> {
 }
 
 /// Picks the entry of an index for `platform`: the first that matches, skipping attestations.
-pub fn select<'a>(
-    entries: &'a [(Descriptor, Option<(String, String, Option<String>)>)],
-    platform: &Platform,
-) -> Option<&'a Descriptor> {
+pub fn select<'a>(entries: &'a [IndexEntry], platform: &Platform) -> Option<&'a Descriptor> {
     entries.iter().find_map(|(d, p)| {
         let (os, arch, variant) = p.as_ref()?;
         platform.matches(os, arch, variant.as_deref()).then_some(d)
@@ -216,7 +219,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests_and_sizes() {
-        let m = format!(r#"{{"config":{{"digest":"sha256:../../etc","size":1}},"layers":[]}}"#);
+        let m = r#"{"config":{"digest":"sha256:../../etc","size":1},"layers":[]}"#;
         assert!(parse(m.as_bytes()).is_err());
         let m = format!(
             r#"{{"config":{{"digest":"{}","size":-1}},"layers":[]}}"#,
