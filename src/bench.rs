@@ -8,12 +8,13 @@
 //!
 //! Modules: `client` (HTTP(S) connections, kubeconfig), `stats` (drivers and percentiles),
 //! `spawn` (starting and stopping `k1s server`), and one module per target: `api`, `cluster`,
-//! `startup`, `store`, `etcd`.
+//! `startup`, `store`, `etcd`, `image`.
 
 mod api;
 mod client;
 mod cluster;
 mod etcd;
+mod image;
 mod spawn;
 mod startup;
 mod stats;
@@ -69,6 +70,8 @@ pub enum BenchTarget {
     Store(store::StoreArgs),
     /// etcd 3.4 through its HTTP/JSON gateway: puts, range and watch fan-out.
     Etcd(etcd::EtcdArgs),
+    /// Image pull throughput (k1s vs `skopeo copy`) and layer unpack throughput.
+    Image(image::ImageArgs),
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
@@ -83,6 +86,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
             BenchTarget::Startup(a) => startup::run(a).await,
             BenchTarget::Store(a) => store::run(a).await,
             BenchTarget::Etcd(a) => etcd::run(a).await,
+            BenchTarget::Image(a) => image::run_bench(a).await,
         }
     })
 }

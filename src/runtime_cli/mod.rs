@@ -17,6 +17,9 @@ pub struct RuntimeFlags {
     /// A registry that may be reached over plain HTTP (HOST:PORT); repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT", global = true)]
     pub insecure_registries: Vec<String>,
+    /// A containerd/k3s style registries.yaml (mirrors, per-host auth and TLS).
+    #[arg(long = "registry-config", value_name = "FILE", global = true)]
+    pub registry_config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
