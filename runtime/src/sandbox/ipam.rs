@@ -190,7 +190,9 @@ mod tests {
     fn skips_reserved_and_never_repeats_until_exhausted() {
         let dir = tempfile::tempdir().unwrap();
         let mut ipam = Ipam::open(dir.path(), subnet("10.42.0.0/29")).unwrap();
-        let got: Vec<Ipv4Addr> = (0..5).map(|i| ipam.allocate(&format!("p{i}")).unwrap()).collect();
+        let got: Vec<Ipv4Addr> = (0..5)
+            .map(|i| ipam.allocate(&format!("p{i}")).unwrap())
+            .collect();
         let want: Vec<Ipv4Addr> = (2..=6).map(|h| Ipv4Addr::new(10, 42, 0, h)).collect();
         assert_eq!(got, want);
         assert!(matches!(ipam.allocate("p5"), Err(IpamError::Exhausted(_))));
@@ -209,7 +211,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(again.owner(a).unwrap().as_deref(), Some("a"));
         // Another id cannot free a's address.
-        assert!(matches!(again.release(a, "b"), Err(IpamError::NotOwner { .. })));
+        assert!(matches!(
+            again.release(a, "b"),
+            Err(IpamError::NotOwner { .. })
+        ));
         assert_eq!(again.release_all("a").unwrap(), vec![a]);
         assert_eq!(again.allocations().unwrap(), vec![(b, "b".to_string())]);
     }

@@ -332,7 +332,16 @@ mod tests {
     #[test]
     fn ids_and_hostnames_are_checked() {
         assert!(validate_id("0b6f1c2e-3d4a-4b5c-8d9e-0f1a2b3c4d5e").is_ok());
-        for bad in ["", ".", "..", "a/b", "../x", ".hidden", "a b", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            ".hidden",
+            "a b",
+            &"x".repeat(129),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
         assert!(validate_hostname("web-0").is_ok());

@@ -183,7 +183,10 @@ impl NetworkConfig {
             )));
         }
         if !(576..=65535).contains(&self.mtu) {
-            return Err(SandboxError::InvalidConfig(format!("MTU {} is out of range", self.mtu)));
+            return Err(SandboxError::InvalidConfig(format!(
+                "MTU {} is out of range",
+                self.mtu
+            )));
         }
         Ok(())
     }

@@ -79,17 +79,28 @@ pub(crate) fn ensure_private(dir: &Path) -> Result<()> {
         return Ok(());
     }
     if holder.mount_point != dir {
-        mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|source| SandboxError::Sys {
-                what: "bind-mounting the sandboxes directory onto itself",
-                source,
-            })?;
-    }
-    mount(None::<&str>, dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).map_err(|source| {
-        SandboxError::Sys {
-            what: "making the sandboxes directory a private mount",
+        mount(
+            Some(dir),
+            dir,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|source| SandboxError::Sys {
+            what: "bind-mounting the sandboxes directory onto itself",
             source,
-        }
+        })?;
+    }
+    mount(
+        None::<&str>,
+        dir,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|source| SandboxError::Sys {
+        what: "making the sandboxes directory a private mount",
+        source,
     })
 }
 

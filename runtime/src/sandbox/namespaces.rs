@@ -11,9 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rtnetlink::packet_route::RouteNetlinkMessage;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use super::{Result, SandboxError, mounts};
 

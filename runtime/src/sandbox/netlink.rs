@@ -37,7 +37,9 @@ pub(crate) fn valid_ifname(name: &str) -> bool {
     (1..=15).contains(&name.len())
         && name != "."
         && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
 }
 
 /// The host end of the veth of the pod with `ip`.
@@ -289,7 +291,12 @@ impl Netlink {
                 .await
                 .map_err(nl(format!("attaching {name} to the bridge")))?;
             h.link()
-                .set_port(LinkBridgePort::new(0).name(name.clone()).hairpin(true).build())
+                .set_port(
+                    LinkBridgePort::new(0)
+                        .name(name.clone())
+                        .hairpin(true)
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(nl(format!("setting hairpin on {name}")))
