@@ -78,6 +78,14 @@ impl Ipam {
 
     /// Allocates a free address for `id` and makes the allocation durable before returning it.
     pub fn allocate(&mut self, id: &str) -> Result<Ipv4Addr, IpamError> {
+        let ip = self.reserve(id)?;
+        self.sync()?;
+        Ok(ip)
+    }
+
+    /// Allocates a free address for `id` without waiting for it to be durable: the caller must
+    /// call [`Ipam::sync`] before handing the address to anyone (it can overlap other work).
+    pub fn reserve(&mut self, id: &str) -> Result<Ipv4Addr, IpamError> {
         let usable = self.usable();
         for step in 0..usable {
             let offset = (self.cursor + step) % usable;
@@ -86,7 +94,6 @@ impl Ipam {
             let path = self.dir.join(ip.to_string());
             match std::os::unix::fs::symlink(id, &path) {
                 Ok(()) => {
-                    self.sync_dir()?;
                     self.cursor = (offset + 1) % usable;
                     return Ok(ip);
                 }
@@ -109,7 +116,7 @@ impl Ipam {
                     Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
                     Err(e) => return Err(io(&path)(e)),
                 }
-                self.sync_dir()
+                self.sync()
             }
             Some(owner) => Err(IpamError::NotOwner {
                 address: ip,
@@ -171,7 +178,8 @@ impl Ipam {
         Ok(out)
     }
 
-    fn sync_dir(&self) -> Result<(), IpamError> {
+    /// Makes every allocation and release so far durable (fsyncs the directory).
+    pub fn sync(&self) -> Result<(), IpamError> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io(&self.dir))

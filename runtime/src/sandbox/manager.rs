@@ -176,30 +176,23 @@ impl SandboxManager {
         let ip = if spec.host_network {
             None
         } else {
-            Some(inner.ipam.allocate(&spec.id)?)
+            Some(inner.ipam.reserve(&spec.id)?)
         };
-        let pod_netlink =
-            namespaces::create(&ns_dir, &hostname, spec.host_network, inner.net.runtime())?;
+        let Inner { net, ipam, .. } = &*inner;
+        // While the namespace thread works: make the IP durable, and write the files.
+        let (pod_netlink, durable) =
+            namespaces::create_while(&ns_dir, &hostname, spec.host_network, net.runtime(), || {
+                ipam.sync()?;
+                write_files(spec, dir, &hostname, ip)
+            });
+        let pod_netlink = pod_netlink?;
+        durable?;
         if let (Some(ip), Some(pod)) = (ip, pod_netlink) {
             let netns_path = ns_dir.join("net");
             let netns = std::fs::File::open(&netns_path)
                 .map_err(|e| SandboxError::io("opening", &netns_path, e))?;
-            inner
-                .net
-                .attach_pod(&self.config, inner.bridge_index, &netns, pod, ip)?;
+            net.attach_pod(&self.config, inner.bridge_index, &netns, pod, ip)?;
         }
-        let hosts = if spec.host_network {
-            files::host_hosts(&hostname)
-        } else {
-            files::hosts(ip.map(Into::into), &hostname)
-        };
-        let resolv = match &spec.resolv_conf {
-            Some(r) => r.clone(),
-            None => files::host_resolv_conf(!spec.host_network),
-        };
-        files::write_atomic(&dir.join("hosts"), hosts.as_bytes())?;
-        files::write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-        files::write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())?;
         let record = Record {
             id: spec.id.clone(),
             hostname,
@@ -208,6 +201,41 @@ impl SandboxManager {
         };
         record.save(dir)?;
         Ok(record)
+    }
+
+    /// Undoes everything a sandbox may hold. With `ip` unknown, IPAM says which addresses `id`
+    /// holds. Idempotent.
+    fn teardown(&self, inner: &mut Inner, id: &str, ip: Option<Ipv4Addr>) -> Result<()> {
+        let ips = match ip {
+            Some(ip) => vec![ip],
+            None => inner
+                .ipam
+                .allocations()?
+                .into_iter()
+                .filter(|(_, owner)| owner == id)
+                .map(|(ip, _)| ip)
+                .collect(),
+        };
+        let dir = self.sandbox_dir(id);
+        // Deleting a veth and unmounting a namespace each wait for RCU grace periods in the
+        // kernel: do both at once.
+        let (links, mounts) = std::thread::scope(|scope| {
+            let unmount = scope.spawn(|| namespaces::remove(&dir.join("ns")));
+            let links = ips.iter().try_for_each(|ip| inner.net.delete_pod_link(*ip));
+            let mounts = unmount.join().unwrap_or(Err(SandboxError::ThreadPanicked));
+            (links, mounts)
+        });
+        links?;
+        mounts?;
+        // Only now that the veth and our hold on the netns are gone can the address go back.
+        for ip in &ips {
+            inner.ipam.release(*ip, id)?;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SandboxError::io("removing", &dir, e)),
+        }
     }
 
     /// The sandbox `id`, if it exists.
@@ -247,35 +275,6 @@ impl SandboxManager {
         self.teardown(&mut inner, id, ip)
     }
 
-    /// Undoes everything a sandbox may hold. With `ip` unknown, IPAM says which addresses `id`
-    /// holds. Idempotent.
-    fn teardown(&self, inner: &mut Inner, id: &str, ip: Option<Ipv4Addr>) -> Result<()> {
-        let ips = match ip {
-            Some(ip) => vec![ip],
-            None => inner
-                .ipam
-                .allocations()?
-                .into_iter()
-                .filter(|(_, owner)| owner == id)
-                .map(|(ip, _)| ip)
-                .collect(),
-        };
-        for ip in &ips {
-            inner.net.delete_pod_link(*ip)?;
-        }
-        let dir = self.sandbox_dir(id);
-        namespaces::remove(&dir.join("ns"))?;
-        // Only now that the netns is gone from our mounts can the address be handed out again.
-        for ip in &ips {
-            inner.ipam.release(*ip, id)?;
-        }
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(SandboxError::io("removing", &dir, e)),
-        }
-    }
-
     /// Removes the node's network: bridge, fallback routes and masquerade table (for tests and a
     /// clean shutdown). Sandboxes are left alone: remove them first if they are to go too; ones
     /// left are re-attached to the bridge by the next [`SandboxManager::open`].
@@ -284,6 +283,22 @@ impl SandboxManager {
         inner.net.teardown_node(&self.config)?;
         nft::remove()
     }
+}
+
+/// Writes the sandbox's `hosts`, `hostname` and `resolv.conf`.
+fn write_files(spec: &SandboxSpec, dir: &Path, hostname: &str, ip: Option<Ipv4Addr>) -> Result<()> {
+    let hosts = if spec.host_network {
+        files::host_hosts(hostname)
+    } else {
+        files::hosts(ip.map(Into::into), hostname)
+    };
+    let resolv = match &spec.resolv_conf {
+        Some(r) => r.clone(),
+        None => files::host_resolv_conf(!spec.host_network),
+    };
+    files::write_atomic(&dir.join("hosts"), hosts.as_bytes())?;
+    files::write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+    files::write_atomic(&dir.join("resolv.conf"), resolv.as_bytes())
 }
 
 /// Sandbox ids become directory names and IPAM owner ids: 1..=128 of `[A-Za-z0-9._-]`, not

@@ -9,7 +9,7 @@
 //! the netns of the thread that opened it, so that connection configures the inside of the pod
 //! (loopback, `eth0`, address, default route). It is dropped once the pod is configured.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -32,24 +32,33 @@ pub(crate) fn kinds(host_network: bool) -> &'static [&'static str] {
     if host_network { &["ipc"] } else { &ALL_KINDS }
 }
 
-/// Creates the namespaces under `dir` (which must exist). Returns a netlink connection inside
-/// the new netns unless `host_network`. On error some mounts may exist: the caller runs
-/// [`remove`].
-pub(crate) fn create(
+/// Creates the namespaces under `dir` (which must exist) on a dedicated thread, and runs
+/// `meanwhile` on the calling thread in the meantime (work that does not need the namespaces,
+/// such as making the IP allocation durable). Returns a netlink connection inside the new netns
+/// unless `host_network`, and `meanwhile`'s result; both finished when this returns. On error
+/// some mounts may exist: the caller runs [`remove`].
+pub(crate) fn create_while<T>(
     dir: &Path,
     hostname: &str,
     host_network: bool,
     rt: &tokio::runtime::Handle,
-) -> Result<Option<PodNetlink>> {
-    let dir = dir.to_path_buf();
-    let hostname = hostname.to_string();
-    let rt = rt.clone();
-    std::thread::Builder::new()
-        .name("k1s-sandbox-ns".into())
-        .spawn(move || on_thread(&dir, &hostname, host_network, &rt))
-        .map_err(|e| SandboxError::io("spawning the namespace thread for", PathBuf::new(), e))?
-        .join()
-        .map_err(|_| SandboxError::ThreadPanicked)?
+    meanwhile: impl FnOnce() -> Result<T>,
+) -> (Result<Option<PodNetlink>>, Result<T>) {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("k1s-sandbox-ns".into())
+            .spawn_scoped(scope, || on_thread(dir, hostname, host_network, rt));
+        let other = meanwhile();
+        let ns = match thread {
+            Ok(t) => t.join().unwrap_or(Err(SandboxError::ThreadPanicked)),
+            Err(e) => Err(SandboxError::io(
+                "spawning the namespace thread for",
+                dir,
+                e,
+            )),
+        };
+        (ns, other)
+    })
 }
 
 fn on_thread(
