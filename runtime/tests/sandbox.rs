@@ -267,6 +267,8 @@ fn pods_reach_each_other_the_node_and_themselves() {
         let ipc = a.namespace("ipc").context("ipc ns")?;
         ensure!(inode(ipc)? != inode(Path::new("/proc/self/ns/ipc"))?);
 
+        ensure!(node.mgr().is_alive("pod-a") && !node.mgr().is_alive("nope"));
+
         // Removal leaves no veth, mount, IP or directory behind.
         let dir_a = node.mgr().sandbox_dir("pod-a");
         node.mgr().remove("pod-a")?;

@@ -247,6 +247,14 @@ impl SandboxManager {
             .map(|r| r.sandbox(&self.sandbox_dir(id)))
     }
 
+    /// Whether sandbox `id` exists and all its namespaces are still held. A sandbox recorded
+    /// before a reboot is listed but dead (its namespaces died with the old kernel): the caller
+    /// removes it and creates a new one; nothing is reclaimed behind its back.
+    pub fn is_alive(&self, id: &str) -> bool {
+        self.get(id)
+            .is_some_and(|s| s.namespaces.iter().all(|(_, p)| namespaces::is_held(p)))
+    }
+
     /// Every sandbox, by id.
     pub fn list(&self) -> Vec<Sandbox> {
         let inner = self.lock();

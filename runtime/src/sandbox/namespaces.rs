@@ -108,6 +108,13 @@ fn on_thread(
     Ok(Some(PodNetlink { conn, handle }))
 }
 
+/// Whether `path` still holds a namespace (an nsfs bind mount). After a reboot the files are
+/// still there but empty: the namespaces died with the old kernel.
+pub(crate) fn is_held(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
 /// Unmounts and deletes every namespace file under `dir`, and `dir` itself. Idempotent.
 pub(crate) fn remove(dir: &Path) -> Result<()> {
     for kind in ALL_KINDS {

@@ -303,3 +303,30 @@ impl Netlink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(host_veth_name(Ipv4Addr::new(10, 42, 0, 5)), "k1s0a2a0005");
+        assert!(valid_ifname("k1s0") && valid_ifname(&host_veth_name(Ipv4Addr::BROADCAST)));
+        for bad in ["", ".", "..", "a/b", "a b", "sixteen-chars-xx"] {
+            assert!(!valid_ifname(bad), "{bad:?}");
+        }
+    }
+
+    /// The kubelet calls the manager through `spawn_blocking`: driving the private runtime from
+    /// a blocking thread of another runtime must work. Read-only: it only looks up `lo`.
+    #[tokio::test]
+    async fn usable_from_spawn_blocking() {
+        let found = tokio::task::spawn_blocking(|| {
+            let nl = Netlink::open().unwrap();
+            nl.rt.block_on(link_index(&nl.host, "lo")).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(found, Some(LOOPBACK_IFINDEX));
+    }
+}
