@@ -8,13 +8,14 @@
 //!
 //! Modules: `client` (HTTP(S) connections, kubeconfig), `stats` (drivers and percentiles),
 //! `spawn` (starting and stopping `k1s server`), and one module per target: `api`, `cluster`,
-//! `startup`, `store`, `etcd`, `image`.
+//! `startup`, `store`, `etcd`, `image`, `sandbox` (pod sandboxes and their network, synchronous).
 
 mod api;
 mod client;
 mod cluster;
 mod etcd;
 mod image;
+mod sandbox;
 mod spawn;
 mod startup;
 mod stats;
@@ -72,21 +73,30 @@ pub enum BenchTarget {
     Etcd(etcd::EtcdArgs),
     /// Image pull throughput (k1s vs `skopeo copy`) and layer unpack throughput.
     Image(image::ImageArgs),
+    /// Pod sandboxes with their network: create (network ready) and remove latency, next to the
+    /// naive `ip`-spawning set-up. Run it in its own netns: `unshare --net -- k1s bench sandbox`.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
+    // The sandbox runtime blocks and drives its own netlink runtime: no tokio around it.
+    let target = match args.target {
+        BenchTarget::Sandbox(a) => return sandbox::run(a),
+        other => other,
+    };
     raise_nofile_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        match args.target {
+        match target {
             BenchTarget::Api(a) => api::run(a).await,
             BenchTarget::Cluster(a) => cluster::run(a).await,
             BenchTarget::Startup(a) => startup::run(a).await,
             BenchTarget::Store(a) => store::run(a).await,
             BenchTarget::Etcd(a) => etcd::run(a).await,
             BenchTarget::Image(a) => image::run_bench(a).await,
+            BenchTarget::Sandbox(_) => unreachable!("handled above"),
         }
     })
 }

@@ -1,0 +1,450 @@
+//! Pod sandboxes and pod networking for real (root): namespaces, bridge, veths, IPAM, routes, nft.
+//!
+//! Every test that touches the network runs in a network namespace it creates: the test
+//! re-executes its own binary under `unshare --net` (see [`in_own_netns`]), so the bridge, veths,
+//! routes and nft table vanish with that process and nothing reaches the host's network. The pod
+//! netns bind mounts live in the host's mount namespace, so the inner run removes them (a Drop
+//! guard), and the outer run checks `/proc/self/mountinfo` has none left under the test's root.
+//!
+//! Needs: util-linux (`unshare`, `nsenter`), busybox-static (`busybox ping`), iproute2 (`ip`, to
+//! inspect), nftables (`nft`).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result, bail, ensure};
+use k1s_runtime::sandbox::{NetworkConfig, Sandbox, SandboxManager, SandboxSpec};
+
+/// Set in the inner run: the sandbox root the outer run created.
+const INNER_ROOT: &str = "K1S_SANDBOX_TEST_ROOT";
+
+/// Runs `body` in a fresh network namespace: the outer run re-executes this test under
+/// `unshare --net` and asserts the inner run succeeded and left no mount behind.
+fn in_own_netns(test: &str, body: impl FnOnce(&Path) -> Result<()>) {
+    if let Some(root) = std::env::var_os(INNER_ROOT) {
+        let root = PathBuf::from(root);
+        if let Err(e) = body(&root) {
+            panic!("{test} (inside its netns) failed: {e:#}");
+        }
+        return;
+    }
+    for tool in ["unshare", "nsenter", "busybox", "ip", "nft"] {
+        require(tool);
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INNER_ROOT, root.path())
+        .output()
+        .expect("running unshare");
+    let status = out.status;
+    let left = mounts_under(root.path());
+    for m in &left {
+        let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(
+        status.success(),
+        "{test} failed inside its netns ({status}):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(left.is_empty(), "{test} left mounts behind: {left:?}");
+}
+
+fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is missing: install util-linux, busybox-static, iproute2 and nftables \
+         (apt-get install -y util-linux busybox-static iproute2 nftables)"
+    );
+}
+
+/// Mount points whose path is under `dir` (canonicalised), from /proc/self/mountinfo.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(&dir))
+        .collect()
+}
+
+/// The manager plus a guard that removes every sandbox and stray mount, also when a test fails.
+struct Node {
+    mgr: Option<SandboxManager>,
+    root: PathBuf,
+}
+
+impl Node {
+    fn open(root: &Path) -> Result<Node> {
+        let mgr = SandboxManager::open(root, NetworkConfig::default())?;
+        Ok(Node {
+            mgr: Some(mgr),
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn mgr(&self) -> &SandboxManager {
+        self.mgr.as_ref().expect("manager")
+    }
+
+    /// Drops the manager without removing anything, as a crash would.
+    fn crash(&mut self) {
+        self.mgr = None;
+    }
+
+    fn reopen(&mut self) -> Result<()> {
+        self.mgr = Some(SandboxManager::open(&self.root, NetworkConfig::default())?);
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mgr) = &self.mgr {
+            for s in mgr.list() {
+                let _ = mgr.remove(&s.id);
+            }
+        }
+        for m in mounts_under(&self.root) {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+fn spec(id: &str, hostname: &str) -> SandboxSpec {
+    SandboxSpec {
+        id: id.to_string(),
+        hostname: hostname.to_string(),
+        host_network: false,
+        resolv_conf: None,
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<Output> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    Ok(out)
+}
+
+fn run_ok(cmd: &mut Command) -> Result<String> {
+    let out = run(cmd)?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `nsenter --net=<pod netns> -- args...`
+fn in_pod(s: &Sandbox, args: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", netns(s).display()))
+        .arg("--")
+        .args(args);
+    c
+}
+
+fn netns(s: &Sandbox) -> &Path {
+    s.namespace("net").expect("sandbox has a netns")
+}
+
+fn ip_of(s: &Sandbox) -> String {
+    s.ip.expect("sandbox has an IP").to_string()
+}
+
+fn ping(cmd: &mut Command) -> Result<()> {
+    run_ok(cmd).map(drop)
+}
+
+fn links() -> Result<String> {
+    run_ok(Command::new("ip").args(["-o", "link", "show"]))
+}
+
+fn inode(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("stat {}", path.display()))?
+        .ino())
+}
+
+#[test]
+fn pods_reach_each_other_the_node_and_themselves() {
+    in_own_netns("pods_reach_each_other_the_node_and_themselves", |root| {
+        let node = Node::open(root)?;
+        let a = node.mgr().create(&spec("pod-a", "alpha"))?;
+        let b = node.mgr().create(&spec("pod-b", "beta"))?;
+        let (ip_a, ip_b) = (ip_of(&a), ip_of(&b));
+        ensure!(ip_a != ip_b, "two pods got the same IP {ip_a}");
+        for ip in [&ip_a, &ip_b] {
+            let ip: IpAddr = ip.parse()?;
+            let gw = NetworkConfig::default().gateway();
+            ensure!(
+                NetworkConfig::default().node_pod_cidr.contains(match ip {
+                    IpAddr::V4(v4) => v4,
+                    IpAddr::V6(_) => bail!("IPv6 pod IP {ip}"),
+                }) && ip != IpAddr::V4(gw)
+            );
+        }
+
+        // The pod netns is really another one than the node's.
+        ensure!(inode(netns(&a))? != inode(Path::new("/proc/self/ns/net"))?);
+        ensure!(inode(netns(&a))? != inode(netns(&b))?);
+
+        // Pod to pod, both ways; node to pod; pod to gateway; pod to its own IP.
+        ping(&mut in_pod(&a, &["busybox", "ping", "-c1", "-W2", &ip_b]))?;
+        ping(&mut in_pod(&b, &["busybox", "ping", "-c1", "-W2", &ip_a]))?;
+        ping(Command::new("busybox").args(["ping", "-c1", "-W2", &ip_a]))?;
+        ping(&mut in_pod(
+            &a,
+            &["busybox", "ping", "-c1", "-W2", "10.42.0.1"],
+        ))?;
+        ping(&mut in_pod(&a, &["busybox", "ping", "-c1", "-W2", &ip_a]))?;
+
+        // Inside: eth0 with the pod IP and MTU 1500, default route via the gateway.
+        let addr = run_ok(&mut in_pod(
+            &a,
+            &["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+        ))?;
+        ensure!(addr.contains(&format!("{ip_a}/24")), "eth0: {addr}");
+        let eth0 = run_ok(&mut in_pod(
+            &a,
+            &["ip", "-o", "link", "show", "dev", "eth0"],
+        ))?;
+        ensure!(
+            eth0.contains("mtu 1500") && eth0.contains("UP"),
+            "eth0: {eth0}"
+        );
+        let route = run_ok(&mut in_pod(&a, &["ip", "route", "show", "default"]))?;
+        ensure!(
+            route.contains("via 10.42.0.1 dev eth0"),
+            "pod default route: {route}"
+        );
+
+        // Host end: on the bridge, hairpin on, same MTU.
+        let host_end =
+            run_ok(Command::new("ip").args(["-d", "-o", "link", "show", "master", "k1s0"]))?;
+        ensure!(
+            host_end.matches("hairpin on").count() == 2,
+            "bridge ports: {host_end}"
+        );
+        ensure!(
+            host_end.matches("mtu 1500").count() == 2,
+            "bridge ports: {host_end}"
+        );
+
+        // Hostname in the UTS namespace and in the files.
+        let uts = a.namespace("uts").context("uts ns")?;
+        let name = run_ok(
+            Command::new("nsenter")
+                .arg(format!("--uts={}", uts.display()))
+                .args(["busybox", "hostname"]),
+        )?;
+        ensure!(
+            name.trim() == "alpha",
+            "hostname in the pod's UTS ns: {name:?}"
+        );
+        ensure!(std::fs::read_to_string(&a.hostname_file)? == "alpha\n");
+        let hosts = std::fs::read_to_string(&a.hosts)?;
+        ensure!(
+            hosts.contains("127.0.0.1\tlocalhost") && hosts.contains(&format!("{ip_a}\talpha"))
+        );
+        let resolv = std::fs::read_to_string(&a.resolv_conf)?;
+        ensure!(
+            !resolv.contains("nameserver 127."),
+            "loopback resolver copied: {resolv}"
+        );
+        let ipc = a.namespace("ipc").context("ipc ns")?;
+        ensure!(inode(ipc)? != inode(Path::new("/proc/self/ns/ipc"))?);
+
+        ensure!(node.mgr().is_alive("pod-a") && !node.mgr().is_alive("nope"));
+
+        // Removal leaves no veth, mount, IP or directory behind.
+        let dir_a = node.mgr().sandbox_dir("pod-a");
+        node.mgr().remove("pod-a")?;
+        node.mgr().remove("pod-b")?;
+        node.mgr().remove("pod-b")?; // idempotent
+        let left = links()?;
+        ensure!(!left.contains("k1s0a2a"), "veths left: {left}");
+        ensure!(
+            mounts_under(root).is_empty(),
+            "mounts left: {:?}",
+            mounts_under(root)
+        );
+        ensure!(!dir_a.exists());
+        let ipam: Vec<_> = std::fs::read_dir(root.join("ipam"))?.collect();
+        ensure!(ipam.is_empty(), "IPs left allocated: {ipam:?}");
+        ensure!(node.mgr().list().is_empty());
+        node.mgr().teardown_node()?;
+        Ok(())
+    });
+}
+
+#[test]
+fn fallback_routes_masquerade_and_node_teardown() {
+    in_own_netns("fallback_routes_masquerade_and_node_teardown", |root| {
+        // A stand-in uplink with a default route, all inside this test's netns: without the
+        // unreachable routes, cluster and service traffic would leave through it.
+        run_ok(
+            Command::new("ip").args(["link", "add", "up0", "type", "veth", "peer", "name", "up1"]),
+        )?;
+        run_ok(Command::new("ip").args(["addr", "add", "192.0.2.1/24", "dev", "up0"]))?;
+        run_ok(Command::new("ip").args(["link", "set", "up0", "up"]))?;
+        run_ok(Command::new("ip").args(["link", "set", "up1", "up"]))?;
+        run_ok(Command::new("ip").args(["route", "add", "default", "via", "192.0.2.2"]))?;
+
+        let node = Node::open(root)?;
+        let a = node.mgr().create(&spec("pod-a", "alpha"))?;
+
+        let route_get =
+            |dst: &str| -> Result<Output> { run(Command::new("ip").args(["route", "get", dst])) };
+        for dst in ["10.43.0.5", "10.42.7.7"] {
+            let out = route_get(dst)?;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ensure!(
+                !out.status.success() && !text.contains("up0"),
+                "{dst} is routed: {text}"
+            );
+        }
+        let to_pod = run_ok(Command::new("ip").args(["route", "get", &ip_of(&a)]))?;
+        ensure!(to_pod.contains("dev k1s0"), "pod route: {to_pod}");
+        // And from inside a pod, service traffic is refused, not forwarded to the uplink.
+        let out = run(&mut in_pod(
+            &a,
+            &["busybox", "ping", "-c1", "-W2", "10.43.0.5"],
+        ))?;
+        ensure!(!out.status.success(), "a pod reached 10.43.0.5");
+
+        let table = run_ok(Command::new("nft").args(["list", "table", "ip", "k1s_podnet"]))?;
+        ensure!(
+            table.contains("ip saddr 10.42.0.0/16 ip daddr != 10.42.0.0/16 masquerade"),
+            "masquerade table: {table}"
+        );
+        ensure!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")?.trim() == "1");
+
+        node.mgr().remove("pod-a")?;
+        node.mgr().teardown_node()?;
+        let out = run(Command::new("nft").args(["list", "table", "ip", "k1s_podnet"]))?;
+        ensure!(!out.status.success(), "nft table left after teardown_node");
+        ensure!(!links()?.contains("k1s0"), "bridge left: {}", links()?);
+        let routes = run_ok(Command::new("ip").args(["route", "show", "type", "unreachable"]))?;
+        ensure!(
+            routes.trim().is_empty(),
+            "unreachable routes left: {routes}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn ipam_never_repeats_an_ip_across_a_crash() {
+    in_own_netns("ipam_never_repeats_an_ip_across_a_crash", |root| {
+        let mut node = Node::open(root)?;
+        let a = node.mgr().create(&spec("pod-a", "alpha"))?;
+        node.crash();
+        node.reopen()?;
+        // The sandbox survived the restart and still works.
+        let found = node
+            .mgr()
+            .get("pod-a")
+            .context("pod-a lost across a restart")?;
+        ensure!(found == a, "{found:?} != {a:?}");
+        ping(Command::new("busybox").args(["ping", "-c1", "-W2", &ip_of(&a)]))?;
+        let b = node.mgr().create(&spec("pod-b", "beta"))?;
+        ensure!(a.ip != b.ip, "IP {:?} handed out twice", a.ip);
+
+        // A create that crashed half-way (directory and IP, no record) is undone on open.
+        let half = node.mgr().sandbox_dir("pod-c");
+        std::fs::create_dir_all(half.join("ns"))?;
+        std::os::unix::fs::symlink("pod-c", root.join("ipam/10.42.0.200"))?;
+        node.crash();
+        node.reopen()?;
+        ensure!(!half.exists(), "unfinished sandbox left");
+        ensure!(
+            !root.join("ipam/10.42.0.200").exists(),
+            "unfinished sandbox's IP still held"
+        );
+        let ids: Vec<String> = node.mgr().list().into_iter().map(|s| s.id).collect();
+        ensure!(
+            ids == ["pod-a", "pod-b"],
+            "sandboxes after restart: {ids:?}"
+        );
+
+        // Create and remove many: each IP is unique among the live ones, nothing accumulates.
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..20 {
+            let s = node.mgr().create(&spec(&format!("p{i}"), "x"))?;
+            ensure!(s.ip != a.ip && s.ip != b.ip);
+            ensure!(seen.insert(s.ip), "{:?} handed out twice in a row", s.ip);
+            node.mgr().remove(&s.id)?;
+        }
+        ensure!(!links()?.contains("k1s0a2a0a"), "{}", links()?);
+        node.mgr().remove("pod-a")?;
+        node.mgr().remove("pod-b")?;
+        ensure!(mounts_under(root).is_empty());
+        node.mgr().teardown_node()?;
+        Ok(())
+    });
+}
+
+#[test]
+fn host_network_sandbox_has_no_netns_but_its_files() {
+    in_own_netns("host_network_sandbox_has_no_netns_but_its_files", |root| {
+        let node = Node::open(root)?;
+        let mut sp = spec("host-pod", "ignored");
+        sp.host_network = true;
+        sp.resolv_conf = Some("nameserver 10.43.0.10\n".into());
+        let s = node.mgr().create(&sp)?;
+        ensure!(s.ip.is_none());
+        ensure!(s.namespace("net").is_none() && s.namespace("uts").is_none());
+        let ipc = s.namespace("ipc").context("own IPC namespace")?;
+        ensure!(inode(ipc)? != inode(Path::new("/proc/self/ns/ipc"))?);
+        let node_name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+        ensure!(std::fs::read_to_string(&s.hostname_file)?.trim() == node_name.trim());
+        ensure!(std::fs::read_to_string(&s.resolv_conf)? == "nameserver 10.43.0.10\n");
+        ensure!(s.hosts.exists());
+        ensure!(!links()?.contains("k1s0a2a"));
+        node.mgr().remove("host-pod")?;
+        ensure!(mounts_under(root).is_empty());
+        node.mgr().teardown_node()?;
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_specs_are_refused_without_side_effects() {
+    in_own_netns("bad_specs_are_refused_without_side_effects", |root| {
+        let node = Node::open(root)?;
+        for bad in [
+            spec("../escape", "x"),
+            spec("ok", "not a hostname"),
+            spec("", "x"),
+        ] {
+            ensure!(node.mgr().create(&bad).is_err(), "{bad:?} accepted");
+        }
+        let a = node.mgr().create(&spec("dup", "x"))?;
+        ensure!(
+            node.mgr().create(&spec("dup", "x")).is_err(),
+            "duplicate id accepted"
+        );
+        ensure!(node.mgr().get("dup") == Some(a));
+        node.mgr().remove("dup")?;
+        ensure!(std::fs::read_dir(root.join("sandboxes"))?.next().is_none());
+        node.mgr().teardown_node()?;
+        Ok(())
+    });
+}
