@@ -13,6 +13,7 @@
 mod api;
 mod client;
 mod cluster;
+mod dns;
 mod etcd;
 mod spawn;
 mod startup;
@@ -69,6 +70,8 @@ pub enum BenchTarget {
     Store(store::StoreArgs),
     /// etcd 3.4 through its HTTP/JSON gateway: puts, range and watch fan-out.
     Etcd(etcd::EtcdArgs),
+    /// The cluster DNS: queries/s and latency for service names (own UDP client and dnsperf).
+    Dns(dns::DnsArgs),
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
@@ -83,6 +86,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
             BenchTarget::Startup(a) => startup::run(a).await,
             BenchTarget::Store(a) => store::run(a).await,
             BenchTarget::Etcd(a) => etcd::run(a).await,
+            BenchTarget::Dns(a) => dns::run(a).await,
         }
     })
 }
