@@ -68,7 +68,7 @@ fn exposed_deployment_resolves_with_dig() {
     });
     assert_eq!(
         dig(&c, &["+tcp", "WEB.default.svc.cluster.local", "A"]),
-        [ip.clone()]
+        [ip.as_str()]
     );
     assert_eq!(
         dig(&c, &["-x", &ip]),

@@ -75,6 +75,14 @@ pub struct Slice {
     pub ports: Vec<Port>,
 }
 
+/// Who owns an endpoint IP: its service key, slice name and hostname label.
+#[derive(Debug)]
+struct EndpointOwner {
+    service: Box<str>,
+    slice: Box<str>,
+    host: Box<str>,
+}
+
 /// Services and their endpoints, with reverse maps for PTR.
 #[derive(Default, Debug)]
 pub struct Index {
@@ -85,8 +93,8 @@ pub struct Index {
     namespaces: HashMap<Box<str>, usize>,
     /// Cluster IP → service key.
     ptr_services: HashMap<IpAddr, Box<str>>,
-    /// Endpoint IP → (service key, slice name, hostname label).
-    ptr_endpoints: HashMap<IpAddr, (Box<str>, Box<str>, Box<str>)>,
+    /// Endpoint IP → its owner.
+    ptr_endpoints: HashMap<IpAddr, EndpointOwner>,
 }
 
 /// `name.namespace`: the index key of a service.
@@ -145,7 +153,7 @@ impl Index {
         }
         self.ptr_endpoints
             .get(&ip)
-            .map(|(key, _, host)| (&**key, Some(&**host)))
+            .map(|o| (&*o.service, Some(&*o.host)))
     }
 
     /// Adds or replaces a service.
@@ -191,8 +199,12 @@ impl Index {
             };
             let host: Box<str> = host.into();
             for ip in &ep.addrs {
-                self.ptr_endpoints
-                    .insert(*ip, (key.clone(), slice.clone(), host.clone()));
+                let owner = EndpointOwner {
+                    service: key.clone(),
+                    slice: slice.clone(),
+                    host: host.clone(),
+                };
+                self.ptr_endpoints.insert(*ip, owner);
             }
         }
         self.slices.entry(key).or_default().insert(slice, data);
@@ -213,7 +225,7 @@ impl Index {
             if self
                 .ptr_endpoints
                 .get(ip)
-                .is_some_and(|(k, s, _)| &**k == key && &**s == slice)
+                .is_some_and(|o| &*o.service == key && &*o.slice == slice)
             {
                 self.ptr_endpoints.remove(ip);
             }
