@@ -8,11 +8,12 @@
 //!
 //! Modules: `client` (HTTP(S) connections, kubeconfig), `stats` (drivers and percentiles),
 //! `spawn` (starting and stopping `k1s server`), and one module per target: `api`, `cluster`,
-//! `startup`, `store`, `etcd`, `image`, `sandbox` (pod sandboxes and their network, synchronous).
+//! `startup`, `store`, `etcd`, `image`, `sandbox` (pod sandboxes and their network, synchronous), `dns`.
 
 mod api;
 mod client;
 mod cluster;
+mod dns;
 mod etcd;
 mod image;
 mod sandbox;
@@ -76,6 +77,8 @@ pub enum BenchTarget {
     /// Pod sandboxes with their network: create (network ready) and remove latency, next to the
     /// naive `ip`-spawning set-up. Run it in its own netns: `unshare --net -- k1s bench sandbox`.
     Sandbox(sandbox::SandboxArgs),
+    /// The cluster DNS: queries/s and latency for service names (own UDP client and dnsperf).
+    Dns(dns::DnsArgs),
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
@@ -97,6 +100,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
             BenchTarget::Etcd(a) => etcd::run(a).await,
             BenchTarget::Image(a) => image::run_bench(a).await,
             BenchTarget::Sandbox(_) => unreachable!("handled above"),
+            BenchTarget::Dns(a) => dns::run(a).await,
         }
     })
 }

@@ -10,6 +10,8 @@ use k1s_apiserver::{ApiConfig, AppState};
 use k1s_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
+mod dns;
+
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
     /// Where the store, certificates and kubeconfig live.
@@ -51,6 +53,8 @@ pub struct ServerArgs {
     /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
     #[arg(long, env = "K1S_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    #[command(flatten)]
+    pub dns: dns::DnsArgs,
 }
 
 /// Parts of the control plane that can be switched off.
@@ -88,7 +92,13 @@ fn nix_is_root() -> bool {
 
 pub fn main(args: ServerArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level))
+        // hickory-server logs every DNS query at info: keep it to warnings unless asked for.
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(format!(
+                "hickory_server=warn,{}",
+                args.log_level
+            ))
+        })
         .context("invalid --log-level")?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -220,9 +230,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         )));
     }
+    let dns = dns::start(&args.dns, &state, args.service_cidr, shutdown.clone()).await?;
     state.set_ready();
+    // Anything added goes after the parenthesis, so older parsers of this line keep working.
+    let dns_note = dns
+        .as_ref()
+        .map(|d| format!(" dns {}", d.local_addr()))
+        .unwrap_or_default();
     println!(
-        "k1s is ready: API {url} kubeconfig {} ({} ms)",
+        "k1s is ready: API {url} kubeconfig {} ({} ms){dns_note}",
         kubeconfig.display(),
         started.elapsed().as_millis()
     );
@@ -238,6 +254,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     for task in tasks {
         let _ = task.await;
+    }
+    if let Some(dns) = dns {
+        dns.wait().await;
     }
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.shutdown()).await?;

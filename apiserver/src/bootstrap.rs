@@ -79,3 +79,36 @@ pub async fn run(state: &AppState) -> Result<(), ApiError> {
     )
     .await
 }
+
+/// Creates the `kube-dns` Service in `kube-system` at `cluster_ip` if it is missing: the address
+/// pods are told to use for DNS, with CoreDNS's ports and kubeadm's/k3s's labels so tools that look
+/// for cluster DNS find it. It has no selector: k1s serves DNS in-process.
+pub async fn ensure_kube_dns(
+    state: &AppState,
+    cluster_ip: std::net::Ipv4Addr,
+) -> Result<(), ApiError> {
+    ensure(
+        state,
+        "",
+        "services",
+        Some("kube-system"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {
+                "name": "kube-dns", "namespace": "kube-system",
+                "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
+                "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}
+            },
+            "spec": {
+                "clusterIP": cluster_ip.to_string(),
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                    {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}
+                ],
+                "sessionAffinity": "None", "type": "ClusterIP"
+            }
+        }),
+    )
+    .await
+}

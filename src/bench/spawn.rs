@@ -27,6 +27,8 @@ pub struct Server {
     pub ready_line_after: Duration,
     /// What the server itself reported in the ready line.
     pub self_reported_ms: Option<u64>,
+    /// Where its DNS listens (the ready line's `dns ADDR` after `--dns-listen`).
+    pub dns: Option<std::net::SocketAddr>,
     stderr_tail: tokio::task::JoinHandle<String>,
 }
 
@@ -114,6 +116,9 @@ pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Serve
     // Drain the rest of stdout in the background.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let (url, kubeconfig, self_reported_ms) = parse_ready_line(&line)?;
+    let dns = line
+        .rsplit_once(") dns ")
+        .and_then(|(_, addr)| addr.trim().parse().ok());
     Ok((
         Server {
             child,
@@ -122,13 +127,14 @@ pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Serve
             kubeconfig,
             ready_line_after,
             self_reported_ms,
+            dns,
             stderr_tail,
         },
         started,
     ))
 }
 
-/// `k1s is ready: API https://127.0.0.1:PORT kubeconfig PATH (N ms)`.
+/// `k1s is ready: API https://127.0.0.1:PORT kubeconfig PATH (N ms)`, maybe followed by ` dns ADDR`.
 fn parse_ready_line(line: &str) -> Result<(String, PathBuf, Option<u64>)> {
     let bad = || anyhow!("unexpected ready line {line:?}");
     let rest = line.split_once(" API ").ok_or_else(bad)?.1;
@@ -136,7 +142,9 @@ fn parse_ready_line(line: &str) -> Result<(String, PathBuf, Option<u64>)> {
     let (path, ms) = match rest.rsplit_once(" (") {
         Some((p, ms)) => (
             p,
-            ms.trim_end_matches(')')
+            ms.split(')')
+                .next()
+                .unwrap_or_default()
                 .trim_end_matches(" ms")
                 .parse()
                 .ok(),

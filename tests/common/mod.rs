@@ -38,6 +38,8 @@ struct ServerProc {
     child: Child,
     url: String,
     kubeconfig: PathBuf,
+    /// The DNS address from the ready line (`--dns-listen`).
+    dns: Option<std::net::SocketAddr>,
     /// Drains stdout after the ready line so the server never blocks on a full pipe.
     _stdout_drain: JoinHandle<()>,
 }
@@ -142,6 +144,15 @@ impl Cluster {
         &self.server.as_ref().expect("server is not running").url
     }
 
+    /// Where the server's DNS listens (it was started with `--dns-listen`).
+    pub fn dns_addr(&self) -> std::net::SocketAddr {
+        self.server
+            .as_ref()
+            .expect("server is not running")
+            .dns
+            .expect("the server was not started with --dns-listen")
+    }
+
     pub fn kubeconfig(&self) -> &Path {
         &self
             .server
@@ -217,6 +228,7 @@ impl Cluster {
             child,
             url,
             kubeconfig,
+            dns: parse_ready_dns(&ready),
             _stdout_drain: drain,
         });
     }
@@ -382,6 +394,12 @@ pub fn parse_ready_line(line: &str) -> Option<(String, PathBuf)> {
         None => rest,
     };
     Some((url.to_string(), PathBuf::from(path)))
+}
+
+/// The DNS address a ready line ends with (`... (12 ms) dns 127.0.0.1:5353`), if any.
+pub fn parse_ready_dns(line: &str) -> Option<std::net::SocketAddr> {
+    let tail = &line[line.rfind(')')? + 1..];
+    tail.trim().strip_prefix("dns ")?.trim().parse().ok()
 }
 
 /// Sends a signal by name (`TERM`, `KILL`, ...) with `kill(1)`: std has no signal API and the test crate

@@ -1,0 +1,192 @@
+//! k1s's in-process cluster DNS: the Kubernetes DNS specification (schema 1.1.0) answered from a
+//! compact index of Services and EndpointSlices kept current by list + watch through the in-process
+//! client, with every other name forwarded to the host's resolvers through a bounded cache.
+//!
+//! hickory-server does the wire format and the UDP/TCP serving (FORMERR for undecodable messages,
+//! per-connection TCP idle timeout, 64 KiB frame bound); hickory-resolver does forwarding and its
+//! caching. Written here by hand: name classification ([`names`]), the index ([`index`]), record
+//! building with NXDOMAIN/NODATA semantics ([`answer`]), resolv.conf parsing and the self-loop filter
+//! ([`forward`]).
+//!
+//! Invariants:
+//! - names under the cluster domain, and reverse names of cluster addresses, are answered from the
+//!   index only and never forwarded;
+//! - the server answers from its first list of both resources on; before that, cluster names get
+//!   SERVFAIL rather than a wrong NXDOMAIN;
+//! - hostile input costs at most one bounded message per UDP datagram or TCP frame, and never panics.
+
+pub mod answer;
+pub mod forward;
+pub mod handler;
+pub mod index;
+pub mod names;
+mod watch;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k1s_apiserver::client::Client;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::answer::Zone;
+use crate::forward::Forwarder;
+use crate::handler::{Handler, Shared};
+
+/// Record TTL, as CoreDNS's kubernetes plugin answers by default.
+pub const DEFAULT_TTL: u32 = 5;
+/// A TCP connection that sends no query for this long is closed.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Responses queued per TCP connection before the writer applies back-pressure.
+const TCP_RESPONSE_BUFFER: usize = 16;
+/// How long an upstream resolver has to answer one attempt.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How the DNS server is set up.
+#[derive(Clone, Debug)]
+pub struct DnsConfig {
+    /// UDP and TCP address; port 0 picks a free port (the same one for both).
+    pub listen: SocketAddr,
+    /// The cluster domain, e.g. `cluster.local`.
+    pub cluster_domain: String,
+    /// The `kube-dns` Service IP (never used as an upstream).
+    pub cluster_dns: Option<IpAddr>,
+    /// The Service range: reverse names inside it are answered here only.
+    pub service_cidr: (Ipv4Addr, u8),
+    /// Upstream resolvers; `None` reads the `nameserver` lines of `resolv_conf`.
+    pub upstreams: Option<Vec<SocketAddr>>,
+    /// The host's resolver configuration (default `/etc/resolv.conf`).
+    pub resolv_conf: PathBuf,
+    /// Record TTL in seconds (also the SOA minimum, so the negative-caching time).
+    pub ttl: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cluster_domain: "cluster.local".into(),
+            cluster_dns: None,
+            service_cidr: (Ipv4Addr::new(10, 43, 0, 0), 16),
+            upstreams: None,
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            ttl: DEFAULT_TTL,
+        }
+    }
+}
+
+/// Why the DNS server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("binding DNS on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0:?} is not a valid cluster domain")]
+    Domain(String),
+}
+
+/// A running DNS server.
+pub struct DnsServer {
+    addr: SocketAddr,
+    upstreams: Vec<SocketAddr>,
+    task: JoinHandle<()>,
+}
+
+impl DnsServer {
+    /// Where it listens (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The upstream resolvers other names are forwarded to.
+    pub fn upstreams(&self) -> &[SocketAddr] {
+        &self.upstreams
+    }
+
+    /// Waits until the server has stopped (after the shutdown token fired).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds UDP and TCP on `config.listen`, starts watching Services and EndpointSlices through
+/// `client`, and serves until `shutdown`.
+pub async fn start(
+    client: Client,
+    config: DnsConfig,
+    shutdown: CancellationToken,
+) -> Result<DnsServer, DnsError> {
+    let serial = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(1);
+    let zone = Zone::new(
+        &config.cluster_domain,
+        config.ttl,
+        config.service_cidr,
+        serial,
+    )
+    .ok_or_else(|| DnsError::Domain(config.cluster_domain.clone()))?;
+    let (udp, tcp) = bind(config.listen).await?;
+    let addr = udp.local_addr().map_err(|source| DnsError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let upstreams = config
+        .upstreams
+        .clone()
+        .unwrap_or_else(|| forward::read_resolv_conf(&config.resolv_conf));
+    let upstreams = forward::without_self(upstreams, addr, config.cluster_dns);
+    if upstreams.is_empty() {
+        tracing::warn!("DNS has no upstream resolvers: names outside the cluster get SERVFAIL");
+    }
+    let shared = Arc::new(Shared {
+        index: RwLock::default(),
+        zone,
+        forwarder: Forwarder::new(&upstreams, UPSTREAM_TIMEOUT),
+        synced: AtomicBool::new(false),
+    });
+    let watcher = tokio::spawn(watch::run(client, shared.clone(), shutdown.clone()));
+    let mut server = hickory_server::Server::new(Handler(shared));
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    let task = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        if let Err(e) = server.shutdown_gracefully().await {
+            tracing::warn!(error = %e, "DNS server stopped with an error");
+        }
+        let _ = watcher.await;
+    });
+    tracing::info!(%addr, domain = %config.cluster_domain, ?upstreams, "cluster DNS serving");
+    Ok(DnsServer {
+        addr,
+        upstreams,
+        task,
+    })
+}
+
+/// UDP and TCP on the same address; with port 0, a port free for both.
+async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
+    let err = |source| DnsError::Bind {
+        addr: listen,
+        source,
+    };
+    let mut tries = 0;
+    loop {
+        let udp = UdpSocket::bind(listen).await.map_err(err)?;
+        let addr = udp.local_addr().map_err(err)?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            // The port the kernel chose for UDP is taken for TCP: pick another.
+            Err(_) if listen.port() == 0 && tries < 10 => tries += 1,
+            Err(e) => return Err(err(e)),
+        }
+    }
+}
