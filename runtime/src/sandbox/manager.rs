@@ -379,6 +379,13 @@ fn validate_hostname(name: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The kubelet shares one manager between blocking tasks.
+    #[test]
+    fn manager_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SandboxManager>();
+    }
+
     #[test]
     fn ids_and_hostnames_are_checked() {
         assert!(validate_id("0b6f1c2e-3d4a-4b5c-8d9e-0f1a2b3c4d5e").is_ok());
