@@ -293,15 +293,36 @@ fn pods_reach_each_other_the_node_and_themselves() {
 #[test]
 fn fallback_routes_masquerade_and_node_teardown() {
     in_own_netns("fallback_routes_masquerade_and_node_teardown", |root| {
-        // A stand-in uplink with a default route, all inside this test's netns: without the
-        // unreachable routes, cluster and service traffic would leave through it.
+        // A stand-in uplink: a veth to an "outside" netns this test creates (192.0.2.2, with no
+        // route back to the pod network), and a default route through it. Without the unreachable
+        // routes, cluster and service traffic would leave through it; without masquerade, pod
+        // traffic to it would get no answer.
+        let outside = root.join("outside-netns");
+        std::fs::File::create(&outside)?;
+        let outside_ns = format!("--net={}", outside.display());
+        run_ok(Command::new("unshare").arg(&outside_ns).arg("true"))?;
         run_ok(
-            Command::new("ip").args(["link", "add", "up0", "type", "veth", "peer", "name", "up1"]),
+            Command::new("ip")
+                .args([
+                    "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns",
+                ])
+                .arg(&outside),
         )?;
         run_ok(Command::new("ip").args(["addr", "add", "192.0.2.1/24", "dev", "up0"]))?;
         run_ok(Command::new("ip").args(["link", "set", "up0", "up"]))?;
-        run_ok(Command::new("ip").args(["link", "set", "up1", "up"]))?;
         run_ok(Command::new("ip").args(["route", "add", "default", "via", "192.0.2.2"]))?;
+        for args in [
+            &["ip", "addr", "add", "192.0.2.2/24", "dev", "up1"][..],
+            &["ip", "link", "set", "up1", "up"],
+            &["ip", "link", "set", "lo", "up"],
+        ] {
+            run_ok(
+                Command::new("nsenter")
+                    .arg(&outside_ns)
+                    .arg("--")
+                    .args(args),
+            )?;
+        }
 
         let node = Node::open(root)?;
         let a = node.mgr().create(&spec("pod-a", "alpha"))?;
@@ -328,6 +349,12 @@ fn fallback_routes_masquerade_and_node_teardown() {
             &["busybox", "ping", "-c1", "-W2", "10.43.0.5"],
         ))?;
         ensure!(!out.status.success(), "a pod reached 10.43.0.5");
+
+        // Out through the uplink, masqueraded: the outside answers 192.0.2.1, not the pod IP.
+        ping(&mut in_pod(
+            &a,
+            &["busybox", "ping", "-c1", "-W2", "192.0.2.2"],
+        ))?;
 
         let table = run_ok(Command::new("nft").args(["list", "table", "ip", "k1s_podnet"]))?;
         ensure!(

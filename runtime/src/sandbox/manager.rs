@@ -178,21 +178,18 @@ impl SandboxManager {
         } else {
             Some(inner.ipam.reserve(&spec.id)?)
         };
-        let Inner { net, ipam, .. } = &*inner;
-        // While the namespace thread works: make the IP durable, and write the files.
-        let (pod_netlink, durable) =
-            namespaces::create_while(&ns_dir, &hostname, spec.host_network, net.runtime(), || {
-                ipam.sync()?;
-                write_files(spec, dir, &hostname, ip)
-            });
-        let pod_netlink = pod_netlink?;
-        durable?;
-        if let (Some(ip), Some(pod)) = (ip, pod_netlink) {
-            let netns_path = ns_dir.join("net");
-            let netns = std::fs::File::open(&netns_path)
-                .map_err(|e| SandboxError::io("opening", &netns_path, e))?;
-            net.attach_pod(&self.config, inner.bridge_index, &netns, pod, ip)?;
-        }
+        let inner: &Inner = inner;
+        // The IP must be durable before the sandbox is handed out, not before it is configured
+        // (a crash before then takes the netns with it): fsync on the side, join at the end.
+        std::thread::scope(|scope| {
+            let durable = ip.map(|_| scope.spawn(|| inner.ipam.sync().map_err(SandboxError::from)));
+            let set_up = self.set_up(inner, spec, dir, &hostname, ip);
+            let durable = match durable {
+                Some(t) => t.join().unwrap_or(Err(SandboxError::ThreadPanicked)),
+                None => Ok(()),
+            };
+            set_up.and(durable)
+        })?;
         let record = Record {
             id: spec.id.clone(),
             hostname,
@@ -201,6 +198,36 @@ impl SandboxManager {
         };
         record.save(dir)?;
         Ok(record)
+    }
+
+    /// Namespaces (with the files written meanwhile), then the pod's network.
+    fn set_up(
+        &self,
+        inner: &Inner,
+        spec: &SandboxSpec,
+        dir: &Path,
+        hostname: &str,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        let ns_dir = dir.join("ns");
+        let (pod_netlink, files) = namespaces::create_while(
+            &ns_dir,
+            hostname,
+            spec.host_network,
+            inner.net.runtime(),
+            || write_files(spec, dir, hostname, ip),
+        );
+        let pod_netlink = pod_netlink?;
+        files?;
+        if let (Some(ip), Some(pod)) = (ip, pod_netlink) {
+            let netns_path = ns_dir.join("net");
+            let netns = std::fs::File::open(&netns_path)
+                .map_err(|e| SandboxError::io("opening", &netns_path, e))?;
+            inner
+                .net
+                .attach_pod(&self.config, inner.bridge_index, &netns, pod, ip)?;
+        }
+        Ok(())
     }
 
     /// Undoes everything a sandbox may hold. With `ip` unknown, IPAM says which addresses `id`
@@ -351,6 +378,13 @@ fn validate_hostname(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kubelet shares one manager between blocking tasks.
+    #[test]
+    fn manager_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SandboxManager>();
+    }
 
     #[test]
     fn ids_and_hostnames_are_checked() {

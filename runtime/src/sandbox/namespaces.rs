@@ -34,7 +34,7 @@ pub(crate) fn kinds(host_network: bool) -> &'static [&'static str] {
 
 /// Creates the namespaces under `dir` (which must exist) on a dedicated thread, and runs
 /// `meanwhile` on the calling thread in the meantime (work that does not need the namespaces,
-/// such as making the IP allocation durable). Returns a netlink connection inside the new netns
+/// such as writing the sandbox's files). Returns a netlink connection inside the new netns
 /// unless `host_network`, and `meanwhile`'s result; both finished when this returns. On error
 /// some mounts may exist: the caller runs [`remove`].
 pub(crate) fn create_while<T>(
