@@ -126,6 +126,31 @@ fn exposed_deployment_resolves_with_dig() {
         dig(&c, &["web-pods.default.svc.cluster.local", "A"]).len() == 1
     });
 
+    // A pod with hostname and subdomain under a headless service: its own name and an SRV target.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: pets\nspec:\n  clusterIP: None\n  \
+         selector:\n    app: pet\n  ports:\n  - name: http\n    port: 80\n    protocol: TCP\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata:\n  name: pet-0\n  labels:\n    app: pet\nspec:\n  \
+         hostname: pet-0\n  subdomain: pets\n  containers:\n  - name: c\n    image: busybox:1\n",
+    );
+    eventually(Duration::from_secs(20), "pet-0 running with an IP", || {
+        !c.ok(&["get", "pod", "pet-0", "-o", "jsonpath={.status.podIP}"])
+            .is_empty()
+    });
+    let pet_ip = c.ok(&["get", "pod", "pet-0", "-o", "jsonpath={.status.podIP}"]);
+    eventually(Duration::from_secs(10), "pet-0.pets in DNS", || {
+        dig(&c, &["pet-0.pets.default.svc.cluster.local", "A"]) == [pet_ip.as_str()]
+    });
+    assert_eq!(
+        dig(&c, &["_http._tcp.pets.default.svc.cluster.local", "SRV"]),
+        ["0 100 80 pet-0.pets.default.svc.cluster.local."]
+    );
+    assert_eq!(
+        dig(&c, &["-x", &pet_ip]),
+        ["pet-0.pets.default.svc.cluster.local."]
+    );
+
     // A name that does not exist: an empty answer (NXDOMAIN), never forwarded.
     assert!(dig(&c, &["nothing.default.svc.cluster.local", "A"]).is_empty());
 }

@@ -24,6 +24,9 @@ use crate::names::{Classified, classify};
 
 /// Largest UDP response we send, whatever the client's EDNS buffer says (the common safe size).
 const MAX_UDP_PAYLOAD: u16 = 1232;
+/// Forwarded queries in flight at most; more get SERVFAIL at once, so a flood of outside names
+/// (each waiting up to the upstream timeout) cannot pile up tasks without bound.
+pub const MAX_FORWARDS_IN_FLIGHT: usize = 1024;
 /// How many ExternalName CNAMEs are followed inside the cluster before giving up.
 const MAX_CHASE: usize = 8;
 
@@ -34,6 +37,8 @@ pub struct Shared {
     pub forwarder: Option<Forwarder>,
     /// Set once Services and EndpointSlices have both been listed.
     pub synced: AtomicBool,
+    /// Permits for forwarded queries ([`MAX_FORWARDS_IN_FLIGHT`]).
+    pub forward_slots: tokio::sync::Semaphore,
 }
 
 /// hickory-server's entry point into k1s's DNS.
@@ -81,7 +86,10 @@ impl Shared {
         };
         match (local, &self.forwarder) {
             (Some(a), _) => a,
-            (None, Some(f)) => f.lookup(owner, qtype).await,
+            (None, Some(f)) => match self.forward_slots.try_acquire() {
+                Ok(_permit) => f.lookup(owner, qtype).await,
+                Err(_) => Answer::error(ResponseCode::ServFail),
+            },
             (None, None) => Answer::error(ResponseCode::ServFail),
         }
     }

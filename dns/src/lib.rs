@@ -13,7 +13,8 @@
 //!   index only and never forwarded;
 //! - the server answers from its first list of both resources on; before that, cluster names get
 //!   SERVFAIL rather than a wrong NXDOMAIN;
-//! - hostile input costs at most one bounded message per UDP datagram or TCP frame, and never panics.
+//! - hostile input costs at most one bounded message per UDP datagram or TCP frame, and never panics;
+//!   at most `handler::MAX_FORWARDS_IN_FLIGHT` forwarded queries wait on upstreams at once.
 
 pub mod answer;
 pub mod forward;
@@ -152,6 +153,7 @@ pub async fn start(
         zone,
         forwarder: Forwarder::new(&upstreams, UPSTREAM_TIMEOUT),
         synced: AtomicBool::new(false),
+        forward_slots: tokio::sync::Semaphore::new(handler::MAX_FORWARDS_IN_FLIGHT),
     });
     let watcher = tokio::spawn(watch::run(client, shared.clone(), shutdown.clone()));
     let mut server = hickory_server::Server::new(Handler(shared));
