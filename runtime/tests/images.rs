@@ -435,6 +435,13 @@ async fn hostile_layer_from_a_registry_leaves_nothing_behind() -> Result<()> {
         .pull(&format!("{}/evil:1", reg.addr), &RegistryAuth::Anonymous)
         .await;
     assert!(matches!(err, Err(ImageError::Unpack { .. })), "{err:?}");
+    // Again, now unpacking from the stored (verified) blob: the same refusal.
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        store.pull(&format!("{}/evil:1", reg.addr), &RegistryAuth::Anonymous),
+    )
+    .await?;
+    assert!(matches!(again, Err(ImageError::Unpack { .. })), "{again:?}");
     assert!(!escape.exists());
     assert_eq!(std::fs::read_dir(sentinel_dir.path())?.count(), 0);
     let root = dir.path().join("images");
