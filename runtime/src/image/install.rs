@@ -103,7 +103,7 @@ impl ImageStore {
         desc: &Descriptor,
     ) -> Result<(), ImageError> {
         let _g = self.blob_locks.lock(desc.digest.as_str()).await;
-        if self.layout.has_blob(&desc.digest, Some(desc.size)) {
+        if self.has_blob(desc).await? {
             return Ok(());
         }
         match src {
@@ -124,12 +124,13 @@ impl ImageStore {
     ) -> Result<(), ImageError> {
         let _g = self.layer_locks.lock(diff_id.as_str()).await;
         let dest = self.layout.layer(diff_id);
-        if dest.is_dir() {
+        if blocking(move || Ok(dest.is_dir())).await? {
             return Ok(());
         }
         if let Source::Registry { client, reference } = src {
+            // Held to the end of this block only: `ensure_blob` below takes the same lock.
             let _b = self.blob_locks.lock(desc.digest.as_str()).await;
-            if !self.layout.has_blob(&desc.digest, Some(desc.size)) {
+            if !self.has_blob(desc).await? {
                 self.fetch_and_unpack(client, reference, desc, diff_id)
                     .await?;
                 self.count(&self.stats.layers_unpacked, 1);
@@ -144,5 +145,12 @@ impl ImageStore {
         blocking(move || unpack_into_place(&layout, &blob, &diff, &limits)).await?;
         self.count(&self.stats.layers_unpacked, 1);
         Ok(())
+    }
+
+    /// Whether the blob is stored, checked off the async workers.
+    async fn has_blob(&self, desc: &Descriptor) -> Result<bool, ImageError> {
+        let layout = self.layout.clone();
+        let (d, size) = (desc.digest.clone(), desc.size);
+        blocking(move || Ok(layout.has_blob(&d, Some(size)))).await
     }
 }
