@@ -395,3 +395,58 @@ async fn concurrent_pulls_download_each_blob_once() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn hostile_layer_from_a_registry_leaves_nothing_behind() -> Result<()> {
+    let reg = Registry::start()?;
+    let sentinel_dir = tempfile::tempdir()?;
+    let escape = sentinel_dir.path().join("escaped");
+    let tar = TarBuilder::new()
+        .file("ok", b"fine")
+        .symlink("out", sentinel_dir.path().to_str().unwrap())
+        .file("out/escaped", b"pwned")
+        .finish();
+    let gz = {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&tar)?;
+        e.finish()?
+    };
+    let ld = reg.push_blob("evil", gz.clone()).await?;
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha(&tar)]}
+    }))?;
+    let cd = reg.push_blob("evil", config.clone()).await?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": gz.len()}]
+    });
+    reg.push_manifest(
+        "evil:1",
+        "application/vnd.oci.image.manifest.v1+json",
+        serde_json::to_vec(&manifest)?,
+    )
+    .await?;
+    let (dir, store) = store(&reg)?;
+    let err = store
+        .pull(&format!("{}/evil:1", reg.addr), &RegistryAuth::Anonymous)
+        .await;
+    assert!(matches!(err, Err(ImageError::Unpack { .. })), "{err:?}");
+    // Again, now unpacking from the stored (verified) blob: the same refusal.
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        store.pull(&format!("{}/evil:1", reg.addr), &RegistryAuth::Anonymous),
+    )
+    .await?;
+    assert!(matches!(again, Err(ImageError::Unpack { .. })), "{again:?}");
+    assert!(!escape.exists());
+    assert_eq!(std::fs::read_dir(sentinel_dir.path())?.count(), 0);
+    let root = dir.path().join("images");
+    assert_eq!(std::fs::read_dir(root.join("layers/sha256"))?.count(), 0);
+    assert_eq!(std::fs::read_dir(root.join("tmp"))?.count(), 0);
+    assert_eq!(std::fs::read_dir(root.join("refs"))?.count(), 0);
+    Ok(())
+}

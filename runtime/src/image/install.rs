@@ -1,20 +1,18 @@
 //! Making a resolved manifest runnable: fetch the config and layer blobs that are missing (from a
 //! registry, or nowhere for imports), unpack each layer once per diff-id, then write the record.
 //!
-//! Per-digest and per-diff-id locks make concurrent pulls share the work. A layer is unpacked into
-//! `tmp/`, the filesystem is synced once, and only then is the directory renamed to its final name.
-
-use std::fs;
-use std::sync::atomic::Ordering;
+//! Per-digest and per-diff-id locks make concurrent pulls share the work. Layers missing from a
+//! registry pull are unpacked while they download ([`super::fetch`]); layers whose blob is already
+//! stored (imports, retries) are unpacked from it ([`super::layer`]).
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use super::content::BlobWriter;
 use super::digest::Digest;
+use super::layer::unpack_into_place;
 use super::manifest::{self, Descriptor, MAX_JSON, Manifest};
 use super::record::{self, ImageRecord, LayerRecord};
-use super::{Image, ImageError, ImageStore, blocking, unpack};
+use super::{Image, ImageError, ImageStore, blocking};
 
 /// Where missing blobs come from.
 pub(crate) enum Source<'a> {
@@ -105,7 +103,7 @@ impl ImageStore {
         desc: &Descriptor,
     ) -> Result<(), ImageError> {
         let _g = self.blob_locks.lock(desc.digest.as_str()).await;
-        if self.layout.has_blob(&desc.digest, Some(desc.size)) {
+        if self.has_blob(desc).await? {
             return Ok(());
         }
         match src {
@@ -114,66 +112,6 @@ impl ImageStore {
                 desc.digest
             ))),
             Source::Registry { client, reference } => self.download(client, reference, desc).await,
-        }
-    }
-
-    async fn download(
-        &self,
-        client: &oci_client::Client,
-        reference: &oci_client::Reference,
-        desc: &Descriptor,
-    ) -> Result<(), ImageError> {
-        let registry = reference.resolve_registry().to_string();
-        let mut sized = client
-            .pull_blob_stream(reference, &desc.to_oci())
-            .await
-            .map_err(|source| ImageError::Registry {
-                registry: registry.clone(),
-                source,
-            })?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
-        let layout = self.layout.clone();
-        let digest = desc.digest.clone();
-        let max = desc.size;
-        // Hashing and writing run on a blocking thread while the network side keeps reading.
-        let writer = tokio::task::spawn_blocking(move || {
-            let mut w = BlobWriter::create(&layout, max)?;
-            while let Some(chunk) = rx.blocking_recv() {
-                w.write(&chunk)?;
-            }
-            w.commit(&layout, &digest)
-        });
-        let mut stream_err = None;
-        while let Some(chunk) = sized.stream.next().await {
-            match chunk {
-                Ok(c) => {
-                    if tx.send(c).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    stream_err = Some(e);
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let written = writer.await.map_err(|e| ImageError::Task(e.to_string()))?;
-        match (written, stream_err) {
-            // The writer's own check names the digest mismatch precisely.
-            (Err(e), _) => Err(e),
-            (Ok(n), None) => {
-                self.count(&self.stats.blobs_downloaded, 1);
-                self.count(&self.stats.bytes_downloaded, n);
-                Ok(())
-            }
-            (Ok(_), Some(e)) => {
-                let _ = fs::remove_file(self.layout.blob(&desc.digest));
-                Err(ImageError::Io {
-                    what: format!("downloading {} from {registry}", desc.digest),
-                    source: e,
-                })
-            }
         }
     }
 
@@ -186,8 +124,18 @@ impl ImageStore {
     ) -> Result<(), ImageError> {
         let _g = self.layer_locks.lock(diff_id.as_str()).await;
         let dest = self.layout.layer(diff_id);
-        if dest.is_dir() {
+        if blocking(move || Ok(dest.is_dir())).await? {
             return Ok(());
+        }
+        if let Source::Registry { client, reference } = src {
+            // Held to the end of this block only: `ensure_blob` below takes the same lock.
+            let _b = self.blob_locks.lock(desc.digest.as_str()).await;
+            if !self.has_blob(desc).await? {
+                self.fetch_and_unpack(client, reference, desc, diff_id)
+                    .await?;
+                self.count(&self.stats.layers_unpacked, 1);
+                return Ok(());
+            }
         }
         self.ensure_blob(src, desc).await?;
         let layout = self.layout.clone();
@@ -195,49 +143,14 @@ impl ImageStore {
         let diff = diff_id.clone();
         let limits = self.limits;
         blocking(move || unpack_into_place(&layout, &blob, &diff, &limits)).await?;
-        self.stats.layers_unpacked.fetch_add(1, Ordering::Relaxed);
+        self.count(&self.stats.layers_unpacked, 1);
         Ok(())
     }
-}
 
-/// Unpacks blob `blob` into `tmp/`, checks its diff-id, syncs, and renames it to `layers/<diff>`.
-pub(crate) fn unpack_into_place(
-    layout: &super::content::Layout,
-    blob: &Digest,
-    diff: &Digest,
-    limits: &unpack::UnpackLimits,
-) -> Result<unpack::UnpackStats, ImageError> {
-    let tmp = layout.temp("unpack");
-    let res = (|| {
-        fs::create_dir(&tmp).map_err(ImageError::io("creating an unpack directory"))?;
-        let file = fs::File::open(layout.blob(blob))
-            .map_err(ImageError::io(format!("opening blob {blob}")))?;
-        let stats = unpack::unpack(file, &tmp, limits, Some(diff.as_str())).map_err(|source| {
-            if matches!(source, unpack::UnpackError::DiffIdMismatch { .. }) {
-                // The blob verified when it arrived; if its content no longer matches, drop it so
-                // a retry fetches it again.
-                let _ = fs::remove_file(layout.blob(blob));
-            }
-            ImageError::Unpack {
-                layer: blob.to_string(),
-                source,
-            }
-        })?;
-        let dir = fs::File::open(&tmp).map_err(ImageError::io("opening an unpack directory"))?;
-        nix::unistd::syncfs(&dir)
-            .map_err(|e| ImageError::io("syncing an unpacked layer")(e.into()))?;
-        match fs::rename(&tmp, layout.layer(diff)) {
-            Ok(()) => Ok(stats),
-            // Another process put the same layer in place first: theirs is as good as ours.
-            Err(_) if layout.layer(diff).is_dir() => {
-                let _ = fs::remove_dir_all(&tmp);
-                Ok(stats)
-            }
-            Err(e) => Err(ImageError::io("renaming an unpacked layer")(e)),
-        }
-    })();
-    if res.is_err() {
-        let _ = fs::remove_dir_all(&tmp);
+    /// Whether the blob is stored, checked off the async workers.
+    async fn has_blob(&self, desc: &Descriptor) -> Result<bool, ImageError> {
+        let layout = self.layout.clone();
+        let (d, size) = (desc.digest.clone(), desc.size);
+        blocking(move || Ok(layout.has_blob(&d, Some(size)))).await
     }
-    res
 }

@@ -129,13 +129,21 @@ impl ImageStore {
         };
         let norm = r.whole();
         // Already here with the same manifest and every layer unpacked: nothing to fetch.
-        if let Some(rec) = record::load(&self.layout, &norm)?
-            && rec.manifest_digest == manifest_digest.as_str()
-        {
-            let image = rec.to_image(&self.layout)?;
-            if image.layers.iter().all(|l| l.is_dir()) {
-                return Ok(image);
+        let layout = self.layout.clone();
+        let (n, md) = (norm.clone(), manifest_digest.clone());
+        let current = blocking(move || {
+            let Some(rec) = record::load(&layout, &n)? else {
+                return Ok(None);
+            };
+            if rec.manifest_digest != md.as_str() {
+                return Ok(None);
             }
+            let image = rec.to_image(&layout)?;
+            Ok(image.layers.iter().all(|l| l.is_dir()).then_some(image))
+        })
+        .await?;
+        if let Some(image) = current {
+            return Ok(image);
         }
         let layout = self.layout.clone();
         let (md, mb) = (manifest_digest.clone(), manifest_bytes.clone());

@@ -34,8 +34,20 @@ pub fn run(cmd: &mut Command) -> Result<String> {
 }
 
 fn scratch_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("k1s-images-{}", std::process::id()));
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    // Statics are never dropped, so earlier test processes left their layouts: remove old ones.
+    for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if old && e.file_name().to_string_lossy().starts_with("k1s-images-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let dir = base.join(format!("k1s-images-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
