@@ -41,9 +41,11 @@ fn parse(name: &str) -> Result<Capability, ContainerError> {
         .map_err(|_| ContainerError::Spec(format!("unknown capability {name:?}")))
 }
 
-/// Every capability this kernel supports.
+/// Every capability this process may pass on: its permitted set (a host may withhold some, e.g.
+/// `CAP_SYS_RESOURCE`, and asking for more fails `capset` with EPERM).
 fn all() -> CapsHashSet {
-    caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all())
+    caps::read(None, CapSet::Permitted)
+        .unwrap_or_else(|_| caps::runtime::procfs_all_supported(None).unwrap_or_default())
 }
 
 /// The container's capability set.

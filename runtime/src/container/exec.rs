@@ -3,7 +3,8 @@
 //! child that joins the init's namespaces (mnt, net, ipc, uts, cgroup; pid through the shim's own
 //! `pid_ns_for_children`) and cgroup, takes on the container's user, capabilities and seccomp, and
 //! execs. The shim never relays the data: the caller's fds are the process's stdio, which is what
-//! `kubectl exec` streaming needs, and a TTY resize is an ioctl on the master the caller holds.
+//! `kubectl exec` streaming needs. With a tty the shim opens the pty in the container's devpts and
+//! passes the master back; a resize is an ioctl on the master the caller holds.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -66,10 +67,17 @@ impl ExecSession {
             pty: None,
         };
         if spec.tty {
-            let pty = nix::pty::openpty(None, None)
-                .map_err(|e| ContainerError::Shim(format!("openpty: {e}")))?;
-            session.client_send(&line, &[pty.slave.as_fd()])?;
-            session.pty = Some(File::from(pty.master));
+            // The shim makes the pty in the container's devpts and hands back the master.
+            session.client_send(&line, &[])?;
+            let (reply, master) = session.client.reply_with_fd()?;
+            if let Some(msg) = reply.strip_prefix("err ") {
+                return Err(ContainerError::Failed(msg.to_string()));
+            }
+            session.pty = Some(File::from(master.ok_or_else(|| {
+                ContainerError::Shim("exec: no pty master received".into())
+            })?));
+            session.pid = parse_pid(&reply)?;
+            return Ok(session);
         } else {
             let pipe = || {
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -94,10 +102,7 @@ impl ExecSession {
         if let Some(msg) = reply.strip_prefix("err ") {
             return Err(ContainerError::Failed(msg.to_string()));
         }
-        session.pid = reply
-            .strip_prefix("pid ")
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| ContainerError::Shim(format!("unexpected reply {reply:?}")))?;
+        session.pid = parse_pid(&reply)?;
         Ok(session)
     }
 
@@ -136,6 +141,13 @@ impl ExecSession {
     pub fn wait(mut self) -> Result<i32, ContainerError> {
         self.client.wait_exit()
     }
+}
+
+fn parse_pid(reply: &str) -> Result<i32, ContainerError> {
+    reply
+        .strip_prefix("pid ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| ContainerError::Shim(format!("unexpected reply {reply:?}")))
 }
 
 /// In the shim: forks the exec'd process into the container of `init_pid`. Returns its pid once

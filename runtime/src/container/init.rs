@@ -65,10 +65,12 @@ fn wait_ready(rx: &mut File) -> Result<(), ContainerError> {
     let mut first = [0u8; 1];
     match rx.read(&mut first) {
         Ok(1) if first[0] == b'R' => Ok(()),
-        Ok(1) => match read_report(rx)? {
-            Some(msg) => Err(ContainerError::Setup(msg)),
-            None => Err(ContainerError::Setup("init failed without a message".into())),
-        },
+        Ok(1) => {
+            // `first` was the `E` of the error report: the rest is the message.
+            let mut msg = Vec::new();
+            let _ = rx.take(64 * 1024).read_to_end(&mut msg);
+            Err(ContainerError::Failed(String::from_utf8_lossy(&msg).into_owned()))
+        }
         _ => Err(ContainerError::Setup("init exited during set-up".into())),
     }
 }

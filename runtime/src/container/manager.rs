@@ -119,12 +119,12 @@ impl ContainerManager {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| ContainerError::io("spawn shim", &self.shim_exe, e))?;
-        // The shim reports on its stdout, then closes it; the first process exits right after
-        // forking the daemon, so both waits are short.
+        // The shim reports one line on its stdout. Not read to EOF: the container's init holds a
+        // copy of the pipe until it execs. The first process exits right after forking the daemon.
         let mut report = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            use std::io::Read;
-            let _ = (&mut out).take(64 * 1024).read_to_string(&mut report);
+        if let Some(out) = child.stdout.take() {
+            use std::io::{BufRead, Read};
+            let _ = std::io::BufReader::new(out.take(64 * 1024)).read_line(&mut report);
         }
         let _ = child.wait();
         let report = report.trim();

@@ -5,17 +5,17 @@
 //! | `start` | `ok` or `err <message>` |
 //! | `kill <signal number>` | `ok` or `err <message>` |
 //! | `wait` | `exit <code>` once the container exited |
-//! | `exec <ExecRequest JSON>` + 3 fds (or 1 with a tty) as `SCM_RIGHTS` | `pid <pid>`, later `exit <code>`; or `err <message>` |
+//! | `exec <ExecRequest JSON>` + stdin/stdout/stderr fds as `SCM_RIGHTS` (none with a tty) | `pid <pid>` (with the pty master as `SCM_RIGHTS` for a tty), later `exit <code>`; or `err <message>` |
 //!
 //! Requests are at most [`MAX_REQUEST`] bytes and sent with one `sendmsg`, so the file descriptors
 //! arrive with the first bytes of the line.
 
-use std::io::{BufRead, BufReader, IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
 use super::ContainerError;
@@ -82,6 +82,44 @@ impl Client {
         Ok(line.trim_end().to_string())
     }
 
+    /// Reads one reply line that may carry one file descriptor (the exec pty master). Must be the
+    /// first read on this connection (nothing buffered yet).
+    pub fn reply_with_fd(&mut self) -> Result<(String, Option<OwnedFd>), ContainerError> {
+        let mut buf = [0u8; 256];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            self.reader.get_ref().as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(shim_err)?;
+        let mut fd = None;
+        for m in msg.cmsgs().map_err(shim_err)? {
+            if let ControlMessageOwned::ScmRights(raw) = m {
+                for r in raw {
+                    let owned = own(r);
+                    fd.get_or_insert(owned);
+                }
+            }
+        }
+        let n = msg.bytes;
+        let mut line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // The rest of a longer reply (an `err` message) follows on the stream.
+        if !line.ends_with('\n') && n > 0 {
+            let mut rest = String::new();
+            let _ = (&mut self.reader)
+                .take(MAX_REQUEST as u64)
+                .read_line(&mut rest);
+            line.push_str(&rest);
+        }
+        if n == 0 {
+            return Err(ContainerError::Shim("shim closed the connection".into()));
+        }
+        Ok((line.trim_end().to_string(), fd))
+    }
+
     /// Sends `line` and expects `ok`.
     pub fn call(&mut self, line: &str) -> Result<(), ContainerError> {
         self.send(line, &[])?;
@@ -110,4 +148,10 @@ impl Client {
     pub fn stream(&self) -> &UnixStream {
         self.reader.get_ref()
     }
+}
+
+#[allow(unsafe_code)]
+fn own(raw: RawFd) -> OwnedFd {
+    // SAFETY: `raw` came in an SCM_RIGHTS message just now: a new descriptor nobody else owns.
+    unsafe { OwnedFd::from_raw_fd(raw) }
 }

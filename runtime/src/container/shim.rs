@@ -10,7 +10,7 @@
 //! when a reader sees the exit; the shim exits right after that, removing its socket.
 
 use std::fs::File;
-use std::io::{IoSliceMut, Read, Write};
+use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
@@ -81,6 +81,18 @@ fn detach() -> Result<File, ContainerError> {
     let e = |what: &str, err: nix::Error| ContainerError::Shim(format!("{what}: {err}"));
     nix::unistd::setsid().map_err(|err| e("setsid", err))?;
     let _ = nix::unistd::chdir("/");
+    // Descriptors inherited from whoever started us (build tools, test harnesses) must not leak
+    // into containers.
+    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect();
+        for fd in fds {
+            set_cloexec(fd);
+        }
+    }
     let report = nix::fcntl::fcntl(std::io::stdout(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
         .map_err(|err| e("dup", err))?;
     let report = own_fd(report);
@@ -93,6 +105,51 @@ fn detach() -> Result<File, ContainerError> {
     nix::unistd::dup2_stdout(&null).map_err(|err| e("dup2", err))?;
     nix::unistd::dup2_stderr(&null).map_err(|err| e("dup2", err))?;
     Ok(File::from(report))
+}
+
+/// A pty pair from the devpts instance mounted in the container of `init`: `(master, slave)`.
+#[allow(unsafe_code)]
+fn container_pty(init: Pid) -> Result<(OwnedFd, OwnedFd), ContainerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = format!("/proc/{init}/root/dev/pts/ptmx");
+    let master: OwnedFd = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&path)
+        .map_err(|e| ContainerError::io("open", Path::new(&path), e))?
+        .into();
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int that lives across the call; TIOCGPTPEER takes open flags
+    // by value and returns a new descriptor, owned right away.
+    let peer = unsafe {
+        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) != 0 {
+            return Err(ContainerError::Shim(format!(
+                "unlock pty: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if peer < 0 {
+        return Err(ContainerError::Shim(format!(
+            "open pty peer: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok((master, own_fd(peer)))
+}
+
+#[allow(unsafe_code)]
+fn set_cloexec(fd: i32) {
+    // SAFETY: F_SETFD on a descriptor number only changes its flag; a stale number fails with EBADF.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
 }
 
 #[allow(unsafe_code)]
@@ -430,18 +487,42 @@ impl Shim {
                     None
                 }
             }
-            "exec" => Some(match self.exec(arg, fds) {
-                Ok(pid) => {
+            "exec" => match self.exec(arg, fds) {
+                Ok((pid, master)) => {
                     self.conns[i].exec_pid = Some(pid);
-                    format!("pid {pid}")
+                    let line = format!("pid {pid}\n");
+                    let c = &self.conns[i];
+                    match master {
+                        Some(m) => {
+                            let raw = [m.as_raw_fd()];
+                            let cmsg = [ControlMessage::ScmRights(&raw)];
+                            let _ = sendmsg::<()>(
+                                c.stream.as_raw_fd(),
+                                &[IoSlice::new(line.as_bytes())],
+                                &cmsg,
+                                MsgFlags::empty(),
+                                None,
+                            );
+                        }
+                        None => {
+                            let _ = (&c.stream).write_all(line.as_bytes());
+                        }
+                    }
+                    None
                 }
-                Err(e) => format!("err {e}"),
-            }),
+                Err(e) => Some(format!("err {e}")),
+            },
             _ => Some(format!("err unknown command {verb:?}")),
         }
     }
 
-    fn exec(&mut self, arg: &str, mut fds: Vec<OwnedFd>) -> Result<Pid, ContainerError> {
+    /// Starts an exec'd process; with a tty, returns the pty master (from the container's own
+    /// devpts, so `tty` inside names a device that exists there) for the client.
+    fn exec(
+        &mut self,
+        arg: &str,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(Pid, Option<OwnedFd>), ContainerError> {
         if self.state.phase != Phase::Running || self.exit.is_some() {
             return Err(ContainerError::BadPhase {
                 id: self.spec.id.clone(),
@@ -452,9 +533,12 @@ impl Shim {
         let req: ExecRequest =
             serde_json::from_str(arg).map_err(|e| ContainerError::Spec(e.to_string()))?;
         let plan = Plan::new(&self.spec, &req.args, &req.env)?;
+        let init = Pid::from_raw(self.state.pid);
+        let mut master = None;
         let stdio = match (req.tty, fds.len()) {
-            (true, 1) => {
-                let slave = fds.remove(0);
+            (true, 0) => {
+                let (m, slave) = container_pty(init)?;
+                master = Some(m);
                 let dup = |f: &OwnedFd| f.try_clone().map_err(|e| ContainerError::Shim(e.to_string()));
                 Stdio {
                     stdin: dup(&slave)?,
@@ -478,6 +562,7 @@ impl Shim {
             }
             (_, n) => return Err(ContainerError::Spec(format!("exec: {n} fds passed"))),
         };
-        exec::spawn(Pid::from_raw(self.state.pid), &plan, stdio, &self.cg)
+        let pid = exec::spawn(init, &plan, stdio, &self.cg)?;
+        Ok((pid, master))
     }
 }
