@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Container id (default: random).
     #[arg(long)]
     pub name: Option<String>,
+    /// Parent cgroup of the container's cgroup.
+    #[arg(long, default_value = "k1s/run")]
+    pub cgroup_parent: String,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -135,7 +138,7 @@ pub fn run(flags: &RuntimeFlags, args: RunArgs) -> Result<i32> {
         env: merge_env(&config.env, &[]),
         working_dir: config.working_dir.clone(),
         user: config.user.clone(),
-        cgroup_parent: "k1s/run".into(),
+        cgroup_parent: args.cgroup_parent.clone(),
         ..Default::default()
     };
     mgr.create(&spec)?;
