@@ -8,12 +8,13 @@
 //!
 //! Modules: `client` (HTTP(S) connections, kubeconfig), `stats` (drivers and percentiles),
 //! `spawn` (starting and stopping `k1s server`), and one module per target: `api`, `cluster`,
-//! `startup`, `store`, `etcd`.
+//! `startup`, `store`, `etcd`, `runtime` (container start against runc and crun).
 
 mod api;
 mod client;
 mod cluster;
 mod etcd;
+mod runtime;
 mod spawn;
 mod startup;
 mod stats;
@@ -69,6 +70,8 @@ pub enum BenchTarget {
     Store(store::StoreArgs),
     /// etcd 3.4 through its HTTP/JSON gateway: puts, range and watch fan-out.
     Etcd(etcd::EtcdArgs),
+    /// Container start of `/bin/true` (k1s vs runc, crun and bare unshare) and shim memory.
+    Runtime(runtime::RuntimeArgs),
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
@@ -83,6 +86,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
             BenchTarget::Startup(a) => startup::run(a).await,
             BenchTarget::Store(a) => store::run(a).await,
             BenchTarget::Etcd(a) => etcd::run(a).await,
+            BenchTarget::Runtime(a) => runtime::run(a).await,
         }
     })
 }

@@ -30,7 +30,10 @@ pub struct ContainerStatus {
     pub id: String,
     pub pod_id: String,
     pub phase: Phase,
+    /// Host pid of the container's init.
     pub pid: i32,
+    /// Host pid of its shim.
+    pub shim_pid: i32,
     pub exit_code: Option<i32>,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -234,6 +237,7 @@ impl ContainerManager {
             pod_id: spec.pod_id.clone(),
             phase: st.phase,
             pid: st.pid,
+            shim_pid: st.shim_pid,
             exit_code: st.exit_code,
             created_at: st.created_at,
             started_at: st.started_at,
