@@ -25,7 +25,13 @@ fn k1s(env: &Env) -> Command {
 fn run_streams_output_and_exit_code() {
     let env = Env::new("cli-run");
     let out = k1s(&env)
-        .args(["run", "--rm", "--cgroup-parent", &env.cgroup_parent, "--rootfs"])
+        .args([
+            "run",
+            "--rm",
+            "--cgroup-parent",
+            &env.cgroup_parent,
+            "--rootfs",
+        ])
         .arg(&env.layer)
         .args(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 5"])
         .output()
@@ -41,9 +47,20 @@ fn run_streams_output_and_exit_code() {
 fn container_survives_its_starter_and_is_found_again() {
     let env = Env::new("cli-restart");
     let mut starter = k1s(&env)
-        .args(["run", "--name", "survivor", "--cgroup-parent", &env.cgroup_parent, "--rootfs"])
+        .args([
+            "run",
+            "--name",
+            "survivor",
+            "--cgroup-parent",
+            &env.cgroup_parent,
+            "--rootfs",
+        ])
         .arg(&env.layer)
-        .args(["sh", "-c", "echo before; trap 'echo got-term; exit 0' TERM; while true; do sleep 0.05; done"])
+        .args([
+            "sh",
+            "-c",
+            "echo before; trap 'echo got-term; exit 0' TERM; while true; do sleep 0.05; done",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -60,7 +77,10 @@ fn container_survives_its_starter_and_is_found_again() {
     let mgr = ContainerManager::open(&env.tmp.path().join("runtime"), shim_exe()).unwrap();
     let list = mgr.list().unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!((list[0].id.as_str(), list[0].phase), ("survivor", Phase::Running));
+    assert_eq!(
+        (list[0].id.as_str(), list[0].phase),
+        ("survivor", Phase::Running)
+    );
     env.until(T, "log line", || {
         env.log_lines("survivor") == [("stdout".to_string(), "before".to_string())]
     });
@@ -75,14 +95,23 @@ fn container_survives_its_starter_and_is_found_again() {
         .unwrap();
     drop(s.stdout.take());
     assert_eq!(s.wait().unwrap(), 0);
-    let st = mgr.stop("survivor", libc::SIGTERM, Duration::from_secs(10)).unwrap();
+    let st = mgr
+        .stop("survivor", libc::SIGTERM, Duration::from_secs(10))
+        .unwrap();
     assert_eq!(st.exit_code, Some(0));
-    assert!(env.log_lines("survivor").contains(&("stdout".to_string(), "got-term".to_string())));
+    assert!(
+        env.log_lines("survivor")
+            .contains(&("stdout".to_string(), "got-term".to_string()))
+    );
 
     // `ps -a`, `logs` and `rm` through the CLI see the same state.
     let ps = k1s(&env).args(["ps", "-a"]).output().unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout);
-    assert!(ps.lines().any(|l| l.starts_with("survivor") && l.contains("exited")), "{ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with("survivor") && l.contains("exited")),
+        "{ps}"
+    );
     let logs = k1s(&env).args(["logs", "survivor"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "before\ngot-term\n");
     let rm = k1s(&env).args(["rm", "survivor"]).output().unwrap();

@@ -33,13 +33,41 @@ fn isolation_pid1_hostname_caps_masks_upper() {
     let out = stdout_of(&env, "iso");
     assert_eq!(st.exit_code, Some(0), "{out:?} {:?}", env.log_lines("iso"));
     assert_eq!(st.reason.as_deref(), Some("Completed"));
-    assert!(out.contains(&"pid=1".to_string()), "{:?}", env.log_lines("iso"));
-    assert!(out.contains(&"testpod".to_string()), "{:?}", env.log_lines("iso"));
-    assert!(out.contains(&"CapEff:\t00000000a80425fb".to_string()), "{:?}", env.log_lines("iso"));
-    assert!(out.contains(&"keys=0 timers=0".to_string()), "{:?}", env.log_lines("iso"));
-    assert!(out.contains(&"acpi=0".to_string()), "{:?}", env.log_lines("iso"));
-    assert!(out.contains(&"sys=ro".to_string()), "{:?}", env.log_lines("iso"));
-    assert!(out.contains(&"dev=ok".to_string()), "{:?}", env.log_lines("iso"));
+    assert!(
+        out.contains(&"pid=1".to_string()),
+        "{:?}",
+        env.log_lines("iso")
+    );
+    assert!(
+        out.contains(&"testpod".to_string()),
+        "{:?}",
+        env.log_lines("iso")
+    );
+    assert!(
+        out.contains(&"CapEff:\t00000000a80425fb".to_string()),
+        "{:?}",
+        env.log_lines("iso")
+    );
+    assert!(
+        out.contains(&"keys=0 timers=0".to_string()),
+        "{:?}",
+        env.log_lines("iso")
+    );
+    assert!(
+        out.contains(&"acpi=0".to_string()),
+        "{:?}",
+        env.log_lines("iso")
+    );
+    assert!(
+        out.contains(&"sys=ro".to_string()),
+        "{:?}",
+        env.log_lines("iso")
+    );
+    assert!(
+        out.contains(&"dev=ok".to_string()),
+        "{:?}",
+        env.log_lines("iso")
+    );
     assert!(out.contains(&"0".to_string()), "{:?}", env.log_lines("iso"));
     // The write went to the container's upper dir, not into the image layer.
     let upper = env.tmp.path().join("runtime/containers/iso/upper/newfile");
@@ -75,7 +103,14 @@ fn privileged_user_readonly_and_mounts() {
     let out = stdout_of(&env, "ro");
     assert_eq!(
         out,
-        vec!["65534", "65534", "CapEff:\t0000000000000000", "volume", "root=ro", "vol=ro"],
+        vec![
+            "65534",
+            "65534",
+            "CapEff:\t0000000000000000",
+            "volume",
+            "root=ro",
+            "vol=ro"
+        ],
         "{:?}",
         env.log_lines("ro")
     );
@@ -86,15 +121,31 @@ fn privileged_user_readonly_and_mounts() {
     env.run(&spec);
     assert_eq!(env.mgr.wait("priv").unwrap().exit_code, Some(0));
     let out = stdout_of(&env, "priv");
-    assert!(out[0].starts_with("CapEff:\t000001ff") || out[0].starts_with("CapEff:\t000000ff") || out[0].starts_with("CapEff:\t0000003f"), "{out:?}");
-    assert_eq!(out.get(1).map(String::as_str), Some("timers=visible"), "{out:?}");
+    assert!(
+        out[0].starts_with("CapEff:\t000001ff")
+            || out[0].starts_with("CapEff:\t000000ff")
+            || out[0].starts_with("CapEff:\t0000003f"),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.get(1).map(String::as_str),
+        Some("timers=visible"),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn seccomp_default_blocks_unshare() {
     let env = Env::new("sec");
     // With CAP_SYS_ADMIN granted, only the seccomp profile stands between the process and unshare.
-    let mut spec = env.spec("sec", &["sh", "-c", "unshare -U true && echo unshare=ok || echo unshare=denied"]);
+    let mut spec = env.spec(
+        "sec",
+        &[
+            "sh",
+            "-c",
+            "unshare -U true && echo unshare=ok || echo unshare=denied",
+        ],
+    );
     spec.cap_add = vec!["SYS_ADMIN".into()];
     spec.seccomp = SeccompProfile::Localhost({
         let p = env.tmp.path().join("deny-unshare.json");
@@ -109,12 +160,26 @@ fn seccomp_default_blocks_unshare() {
     env.mgr.wait("sec").unwrap();
     assert_eq!(stdout_of(&env, "sec"), vec!["unshare=denied"]);
 
-    let spec = env.spec("sec2", &["sh", "-c", "unshare -U true && echo unshare=ok || echo unshare=denied"]);
+    let spec = env.spec(
+        "sec2",
+        &[
+            "sh",
+            "-c",
+            "unshare -U true && echo unshare=ok || echo unshare=denied",
+        ],
+    );
     env.run(&spec);
     env.mgr.wait("sec2").unwrap();
     assert_eq!(stdout_of(&env, "sec2"), vec!["unshare=denied"]);
 
-    let mut spec = env.spec("sec3", &["sh", "-c", "unshare -U true && echo unshare=ok || echo unshare=denied"]);
+    let mut spec = env.spec(
+        "sec3",
+        &[
+            "sh",
+            "-c",
+            "unshare -U true && echo unshare=ok || echo unshare=denied",
+        ],
+    );
     spec.seccomp = SeccompProfile::Unconfined;
     env.run(&spec);
     env.mgr.wait("sec3").unwrap();
@@ -127,12 +192,20 @@ fn exit_codes_and_start_errors() {
     let env = Env::new("exit");
     env.run(&env.spec("e42", &["sh", "-c", "exit 42"]));
     let st = env.mgr.wait("e42").unwrap();
-    assert_eq!((st.exit_code, st.reason.as_deref()), (Some(42), Some("Error")));
+    assert_eq!(
+        (st.exit_code, st.reason.as_deref()),
+        (Some(42), Some("Error"))
+    );
     assert!(st.started_at.is_some() && st.finished_at.is_some());
 
-    env.mgr.create(&env.spec("nope", &["/no/such/binary"])).unwrap();
+    env.mgr
+        .create(&env.spec("nope", &["/no/such/binary"]))
+        .unwrap();
     let err = env.mgr.start("nope").unwrap_err().to_string();
-    assert!(err.contains("exec") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("exec") && err.contains("No such file"),
+        "{err}"
+    );
     let st = env.mgr.wait("nope").unwrap();
     assert_eq!(st.reason.as_deref(), Some("StartError"));
 
@@ -148,13 +221,19 @@ fn exit_codes_and_start_errors() {
     }];
     let err = env.mgr.create(&bad).unwrap_err().to_string();
     assert!(err.contains("missing"), "{err}");
-    assert!(env.mgr.status("badmount").is_err(), "failed create leaves nothing behind");
+    assert!(
+        env.mgr.status("badmount").is_err(),
+        "failed create leaves nothing behind"
+    );
 }
 
 #[test]
 fn logs_in_cri_format() {
     let env = Env::new("logs");
-    env.run(&env.spec("logs", &["sh", "-c", "echo out1; echo err1 >&2; printf 'no-newline'"]));
+    env.run(&env.spec(
+        "logs",
+        &["sh", "-c", "echo out1; echo err1 >&2; printf 'no-newline'"],
+    ));
     env.mgr.wait("logs").unwrap();
     let mut lines = env.log_lines("logs");
     lines.sort();
@@ -174,14 +253,31 @@ fn stop_grace_then_kill() {
     // PID 1 without a handler ignores SIGTERM: stop must wait the grace period, then SIGKILL.
     env.run(&env.spec("stubborn", &["sleep", "1000"]));
     let t = Instant::now();
-    let st = env.mgr.stop("stubborn", libc::SIGTERM, Duration::from_millis(500)).unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(500), "{:?}", t.elapsed());
+    let st = env
+        .mgr
+        .stop("stubborn", libc::SIGTERM, Duration::from_millis(500))
+        .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(st.exit_code, Some(137));
     assert_eq!(st.phase, Phase::Exited);
 
-    env.run(&env.spec("polite", &["sh", "-c", "trap 'exit 3' TERM; echo ready; while true; do sleep 0.05; done"]));
+    env.run(&env.spec(
+        "polite",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 3' TERM; echo ready; while true; do sleep 0.05; done",
+        ],
+    ));
     env.until(T, "ready", || stdout_of(&env, "polite") == ["ready"]);
-    let st = env.mgr.stop("polite", libc::SIGTERM, Duration::from_secs(10)).unwrap();
+    let st = env
+        .mgr
+        .stop("polite", libc::SIGTERM, Duration::from_secs(10))
+        .unwrap();
     assert_eq!(st.exit_code, Some(3));
     env.mgr.remove("polite").unwrap();
     assert!(env.mgr.status("polite").is_err());
@@ -206,7 +302,11 @@ fn fork_bomb_hits_pids_limit() {
     let env = Env::new("pids");
     let mut spec = env.spec(
         "bomb",
-        &["sh", "-c", "i=0; while [ $i -lt 40 ]; do sleep 1000 & i=$((i+1)); done; echo spawned; sleep 1000"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 40 ]; do sleep 1000 & i=$((i+1)); done; echo spawned; sleep 1000",
+        ],
     );
     spec.resources = Resources {
         pids_limit: Some(16),
@@ -216,12 +316,16 @@ fn fork_bomb_hits_pids_limit() {
     };
     env.run(&spec);
     env.until(T, "fork failures", || {
-        env.log_lines("bomb").iter().any(|(s, t)| s == "stderr" && t.contains("can't fork"))
+        env.log_lines("bomb")
+            .iter()
+            .any(|(s, t)| s == "stderr" && t.contains("can't fork"))
     });
     let stats = env.mgr.stats("bomb").unwrap();
     assert!(stats.pids <= 16, "{stats:?}");
     assert!(stats.memory_usage_bytes > 0, "{stats:?}");
-    env.mgr.stop("bomb", libc::SIGKILL, Duration::from_secs(5)).unwrap();
+    env.mgr
+        .stop("bomb", libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
 }
 
 #[test]
@@ -276,11 +380,20 @@ fn exec_with_and_without_tty() {
     let code = s.wait().unwrap();
     let text = String::from_utf8_lossy(&text);
     assert_eq!(code, 0, "{text:?}");
-    assert!(text.contains("33 101") && text.contains("/dev/pts/"), "{text:?}");
+    assert!(
+        text.contains("33 101") && text.contains("/dev/pts/"),
+        "{text:?}"
+    );
 
     let err = env
         .mgr
-        .exec("box", &ExecSpec { cmd: vec!["/nope".into()], ..Default::default() })
+        .exec(
+            "box",
+            &ExecSpec {
+                cmd: vec!["/nope".into()],
+                ..Default::default()
+            },
+        )
         .err()
         .unwrap()
         .to_string();

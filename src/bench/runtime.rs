@@ -91,7 +91,11 @@ fn measure(
         mgr.remove(&id)?;
     }
     samples
-        .report("runtime k1s create+start+wait", args.runs as u64, Some(busy))
+        .report(
+            "runtime k1s create+start+wait",
+            args.runs as u64,
+            Some(busy),
+        )
         .note("per-container shim, cgroup, overlayfs, seccomp")
         .print();
 
@@ -152,9 +156,16 @@ fn peers(args: &RuntimeArgs, tmp: &Path, rootfs: &Path) -> Result<()> {
     let mut o = Samples::with_capacity(overhead.len());
     overhead.into_iter().for_each(|d| o.push(d));
     let o = o.report("", 0, None);
-    s.report("runtime crun run (shell-timed)", args.runs as u64, Some(total))
-        .note(format!("timing overhead of the shell loop itself: p50 {}", super::stats::ms(o.p50)))
-        .print();
+    s.report(
+        "runtime crun run (shell-timed)",
+        args.runs as u64,
+        Some(total),
+    )
+    .note(format!(
+        "timing overhead of the shell loop itself: p50 {}",
+        super::stats::ms(o.p50)
+    ))
+    .print();
 
     let mut samples = Samples::with_capacity(args.runs);
     let mut busy = Duration::ZERO;
@@ -173,7 +184,11 @@ fn peers(args: &RuntimeArgs, tmp: &Path, rootfs: &Path) -> Result<()> {
         busy += d;
     }
     samples
-        .report("runtime floor unshare -pmuin chroot", args.runs as u64, Some(busy))
+        .report(
+            "runtime floor unshare -pmuin chroot",
+            args.runs as u64,
+            Some(busy),
+        )
         .print();
     Ok(())
 }
@@ -215,7 +230,9 @@ fn shim_memory(
     mgr: &ContainerManager,
     spec: &dyn Fn(String, &[&str]) -> ContainerSpec,
 ) -> Result<()> {
-    let ids: Vec<String> = (0..args.rss_containers).map(|i| format!("rss{i}")).collect();
+    let ids: Vec<String> = (0..args.rss_containers)
+        .map(|i| format!("rss{i}"))
+        .collect();
     let result = (|| -> Result<()> {
         for id in &ids {
             mgr.create(&spec(id.clone(), &["sleep", "1000"]))?;
@@ -228,8 +245,14 @@ fn shim_memory(
             if st.phase != Phase::Running {
                 bail!("{id} is not running");
             }
-            rss.push(kb_field(&format!("/proc/{}/status", st.shim_pid), "VmRSS:")?);
-            pss.push(kb_field(&format!("/proc/{}/smaps_rollup", st.shim_pid), "Pss:")?);
+            rss.push(kb_field(
+                &format!("/proc/{}/status", st.shim_pid),
+                "VmRSS:",
+            )?);
+            pss.push(kb_field(
+                &format!("/proc/{}/smaps_rollup", st.shim_pid),
+                "Pss:",
+            )?);
         }
         let avg = |v: &[u64]| v.iter().sum::<u64>() / v.len().max(1) as u64;
         println!(

@@ -102,7 +102,14 @@ pub fn run(flags: &RuntimeFlags, args: RunArgs) -> Result<i32> {
         Some(dir) => {
             let mut command = vec![args.image.clone()];
             command.extend(args.command.iter().cloned());
-            (vec![dir.canonicalize().with_context(|| format!("{}", dir.display()))?], Default::default(), command)
+            (
+                vec![
+                    dir.canonicalize()
+                        .with_context(|| format!("{}", dir.display()))?,
+                ],
+                Default::default(),
+                command,
+            )
         }
         None => {
             let store = ImageStore::open(
@@ -158,13 +165,22 @@ pub fn run(flags: &RuntimeFlags, args: RunArgs) -> Result<i32> {
 
 /// Prints the log from the start; with `until_exit`, follows it until the container exited and
 /// the log is drained, and returns the exit code.
-fn follow(mgr: &ContainerManager, id: &str, log: &std::path::Path, until_exit: bool) -> Result<Option<i32>> {
+fn follow(
+    mgr: &ContainerManager,
+    id: &str,
+    log: &std::path::Path,
+    until_exit: bool,
+) -> Result<Option<i32>> {
     let mut reader = LogReader::new(log, 0);
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     loop {
         // Read the status first: a record written before the exit is then surely read below.
-        let status = if until_exit { Some(mgr.status(id)?) } else { None };
+        let status = if until_exit {
+            Some(mgr.status(id)?)
+        } else {
+            None
+        };
         let mut out = stdout.lock();
         let mut err = stderr.lock();
         reader.poll(|rec| {
@@ -191,7 +207,10 @@ fn follow(mgr: &ContainerManager, id: &str, log: &std::path::Path, until_exit: b
 
 pub fn ps(flags: &RuntimeFlags, args: PsArgs) -> Result<i32> {
     let mgr = manager(flags)?;
-    println!("{:<20} {:<8} {:<5} {:<10} CREATED", "CONTAINER", "STATE", "EXIT", "REASON");
+    println!(
+        "{:<20} {:<8} {:<5} {:<10} CREATED",
+        "CONTAINER", "STATE", "EXIT", "REASON"
+    );
     for c in mgr.list()? {
         if !args.all && c.phase != Phase::Running {
             continue;
@@ -326,7 +345,10 @@ pub fn rm(flags: &RuntimeFlags, args: RmArgs) -> Result<i32> {
     let st = mgr.status(&args.id)?;
     if st.phase == Phase::Running {
         if !args.force {
-            bail!("container {} is running: stop it first or use --force", args.id);
+            bail!(
+                "container {} is running: stop it first or use --force",
+                args.id
+            );
         }
         mgr.stop(&args.id, libc_sigterm(), Duration::ZERO)?;
     }

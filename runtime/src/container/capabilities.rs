@@ -49,7 +49,11 @@ fn all() -> CapsHashSet {
 }
 
 /// The container's capability set.
-pub fn compute(privileged: bool, add: &[String], drop: &[String]) -> Result<CapsHashSet, ContainerError> {
+pub fn compute(
+    privileged: bool,
+    add: &[String],
+    drop: &[String],
+) -> Result<CapsHashSet, ContainerError> {
     if privileged {
         return Ok(all());
     }
@@ -114,8 +118,15 @@ mod tests {
         assert!(s.contains(&Capability::CAP_NET_ADMIN) && !s.contains(&Capability::CAP_NET_RAW));
         assert!(compute(false, &[], &["ALL".into()]).unwrap().is_empty());
         let s = compute(false, &["NET_BIND_SERVICE".into()], &["ALL".into()]).unwrap();
-        assert_eq!(s.into_iter().collect::<Vec<_>>(), vec![Capability::CAP_NET_BIND_SERVICE]);
+        assert_eq!(
+            s.into_iter().collect::<Vec<_>>(),
+            vec![Capability::CAP_NET_BIND_SERVICE]
+        );
         assert!(compute(false, &["BOGUS".into()], &[]).is_err());
-        assert!(compute(true, &[], &[]).unwrap().contains(&Capability::CAP_SYS_ADMIN));
+        assert!(
+            compute(true, &[], &[])
+                .unwrap()
+                .contains(&Capability::CAP_SYS_ADMIN)
+        );
     }
 }

@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use cgroups_rs::CgroupPid;
 use cgroups_rs::fs::cgroup_builder::CgroupBuilder;
 use cgroups_rs::fs::hierarchies;
-use cgroups_rs::CgroupPid;
 use cgroups_rs::fs::{Cgroup, MaxValue, Subsystem};
 
 use super::ContainerError;
@@ -55,7 +55,10 @@ pub fn create(path: &str, res: &Resources) -> Result<Cgroup, ContainerError> {
             .done();
     }
     if let Some(pids) = res.pids_limit {
-        b = b.pid().maximum_number_of_processes(MaxValue::Value(pids)).done();
+        b = b
+            .pid()
+            .maximum_number_of_processes(MaxValue::Value(pids))
+            .done();
     }
     let mut cpu = b.cpu();
     if let Some(shares) = res.cpu_shares() {
@@ -80,7 +83,8 @@ pub fn create(path: &str, res: &Resources) -> Result<Cgroup, ContainerError> {
                 },
                 ..Default::default()
             };
-            cg.apply(&mem).map_err(|e| cg_err("limit memory of", path, e))?;
+            cg.apply(&mem)
+                .map_err(|e| cg_err("limit memory of", path, e))?;
             Ok(cg)
         }
         Err(e) => Err(cg_err("create", path, e)),
@@ -168,7 +172,10 @@ pub fn stats(cg: &Cgroup) -> Stats {
                 }
             }
         }
-        s.pids = read(file(cg, "pids", "pids.current")).trim().parse().unwrap_or(0);
+        s.pids = read(file(cg, "pids", "pids.current"))
+            .trim()
+            .parse()
+            .unwrap_or(0);
         return s;
     }
     s.cpu_usage_ns = read(file(cg, "cpuacct", "cpuacct.usage"))
@@ -193,7 +200,10 @@ pub fn stats(cg: &Cgroup) -> Stats {
             }
         }
     }
-    s.pids = read(file(cg, "pids", "pids.current")).trim().parse().unwrap_or(0);
+    s.pids = read(file(cg, "pids", "pids.current"))
+        .trim()
+        .parse()
+        .unwrap_or(0);
     s
 }
 
@@ -236,7 +246,10 @@ mod tests {
 
     #[test]
     fn keyed_files() {
-        assert_eq!(keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", "oom_kill"), Some(2));
+        assert_eq!(
+            keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", "oom_kill"),
+            Some(2)
+        );
         assert_eq!(keyed("low 0\noom 1\noom_kill 0\n", "oom_kill"), Some(0));
         assert_eq!(container_path("", "c1"), "k1s/c1");
         assert_eq!(container_path("/k1s/podA/", "c1"), "k1s/podA/c1");

@@ -69,7 +69,9 @@ fn wait_ready(rx: &mut File) -> Result<(), ContainerError> {
             // `first` was the `E` of the error report: the rest is the message.
             let mut msg = Vec::new();
             let _ = rx.take(64 * 1024).read_to_end(&mut msg);
-            Err(ContainerError::Failed(String::from_utf8_lossy(&msg).into_owned()))
+            Err(ContainerError::Failed(
+                String::from_utf8_lossy(&msg).into_owned(),
+            ))
         }
         _ => Err(ContainerError::Setup("init exited during set-up".into())),
     }
@@ -186,7 +188,8 @@ fn ns_flag(kind: &str) -> Option<CloneFlags> {
 
 /// Joins the namespace at `path` of kind `kind`.
 pub fn join(kind: &str, path: &Path) -> Result<(), ContainerError> {
-    let flag = ns_flag(kind).ok_or_else(|| ContainerError::Spec(format!("unknown namespace {kind:?}")))?;
+    let flag =
+        ns_flag(kind).ok_or_else(|| ContainerError::Spec(format!("unknown namespace {kind:?}")))?;
     let f = File::open(path).map_err(|e| ContainerError::io("open namespace", path, e))?;
     nix::sched::setns(f.as_fd(), flag)
         .map_err(|e| ContainerError::Setup(format!("setns {kind} {}: {e}", path.display())))
@@ -210,8 +213,7 @@ fn init_child(
                 None => fresh |= ns_flag(kind).unwrap_or(CloneFlags::empty()),
             }
         }
-        nix::sched::unshare(fresh)
-            .map_err(|e| ContainerError::Setup(format!("unshare: {e}")))?;
+        nix::sched::unshare(fresh).map_err(|e| ContainerError::Setup(format!("unshare: {e}")))?;
         if fresh.contains(CloneFlags::CLONE_NEWUTS) && !spec.hostname.is_empty() {
             nix::unistd::sethostname(&spec.hostname)
                 .map_err(|e| ContainerError::Setup(format!("sethostname: {e}")))?;
@@ -244,7 +246,10 @@ fn init_child(
 fn loopback_up() -> Result<(), ContainerError> {
     use std::os::fd::FromRawFd;
     let err = |what: &str| {
-        ContainerError::Setup(format!("loopback {what}: {}", std::io::Error::last_os_error()))
+        ContainerError::Setup(format!(
+            "loopback {what}: {}",
+            std::io::Error::last_os_error()
+        ))
     };
     // SAFETY: plain socket(2); the fd is owned right away.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };

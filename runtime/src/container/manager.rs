@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::ContainerError;
 use super::cgroup::{self, Stats};
 use super::exec::{ExecSession, ExecSpec};
 use super::proto::Client;
 use super::spec::{ContainerSpec, valid_id};
 use super::state::{self, Phase, State};
-use super::ContainerError;
 
 /// A created container.
 #[derive(Debug, Clone)]
@@ -88,7 +88,10 @@ impl ContainerManager {
     /// waits for [`start`](Self::start). Fails with the shim's message (e.g. a bad mount).
     pub fn create(&self, spec: &ContainerSpec) -> Result<Container, ContainerError> {
         if !valid_id(&spec.id) {
-            return Err(ContainerError::Spec(format!("bad container id {:?}", spec.id)));
+            return Err(ContainerError::Spec(format!(
+                "bad container id {:?}",
+                spec.id
+            )));
         }
         let dir = self.root.join(&spec.id);
         match std::fs::create_dir(&dir) {
@@ -113,7 +116,8 @@ impl ContainerManager {
         }
         let bytes = serde_json::to_vec(spec).map_err(|e| ContainerError::Spec(e.to_string()))?;
         let spec_path = dir.join("spec.json");
-        std::fs::write(&spec_path, bytes).map_err(|e| ContainerError::io("write", &spec_path, e))?;
+        std::fs::write(&spec_path, bytes)
+            .map_err(|e| ContainerError::io("write", &spec_path, e))?;
         let mut child = Command::new(&self.shim_exe)
             .arg("__shim")
             .arg(dir)
@@ -133,7 +137,11 @@ impl ContainerManager {
         let report = report.trim();
         if report != "ok" {
             let msg = report.strip_prefix("err ").unwrap_or(report);
-            let msg = if msg.is_empty() { "shim exited without a report" } else { msg };
+            let msg = if msg.is_empty() {
+                "shim exited without a report"
+            } else {
+                msg
+            };
             return Err(ContainerError::Failed(msg.to_string()));
         }
         Ok(Container {
@@ -159,7 +167,12 @@ impl ContainerManager {
     }
 
     /// `signal`, then up to `grace` for the exit, then SIGKILL; returns the final status.
-    pub fn stop(&self, id: &str, signal: i32, grace: Duration) -> Result<ContainerStatus, ContainerError> {
+    pub fn stop(
+        &self,
+        id: &str,
+        signal: i32,
+        grace: Duration,
+    ) -> Result<ContainerStatus, ContainerError> {
         self.kill(id, signal)?;
         if let Some(status) = self.wait_timeout(id, grace)? {
             return Ok(status);
@@ -200,7 +213,9 @@ impl ContainerManager {
         let dir = self.dir(id)?;
         if let Ok(mut c) = Client::connect(&dir) {
             c.send("wait", &[])?;
-            let _ = c.stream().set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+            let _ = c
+                .stream()
+                .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
             let _ = c.wait_exit();
         }
         loop {
@@ -319,7 +334,5 @@ fn shim_alive(st: &State, dir: &Path) -> bool {
         return false;
     };
     let dir = dir.as_os_str().as_encoded_bytes();
-    cmdline
-        .split(|&b| b == 0)
-        .any(|arg| arg == dir)
+    cmdline.split(|&b| b == 0).any(|arg| arg == dir)
 }

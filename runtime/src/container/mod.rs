@@ -35,9 +35,7 @@ use std::path::Path;
 pub use cgroup::Stats;
 pub use exec::{ExecSession, ExecSpec};
 pub use manager::{Container, ContainerManager, ContainerStatus};
-pub use spec::{
-    ContainerSpec, Mount, Resources, Rlimit, SeccompProfile, merge_command, merge_env,
-};
+pub use spec::{ContainerSpec, Mount, Resources, Rlimit, SeccompProfile, merge_command, merge_env};
 pub use state::Phase;
 
 /// Errors of the container runtime.

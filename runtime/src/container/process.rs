@@ -40,7 +40,11 @@ pub struct Plan {
 
 impl Plan {
     /// The plan for running `args` with extra `env` in the container described by `spec`.
-    pub fn new(spec: &ContainerSpec, args: &[String], env: &[String]) -> Result<Self, ContainerError> {
+    pub fn new(
+        spec: &ContainerSpec,
+        args: &[String],
+        env: &[String],
+    ) -> Result<Self, ContainerError> {
         if args.is_empty() || args[0].is_empty() {
             return Err(ContainerError::Spec("no command to run".into()));
         }
@@ -124,7 +128,9 @@ impl Plan {
             .map_err(|e| ContainerError::Setup(format!("chdir {}: {e}", self.cwd)))?;
         let argv0 = &self.args[0];
         let prog = user::find_in_path(Path::new("/"), argv0, &self.path_env).ok_or_else(|| {
-            ContainerError::Failed(format!("exec: {argv0:?}: executable file not found in $PATH"))
+            ContainerError::Failed(format!(
+                "exec: {argv0:?}: executable file not found in $PATH"
+            ))
         })?;
         let prog_c = CString::new(prog.as_bytes())
             .map_err(|_| ContainerError::Spec("NUL byte in command".into()))?;
@@ -136,7 +142,10 @@ impl Plan {
             .map_err(|_| ContainerError::Spec("NUL byte in command".into()))?;
         match nix::unistd::execve(&prog_c, &argv, &self.env) {
             Ok(never) => match never {},
-            Err(e) => Err(ContainerError::Failed(format!("exec: {prog}: {}", e.desc()))),
+            Err(e) => Err(ContainerError::Failed(format!(
+                "exec: {prog}: {}",
+                e.desc()
+            ))),
         }
     }
 }
@@ -173,7 +182,8 @@ pub fn set_rlimit(r: &Rlimit) -> Result<(), ContainerError> {
     if setrlimit(res, r.soft, hard).is_ok() {
         return Ok(());
     }
-    let (_, cur_hard) = getrlimit(res).map_err(|e| ContainerError::Setup(format!("getrlimit: {e}")))?;
+    let (_, cur_hard) =
+        getrlimit(res).map_err(|e| ContainerError::Setup(format!("getrlimit: {e}")))?;
     let hard = hard.min(cur_hard);
     setrlimit(res, r.soft.min(hard), hard)
         .map_err(|e| ContainerError::Setup(format!("setrlimit {}: {e}", r.kind)))
@@ -183,8 +193,8 @@ pub fn set_rlimit(r: &Rlimit) -> Result<(), ContainerError> {
 /// would break setuid binaries in containers that allow privilege escalation).
 #[allow(unsafe_code)]
 fn install_seccomp(prog: &BpfProgram) -> Result<(), ContainerError> {
-    let len = u16::try_from(prog.len())
-        .map_err(|_| ContainerError::Seccomp("filter too long".into()))?;
+    let len =
+        u16::try_from(prog.len()).map_err(|_| ContainerError::Seccomp("filter too long".into()))?;
     let fprog = libc::sock_fprog {
         len,
         // seccompiler's sock_filter is the kernel's struct sock_filter, field for field.
@@ -217,6 +227,13 @@ mod tests {
     fn rlimit_names_and_clamp() {
         assert!(resource("nofile").is_some() && resource("RLIMIT_NPROC").is_some());
         assert!(resource("bogus").is_none());
-        assert!(set_rlimit(&Rlimit { kind: "bogus".into(), soft: 1, hard: 1 }).is_err());
+        assert!(
+            set_rlimit(&Rlimit {
+                kind: "bogus".into(),
+                soft: 1,
+                hard: 1
+            })
+            .is_err()
+        );
     }
 }

@@ -64,8 +64,14 @@ impl Client {
         }
         let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
         let cmsg = [ControlMessage::ScmRights(&raw)];
-        let sent = sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(&msg)], &cmsg, MsgFlags::empty(), None)
-            .map_err(shim_err)?;
+        let sent = sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[IoSlice::new(&msg)],
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(shim_err)?;
         (&*sock).write_all(&msg[sent..]).map_err(shim_err)
     }
 

@@ -61,8 +61,13 @@ fn do_mount(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), ContainerError> {
-    mount(src, target, fstype, flags, data)
-        .map_err(|e| err(&format!("mount {}", fstype.or(src).unwrap_or("")), target, e))
+    mount(src, target, fstype, flags, data).map_err(|e| {
+        err(
+            &format!("mount {}", fstype.or(src).unwrap_or("")),
+            target,
+            e,
+        )
+    })
 }
 
 /// `path` inside `root`, refusing `..` components (volume targets come from pod specs).
@@ -121,7 +126,13 @@ fn bind(src: &Path, target: &Path, readonly: bool) -> Result<(), ContainerError>
 /// Mounts the overlay rootfs on `rootfs` and everything under it. Runs in the new mount namespace.
 pub fn prepare(spec: &ContainerSpec, dir: &Path, rootfs: &Path) -> Result<(), ContainerError> {
     // Nothing mounted from here on may propagate back to the host.
-    do_mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+    do_mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
     if spec.layers.is_empty() {
         return Err(ContainerError::Spec("no rootfs layers".into()));
     }
@@ -138,7 +149,13 @@ pub fn prepare(spec: &ContainerSpec, dir: &Path, rootfs: &Path) -> Result<(), Co
         dir.join("upper").display(),
         dir.join("work").display()
     );
-    do_mount(Some("overlay"), rootfs, Some("overlay"), MsFlags::empty(), Some(&opts))?;
+    do_mount(
+        Some("overlay"),
+        rootfs,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&opts),
+    )?;
 
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc_ = rootfs.join("proc");
@@ -165,7 +182,11 @@ pub fn prepare(spec: &ContainerSpec, dir: &Path, rootfs: &Path) -> Result<(), Co
         }
     }
     for m in &spec.mounts {
-        bind(&m.host_path, &inside(rootfs, &m.container_path)?, m.readonly)?;
+        bind(
+            &m.host_path,
+            &inside(rootfs, &m.container_path)?,
+            m.readonly,
+        )?;
     }
     Ok(())
 }

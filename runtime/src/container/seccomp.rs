@@ -170,7 +170,10 @@ pub fn program(
             let meta = std::fs::metadata(path)
                 .map_err(|e| ContainerError::Seccomp(format!("{}: {e}", path.display())))?;
             if meta.len() > 4 << 20 {
-                return Err(ContainerError::Seccomp(format!("{}: too large", path.display())));
+                return Err(ContainerError::Seccomp(format!(
+                    "{}: too large",
+                    path.display()
+                )));
             }
             let text = std::fs::read(path)
                 .map_err(|e| ContainerError::Seccomp(format!("{}: {e}", path.display())))?;
@@ -243,9 +246,15 @@ mod tests {
     #[test]
     fn default_compiles() {
         let caps = super::super::capabilities::compute(false, &[], &[]).unwrap();
-        let prog = program(&SeccompProfile::RuntimeDefault, &caps).unwrap().unwrap();
+        let prog = program(&SeccompProfile::RuntimeDefault, &caps)
+            .unwrap()
+            .unwrap();
         assert!(prog.len() > 300, "{}", prog.len());
-        assert!(program(&SeccompProfile::Unconfined, &caps).unwrap().is_none());
+        assert!(
+            program(&SeccompProfile::Unconfined, &caps)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -258,7 +267,11 @@ mod tests {
         )
         .unwrap();
         let caps = CapsHashSet::new();
-        assert!(program(&SeccompProfile::Localhost(path.clone()), &caps).unwrap().is_some());
+        assert!(
+            program(&SeccompProfile::Localhost(path.clone()), &caps)
+                .unwrap()
+                .is_some()
+        );
         std::fs::write(&path, "{not json").unwrap();
         assert!(program(&SeccompProfile::Localhost(path), &caps).is_err());
     }

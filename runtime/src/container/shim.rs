@@ -205,7 +205,10 @@ impl Shim {
         let (stdio, out, err) = if spec.tty {
             let pty = nix::pty::openpty(None, None).map_err(|e| shim_err("openpty", e))?;
             let slave = pty.slave;
-            let dup = |f: &OwnedFd| f.try_clone().map_err(|e| ContainerError::Shim(e.to_string()));
+            let dup = |f: &OwnedFd| {
+                f.try_clone()
+                    .map_err(|e| ContainerError::Shim(e.to_string()))
+            };
             let stdio = Stdio {
                 stdin: dup(&slave)?,
                 stdout: dup(&slave)?,
@@ -233,7 +236,8 @@ impl Shim {
         nix::sys::prctl::set_child_subreaper(true).map_err(|e| shim_err("subreaper", e))?;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
-        mask.thread_block().map_err(|e| shim_err("block SIGCHLD", e))?;
+        mask.thread_block()
+            .map_err(|e| shim_err("block SIGCHLD", e))?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|e| shim_err("signalfd", e))?;
 
@@ -249,7 +253,8 @@ impl Shim {
 
         let sock = dir.join("shim.sock");
         let _ = std::fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock).map_err(|e| ContainerError::io("bind", &sock, e))?;
+        let listener =
+            UnixListener::bind(&sock).map_err(|e| ContainerError::io("bind", &sock, e))?;
         let mut state = State::new(&spec.id, std::process::id() as i32);
         state.pid = created.pid.as_raw();
         state::write(dir, &state)?;
@@ -273,7 +278,8 @@ impl Shim {
     /// The poll loop; returns once the container exited and everything was recorded.
     fn serve(&mut self) {
         loop {
-            if self.state.phase == Phase::Exited && self.conns.iter().all(|c| c.exec_pid.is_none()) {
+            if self.state.phase == Phase::Exited && self.conns.iter().all(|c| c.exec_pid.is_none())
+            {
                 let _ = std::fs::remove_file(self.dir.join("shim.sock"));
                 return;
             }
@@ -286,8 +292,22 @@ impl Shim {
                 let out_fd = self.out.as_ref().map(|f| f.as_fd());
                 let err_fd = self.err.as_ref().map(|f| f.as_fd());
                 let placeholder = self.sigfd.as_fd();
-                fds.push(PollFd::new(out_fd.unwrap_or(placeholder), if out_fd.is_some() { PollFlags::POLLIN } else { none }));
-                fds.push(PollFd::new(err_fd.unwrap_or(placeholder), if err_fd.is_some() { PollFlags::POLLIN } else { none }));
+                fds.push(PollFd::new(
+                    out_fd.unwrap_or(placeholder),
+                    if out_fd.is_some() {
+                        PollFlags::POLLIN
+                    } else {
+                        none
+                    },
+                ));
+                fds.push(PollFd::new(
+                    err_fd.unwrap_or(placeholder),
+                    if err_fd.is_some() {
+                        PollFlags::POLLIN
+                    } else {
+                        none
+                    },
+                ));
                 for c in &self.conns {
                     fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
                 }
@@ -470,14 +490,20 @@ impl Shim {
                 },
                 _ => format!("err container is {:?}, not created", self.state.phase),
             }),
-            "kill" => Some(match arg.parse::<i32>().ok().and_then(|s| Signal::try_from(s).ok()) {
-                None => "err bad signal".into(),
-                Some(_) if self.exit.is_some() => "ok".into(),
-                Some(sig) => match nix::sys::signal::kill(Pid::from_raw(self.state.pid), sig) {
-                    Ok(()) | Err(nix::errno::Errno::ESRCH) => "ok".into(),
-                    Err(e) => format!("err kill: {e}"),
+            "kill" => Some(
+                match arg
+                    .parse::<i32>()
+                    .ok()
+                    .and_then(|s| Signal::try_from(s).ok())
+                {
+                    None => "err bad signal".into(),
+                    Some(_) if self.exit.is_some() => "ok".into(),
+                    Some(sig) => match nix::sys::signal::kill(Pid::from_raw(self.state.pid), sig) {
+                        Ok(()) | Err(nix::errno::Errno::ESRCH) => "ok".into(),
+                        Err(e) => format!("err kill: {e}"),
+                    },
                 },
-            }),
+            ),
             "wait" => {
                 if self.state.phase == Phase::Exited {
                     self.conns[i].closed = true;
@@ -539,7 +565,10 @@ impl Shim {
             (true, 0) => {
                 let (m, slave) = container_pty(init)?;
                 master = Some(m);
-                let dup = |f: &OwnedFd| f.try_clone().map_err(|e| ContainerError::Shim(e.to_string()));
+                let dup = |f: &OwnedFd| {
+                    f.try_clone()
+                        .map_err(|e| ContainerError::Shim(e.to_string()))
+                };
                 Stdio {
                     stdin: dup(&slave)?,
                     stdout: dup(&slave)?,

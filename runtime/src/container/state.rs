@@ -75,7 +75,8 @@ pub fn write(dir: &Path, state: &State) -> Result<(), ContainerError> {
 pub fn read(dir: &Path) -> Result<State, ContainerError> {
     let path = dir.join("state.json");
     let bytes = std::fs::read(&path).map_err(|e| ContainerError::io("read state", &path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| ContainerError::State(format!("{}: {e}", path.display())))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ContainerError::State(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -90,6 +91,10 @@ mod tests {
         s.exit_code = Some(137);
         write(dir.path(), &s).unwrap();
         assert_eq!(read(dir.path()).unwrap(), s);
-        assert!(s.created_at.ends_with('Z') && s.created_at.len() == 30, "{}", s.created_at);
+        assert!(
+            s.created_at.ends_with('Z') && s.created_at.len() == 30,
+            "{}",
+            s.created_at
+        );
     }
 }

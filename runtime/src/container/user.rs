@@ -65,7 +65,14 @@ pub fn resolve_in(
     // passwd: name:x:uid:gid:gecos:home:shell
     let entries = passwd.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 7).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok(), f[5]))
+        (f.len() >= 7).then(|| {
+            (
+                f[0],
+                f[2].parse::<u32>().ok(),
+                f[3].parse::<u32>().ok(),
+                f[5],
+            )
+        })
     });
     let (uid, name, mut gid, home) = match u.parse::<u32>() {
         Ok(uid) => {
@@ -161,7 +168,10 @@ mod tests {
     #[test]
     fn numeric_and_named() {
         let id = resolve_in(PASSWD, GROUP, "1000", &[]).unwrap();
-        assert_eq!((id.uid, id.gid, id.groups.clone()), (1000, 1000, vec![10, 50]));
+        assert_eq!(
+            (id.uid, id.gid, id.groups.clone()),
+            (1000, 1000, vec![10, 50])
+        );
         assert_eq!(id.home, "/home/app");
         let id = resolve_in(PASSWD, GROUP, "nobody", &[7]).unwrap();
         assert_eq!((id.uid, id.gid, id.groups), (65534, 65534, vec![7]));
