@@ -228,6 +228,33 @@ fn exit_codes_and_start_errors() {
 }
 
 #[test]
+fn tty_container_logs_its_terminal() {
+    let env = Env::new("tty");
+    let mut spec = env.spec("tty", &["sh", "-c", "tty; echo done"]);
+    spec.tty = true;
+    env.run(&spec);
+    assert_eq!(env.mgr.wait("tty").unwrap().exit_code, Some(0));
+    // A pty of the container's own devpts, so the name exists inside (`lines()` drops the \r of
+    // the terminal's \r\n).
+    let out = stdout_of(&env, "tty");
+    assert_eq!(
+        out,
+        vec!["/dev/pts/0", "done"],
+        "{:?}",
+        env.log_lines("tty")
+    );
+}
+
+#[test]
+fn long_ids_fit_the_socket_path_limit() {
+    let env = Env::new("long");
+    let id = "x".repeat(120);
+    env.run(&env.spec(&id, &["sh", "-c", "echo long"]));
+    assert_eq!(env.mgr.wait(&id).unwrap().exit_code, Some(0));
+    assert_eq!(stdout_of(&env, &id), vec!["long"]);
+}
+
+#[test]
 fn logs_in_cri_format() {
     let env = Env::new("logs");
     env.run(&env.spec(

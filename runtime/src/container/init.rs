@@ -27,6 +27,9 @@ pub struct Stdio {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub tty: bool,
+    /// Init only: make a pty in the container's devpts, send its master over this socket and use
+    /// the slave as stdio (the three fds above are placeholders then).
+    pub console: Option<std::os::unix::net::UnixStream>,
 }
 
 /// The shim's handle on a created, not yet started, init process.
@@ -225,6 +228,9 @@ fn init_child(
         rootfs::prepare(spec, dir, &rootfs_dir)?;
         rootfs::pivot(&rootfs_dir)?;
         rootfs::finish(spec)?;
+        if let Some(console) = &stdio.console {
+            attach_console(console)?;
+        }
         (&*sync_tx)
             .write_all(b"R")
             .map_err(|e| ContainerError::Setup(format!("report ready: {e}")))?;
@@ -239,6 +245,62 @@ fn init_child(
         return e;
     }
     plan.exec()
+}
+
+/// Opens a pty in the container's devpts (after pivot_root), sends the master to the shim, and
+/// makes the slave stdio and the controlling terminal.
+fn attach_console(console: &std::os::unix::net::UnixStream) -> Result<(), ContainerError> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let (master, slave) = pty_pair(Path::new("/dev/pts/ptmx"))?;
+    let raw = [master.as_raw_fd()];
+    sendmsg::<()>(
+        console.as_raw_fd(),
+        &[std::io::IoSlice::new(b"c")],
+        &[ControlMessage::ScmRights(&raw)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| ContainerError::Setup(format!("send console: {e}")))?;
+    drop(master);
+    let e = |err: nix::Error| ContainerError::Setup(format!("dup2 console: {err}"));
+    nix::unistd::dup2_stdin(&slave).map_err(e)?;
+    nix::unistd::dup2_stdout(&slave).map_err(e)?;
+    nix::unistd::dup2_stderr(&slave).map_err(e)?;
+    set_controlling_tty(slave.as_fd())
+}
+
+/// A pty pair from the devpts whose `ptmx` is at `ptmx`: `(master, slave)`.
+#[allow(unsafe_code)]
+pub fn pty_pair(ptmx: &Path) -> Result<(OwnedFd, OwnedFd), ContainerError> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let master: OwnedFd = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(ptmx)
+        .map_err(|e| ContainerError::io("open", ptmx, e))?
+        .into();
+    let unlock: libc::c_int = 0;
+    let err =
+        |what: &str| ContainerError::Setup(format!("{what}: {}", std::io::Error::last_os_error()));
+    // SAFETY: TIOCSPTLCK reads one int that lives across the call; TIOCGPTPEER takes open flags
+    // by value and returns a new descriptor, owned right away.
+    let peer = unsafe {
+        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) != 0 {
+            return Err(err("unlock pty"));
+        }
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if peer < 0 {
+        return Err(err("open pty peer"));
+    }
+    // SAFETY: `peer` is a new descriptor nobody else owns.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(peer) }))
 }
 
 /// Sets `lo` up in a fresh network namespace (it starts down).

@@ -44,8 +44,15 @@ impl Client {
     /// Connects to the shim of the container in `dir`.
     pub fn connect(dir: &Path) -> Result<Self, ContainerError> {
         let path = dir.join("shim.sock");
-        let stream = UnixStream::connect(&path)
-            .map_err(|e| ContainerError::Shim(format!("connect {}: {e}", path.display())))?;
+        let stream = if path.as_os_str().len() < 100 {
+            UnixStream::connect(&path)
+        } else {
+            // Too long for sockaddr_un: go through a descriptor of the directory instead.
+            std::fs::File::open(dir).and_then(|d| {
+                UnixStream::connect(format!("/proc/self/fd/{}/shim.sock", d.as_raw_fd()))
+            })
+        }
+        .map_err(|e| ContainerError::Shim(format!("connect {}: {e}", path.display())))?;
         Ok(Self {
             reader: BufReader::new(stream),
         })

@@ -108,40 +108,35 @@ fn detach() -> Result<File, ContainerError> {
 }
 
 /// A pty pair from the devpts instance mounted in the container of `init`: `(master, slave)`.
-#[allow(unsafe_code)]
 fn container_pty(init: Pid) -> Result<(OwnedFd, OwnedFd), ContainerError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = format!("/proc/{init}/root/dev/pts/ptmx");
-    let master: OwnedFd = File::options()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(&path)
-        .map_err(|e| ContainerError::io("open", Path::new(&path), e))?
-        .into();
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK reads one int that lives across the call; TIOCGPTPEER takes open flags
-    // by value and returns a new descriptor, owned right away.
-    let peer = unsafe {
-        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) != 0 {
-            return Err(ContainerError::Shim(format!(
-                "unlock pty: {}",
-                std::io::Error::last_os_error()
-            )));
+    init::pty_pair(Path::new(&format!("/proc/{init}/root/dev/pts/ptmx")))
+}
+
+/// Receives the one descriptor init sends over its console socket.
+fn receive_fd(sock: &UnixStream) -> Result<OwnedFd, ContainerError> {
+    let mut buf = [0u8; 8];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| ContainerError::Shim(format!("receive console: {e}")))?;
+    let mut fd = None;
+    for m in msg
+        .cmsgs()
+        .map_err(|e| ContainerError::Shim(format!("receive console: {e}")))?
+    {
+        if let ControlMessageOwned::ScmRights(raw) = m {
+            for r in raw {
+                let owned = own_fd(r);
+                fd.get_or_insert(owned);
+            }
         }
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if peer < 0 {
-        return Err(ContainerError::Shim(format!(
-            "open pty peer: {}",
-            std::io::Error::last_os_error()
-        )));
     }
-    Ok((master, own_fd(peer)))
+    fd.ok_or_else(|| ContainerError::Shim("init sent no console".into()))
 }
 
 #[allow(unsafe_code)]
@@ -202,35 +197,43 @@ impl Shim {
             .unwrap_or_else(|| dir.join("container.log"));
         let log = LogWriter::open(&log_path, spec.log_max_size, spec.log_max_files)?;
 
+        let null = || -> Result<OwnedFd, ContainerError> {
+            File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| ContainerError::io("open", Path::new("/dev/null"), e))
+        };
+        // With a tty, init makes the pty in its own devpts (so `tty` inside names a device that
+        // exists there) and sends the master back over `console`.
+        let mut console = None;
         let (stdio, out, err) = if spec.tty {
-            let pty = nix::pty::openpty(None, None).map_err(|e| shim_err("openpty", e))?;
-            let slave = pty.slave;
-            let dup = |f: &OwnedFd| {
-                f.try_clone()
-                    .map_err(|e| ContainerError::Shim(e.to_string()))
-            };
+            let (ours, theirs) =
+                UnixStream::pair().map_err(|e| ContainerError::Shim(format!("socketpair: {e}")))?;
+            console = Some(ours);
             let stdio = Stdio {
-                stdin: dup(&slave)?,
-                stdout: dup(&slave)?,
-                stderr: slave,
-                tty: true,
+                stdin: null()?,
+                stdout: null()?,
+                stderr: null()?,
+                tty: false,
+                console: Some(theirs),
             };
-            (stdio, File::from(pty.master), None)
+            (stdio, None, None)
         } else {
             let pipe = || {
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| shim_err("pipe", e))
             };
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
-            let null = File::open("/dev/null")
-                .map_err(|e| ContainerError::io("open", Path::new("/dev/null"), e))?;
             let stdio = Stdio {
-                stdin: OwnedFd::from(null),
+                stdin: null()?,
                 stdout: out_w,
                 stderr: err_w,
                 tty: false,
+                console: None,
             };
-            (stdio, File::from(out_r), Some(File::from(err_r)))
+            (stdio, Some(File::from(out_r)), Some(File::from(err_r)))
         };
 
         nix::sys::prctl::set_child_subreaper(true).map_err(|e| shim_err("subreaper", e))?;
@@ -250,11 +253,19 @@ impl Shim {
         let cg_path = cgroup::container_path(&spec.cgroup_parent, &spec.id);
         let cg = cgroup::create(&cg_path, &spec.resources)?;
         let created = init::create(&spec, dir, &plan, stdio, &cg)?;
+        let out = match console {
+            Some(sock) => Some(File::from(receive_fd(&sock)?)),
+            None => out,
+        };
 
         let sock = dir.join("shim.sock");
         let _ = std::fs::remove_file(&sock);
-        let listener =
-            UnixListener::bind(&sock).map_err(|e| ContainerError::io("bind", &sock, e))?;
+        // Bound by a relative name: socket paths are limited to 107 bytes, container dirs are not.
+        // (Single-threaded, so changing the cwd briefly is safe.)
+        nix::unistd::chdir(dir).map_err(|e| shim_err("chdir", e))?;
+        let listener = UnixListener::bind("shim.sock");
+        let _ = nix::unistd::chdir("/");
+        let listener = listener.map_err(|e| ContainerError::io("bind", &sock, e))?;
         let mut state = State::new(&spec.id, std::process::id() as i32);
         state.pid = created.pid.as_raw();
         state::write(dir, &state)?;
@@ -267,7 +278,7 @@ impl Shim {
             start_error: None,
             exit: None,
             log,
-            out: Some(out),
+            out,
             err,
             listener,
             sigfd,
@@ -574,6 +585,7 @@ impl Shim {
                     stdout: dup(&slave)?,
                     stderr: slave,
                     tty: true,
+                    console: None,
                 }
             }
             (false, 3) => {
@@ -587,6 +599,7 @@ impl Shim {
                     stdout,
                     stderr,
                     tty: false,
+                    console: None,
                 }
             }
             (_, n) => return Err(ContainerError::Spec(format!("exec: {n} fds passed"))),
