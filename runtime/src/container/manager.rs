@@ -55,6 +55,11 @@ impl ContainerManager {
     pub fn open(root: &Path, shim_exe: PathBuf) -> Result<Self, ContainerError> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(|e| ContainerError::io("create", &dir, e))?;
+        // Canonical, so every manager names a container dir with the same bytes (the shim's
+        // argv is matched against it to tell a live shim from a reused pid).
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| ContainerError::io("resolve", &dir, e))?;
         Ok(Self {
             root: dir,
             shim_exe,
