@@ -151,60 +151,66 @@ pub fn oom_killed(cg: &Cgroup) -> bool {
 
 /// Usage of `cg`.
 pub fn stats(cg: &Cgroup) -> Stats {
-    let mut s = Stats::default();
     if cg.v2() {
-        let cpu = read(file(cg, "cpu", "cpu.stat"));
-        s.cpu_usage_ns = keyed(&cpu, "usage_usec").unwrap_or(0) * 1000;
-        s.memory_usage_bytes = read(file(cg, "memory", "memory.current"))
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        let mem = read(file(cg, "memory", "memory.stat"));
-        let inactive = keyed(&mem, "inactive_file").unwrap_or(0);
-        s.memory_working_set_bytes = s.memory_usage_bytes.saturating_sub(inactive);
-        // io.stat: "MAJ:MIN rbytes=N wbytes=N ..."
-        for line in read(file(cg, "io", "io.stat")).lines() {
-            for field in line.split_whitespace() {
-                if let Some(v) = field.strip_prefix("rbytes=") {
-                    s.io_read_bytes += v.parse().unwrap_or(0);
-                } else if let Some(v) = field.strip_prefix("wbytes=") {
-                    s.io_write_bytes += v.parse().unwrap_or(0);
-                }
-            }
-        }
-        s.pids = read(file(cg, "pids", "pids.current"))
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        return s;
+        return match file(cg, "memory", "") {
+            Some(dir) => stats_v2(&dir),
+            None => Stats::default(),
+        };
     }
-    s.cpu_usage_ns = read(file(cg, "cpuacct", "cpuacct.usage"))
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    s.memory_usage_bytes = read(file(cg, "memory", "memory.usage_in_bytes"))
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    let mem = read(file(cg, "memory", "memory.stat"));
-    let inactive = keyed(&mem, "total_inactive_file").unwrap_or(0);
-    s.memory_working_set_bytes = s.memory_usage_bytes.saturating_sub(inactive);
+    let num =
+        |kind: &str, name: &str| -> u64 { read(file(cg, kind, name)).trim().parse().unwrap_or(0) };
+    let usage = num("memory", "memory.usage_in_bytes");
+    let inactive = keyed(
+        &read(file(cg, "memory", "memory.stat")),
+        "total_inactive_file",
+    )
+    .unwrap_or(0);
+    let (mut rd, mut wr) = (0, 0);
     // blkio.throttle.io_service_bytes: "MAJ:MIN Read N" lines.
     for line in read(file(cg, "blkio", "blkio.throttle.io_service_bytes")).lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if let [_, op, n] = f[..] {
             match op {
-                "Read" => s.io_read_bytes += n.parse().unwrap_or(0),
-                "Write" => s.io_write_bytes += n.parse().unwrap_or(0),
+                "Read" => rd += n.parse::<u64>().unwrap_or(0),
+                "Write" => wr += n.parse::<u64>().unwrap_or(0),
                 _ => {}
             }
         }
     }
-    s.pids = read(file(cg, "pids", "pids.current"))
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    s
+    Stats {
+        cpu_usage_ns: num("cpuacct", "cpuacct.usage"),
+        memory_usage_bytes: usage,
+        memory_working_set_bytes: usage.saturating_sub(inactive),
+        io_read_bytes: rd,
+        io_write_bytes: wr,
+        pids: num("pids", "pids.current"),
+    }
+}
+
+/// Usage from the files of one cgroup v2 directory.
+pub fn stats_v2(dir: &std::path::Path) -> Stats {
+    let read = |name: &str| read(Some(dir.join(name)));
+    let usage: u64 = read("memory.current").trim().parse().unwrap_or(0);
+    let inactive = keyed(&read("memory.stat"), "inactive_file").unwrap_or(0);
+    let (mut rd, mut wr) = (0, 0);
+    // io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N ..." per device.
+    for line in read("io.stat").lines() {
+        for field in line.split_whitespace() {
+            if let Some(v) = field.strip_prefix("rbytes=") {
+                rd += v.parse::<u64>().unwrap_or(0);
+            } else if let Some(v) = field.strip_prefix("wbytes=") {
+                wr += v.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Stats {
+        cpu_usage_ns: keyed(&read("cpu.stat"), "usage_usec").unwrap_or(0) * 1000,
+        memory_usage_bytes: usage,
+        memory_working_set_bytes: usage.saturating_sub(inactive),
+        io_read_bytes: rd,
+        io_write_bytes: wr,
+        pids: read("pids.current").trim().parse().unwrap_or(0),
+    }
 }
 
 /// Kills what is left in `cg` and deletes it, retrying while the kernel still counts exiting
@@ -253,5 +259,35 @@ mod tests {
         assert_eq!(keyed("low 0\noom 1\noom_kill 0\n", "oom_kill"), Some(0));
         assert_eq!(container_path("", "c1"), "k1s/c1");
         assert_eq!(container_path("/k1s/podA/", "c1"), "k1s/podA/c1");
+    }
+
+    #[test]
+    fn v2_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |n: &str, t: &str| std::fs::write(dir.path().join(n), t).unwrap();
+        w(
+            "cpu.stat",
+            "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n",
+        );
+        w("memory.current", "10485760\n");
+        w("memory.stat", "anon 100\nfile 200\ninactive_file 4194304\n");
+        w(
+            "io.stat",
+            "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2\n8:16 rbytes=1 wbytes=0\n",
+        );
+        w("pids.current", "3\n");
+        let s = stats_v2(dir.path());
+        assert_eq!(
+            s,
+            Stats {
+                cpu_usage_ns: 1_500_000,
+                memory_usage_bytes: 10_485_760,
+                memory_working_set_bytes: 6_291_456,
+                io_read_bytes: 4097,
+                io_write_bytes: 8192,
+                pids: 3,
+            }
+        );
+        assert_eq!(stats_v2(&dir.path().join("missing")), Stats::default());
     }
 }
