@@ -168,7 +168,7 @@ pub fn prepare(spec: &ContainerSpec, dir: &Path, rootfs: &Path) -> Result<(), Co
         // Without an own network namespace sysfs cannot be mounted: bind the host's read-only.
         bind(Path::new("/sys"), &sys, true)?;
     }
-    dev(rootfs, spec.privileged)?;
+    dev(rootfs)?;
 
     let etc = rootfs.join("etc");
     for (file, name) in [
@@ -193,7 +193,7 @@ pub fn prepare(spec: &ContainerSpec, dir: &Path, rootfs: &Path) -> Result<(), Co
 
 /// A tmpfs `/dev` with device nodes (bind-mounted from the host where mknod is refused), devpts,
 /// shm, mqueue and the usual symlinks.
-fn dev(rootfs: &Path, privileged: bool) -> Result<(), ContainerError> {
+fn dev(rootfs: &Path) -> Result<(), ContainerError> {
     let dev = rootfs.join("dev");
     ensure_target(&dev, true)?;
     do_mount(
@@ -261,7 +261,6 @@ fn dev(rootfs: &Path, privileged: bool) -> Result<(), ContainerError> {
     ] {
         symlink(to, dev.join(link)).map_err(|e| err("symlink", &dev.join(link), e))?;
     }
-    let _ = privileged;
     Ok(())
 }
 

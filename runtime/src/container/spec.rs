@@ -49,7 +49,8 @@ pub struct ContainerSpec {
     pub rlimits: Vec<Rlimit>,
     /// Run with a pseudo-terminal as stdio (stdout and stderr are then one stream).
     pub tty: bool,
-    /// Keep stdin open (it is `/dev/null` otherwise).
+    /// Keep stdin open for attaching. Not implemented yet: the container's stdin is `/dev/null`
+    /// (or the pty with `tty`); `exec` has its own stdin.
     pub stdin: bool,
     /// Bind mounts from the host: the kubelet's volumes.
     pub mounts: Vec<Mount>,
