@@ -135,6 +135,36 @@ fn privileged_user_readonly_and_mounts() {
 }
 
 #[test]
+fn rlimits_clamped_env_and_no_new_privs() {
+    let env = Env::new("rlim");
+    let mut spec = env.spec(
+        "rlim",
+        &[
+            "sh",
+            "-c",
+            "ulimit -n; grep NoNewPrivs /proc/self/status; echo $GREETING $HOME; pwd",
+        ],
+    );
+    // A hard limit far above what the host allows without CAP_SYS_RESOURCE: clamped, not fatal.
+    spec.rlimits = vec![k1s_runtime::container::Rlimit {
+        kind: "NOFILE".into(),
+        soft: 1000,
+        hard: 1 << 30,
+    }];
+    spec.no_new_privs = true;
+    spec.env.push("GREETING=hi".into());
+    spec.working_dir = "/tmp".into();
+    env.run(&spec);
+    assert_eq!(env.mgr.wait("rlim").unwrap().exit_code, Some(0));
+    assert_eq!(
+        stdout_of(&env, "rlim"),
+        vec!["1000", "NoNewPrivs:\t1", "hi /root", "/tmp"],
+        "{:?}",
+        env.log_lines("rlim")
+    );
+}
+
+#[test]
 fn seccomp_default_blocks_unshare() {
     let env = Env::new("sec");
     // With CAP_SYS_ADMIN granted, only the seccomp profile stands between the process and unshare.
