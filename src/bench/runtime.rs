@@ -75,18 +75,28 @@ fn measure(
         mgr.remove(&id)?;
     }
     let mut samples = Samples::with_capacity(args.runs);
+    let mut phases = [
+        Samples::with_capacity(args.runs),
+        Samples::with_capacity(args.runs),
+        Samples::with_capacity(args.runs),
+    ];
     let mut busy = Duration::ZERO;
     for i in 0..args.runs {
         let id = format!("b{i}");
         let t = Instant::now();
         mgr.create(&spec(id.clone(), &["/bin/true"]))?;
+        let created = t.elapsed();
         mgr.start(&id)?;
+        let started = t.elapsed();
         let st = mgr.wait(&id)?;
         let d = t.elapsed();
         if st.exit_code != Some(0) {
             bail!("k1s: /bin/true exited with {:?}", st.exit_code);
         }
         samples.push(d);
+        phases[0].push(created);
+        phases[1].push(started - created);
+        phases[2].push(d - started);
         busy += d;
         mgr.remove(&id)?;
     }
@@ -98,6 +108,10 @@ fn measure(
         )
         .note("per-container shim, cgroup, overlayfs, seccomp")
         .print();
+    for (name, p) in ["create", "start", "wait"].iter().zip(phases) {
+        p.report(&format!("runtime k1s   of which {name}"), 0, None)
+            .print();
+    }
 
     if !args.no_peers {
         peers(args, tmp, rootfs)?;
