@@ -8,7 +8,8 @@
 //!
 //! Modules: `client` (HTTP(S) connections, kubeconfig), `stats` (drivers and percentiles),
 //! `spawn` (starting and stopping `k1s server`), and one module per target: `api`, `cluster`,
-//! `startup`, `store`, `etcd`, `image`, `sandbox` (pod sandboxes and their network, synchronous), `dns`.
+//! `startup`, `store`, `etcd`, `image`, `sandbox` (pod sandboxes and their network, synchronous), `dns`,
+//! `runtime` (container start against runc and crun).
 
 mod api;
 mod client;
@@ -16,6 +17,7 @@ mod cluster;
 mod dns;
 mod etcd;
 mod image;
+mod runtime;
 mod sandbox;
 mod spawn;
 mod startup;
@@ -79,6 +81,8 @@ pub enum BenchTarget {
     Sandbox(sandbox::SandboxArgs),
     /// The cluster DNS: queries/s and latency for service names (own UDP client and dnsperf).
     Dns(dns::DnsArgs),
+    /// Container start of `/bin/true` (k1s vs runc, crun and bare unshare) and shim memory.
+    Runtime(runtime::RuntimeArgs),
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
@@ -101,6 +105,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
             BenchTarget::Image(a) => image::run_bench(a).await,
             BenchTarget::Sandbox(_) => unreachable!("handled above"),
             BenchTarget::Dns(a) => dns::run(a).await,
+            BenchTarget::Runtime(a) => runtime::run(a).await,
         }
     })
 }

@@ -26,6 +26,11 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The container shim is this binary re-executed: dispatch it before clap or anything else
+    // initialises, so a shim costs as little memory as possible.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "__shim") {
+        k1s_runtime::container::shim::main();
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server::main(args),

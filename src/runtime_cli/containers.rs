@@ -1,6 +1,19 @@
-//! Container subcommands (owner: the containers work).
+//! Container subcommands: `run`, `ps`, `logs`, `exec`, `stop`, `rm`, over the same state
+//! (`<data-dir>/runtime/containers`) the kubelet uses. `run` streams the container's output by
+//! following its CRI log (the shim, not this process, holds the pipes), so killing `k1s runtime
+//! run` leaves the container running, like a detached one.
 
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use k1s_runtime::container::log::{LogReader, Stream};
+use k1s_runtime::container::{
+    ContainerManager, ContainerSpec, ExecSpec, Phase, merge_command, merge_env,
+};
+use k1s_runtime::image::{ImageStore, RegistryAuth, RegistryConfig};
 
 use super::RuntimeFlags;
 
@@ -12,6 +25,15 @@ pub struct RunArgs {
     /// Give the container a pod sandbox with networking (its own IP on the bridge).
     #[arg(long)]
     pub net: bool,
+    /// Run this directory as the root filesystem instead of an image; IMAGE is then the command.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Container id (default: random).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Parent cgroup of the container's cgroup.
+    #[arg(long, default_value = "k1s/run")]
+    pub cgroup_parent: String,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -57,21 +79,285 @@ pub struct RmArgs {
     pub id: String,
 }
 
-pub fn run(_flags: &RuntimeFlags, _args: RunArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("k1s runtime run: not implemented yet")
+/// Follow-mode poll interval of the log file.
+const FOLLOW_POLL: Duration = Duration::from_millis(20);
+
+fn manager(flags: &RuntimeFlags) -> Result<ContainerManager> {
+    let exe = std::env::current_exe().context("locating the k1s binary for the shim")?;
+    Ok(ContainerManager::open(&flags.runtime_root(), exe)?)
 }
-pub fn ps(_flags: &RuntimeFlags, _args: PsArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("k1s runtime ps: not implemented yet")
+
+fn random_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mixed = nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(std::process::id()) << 17);
+    format!("{:012x}", mixed & 0xffff_ffff_ffff)
 }
-pub fn logs(_flags: &RuntimeFlags, _args: LogsArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("k1s runtime logs: not implemented yet")
+
+pub fn run(flags: &RuntimeFlags, args: RunArgs) -> Result<i32> {
+    let mgr = manager(flags)?;
+    let (layers, config, command) = match &args.rootfs {
+        Some(dir) => {
+            let mut command = vec![args.image.clone()];
+            command.extend(args.command.iter().cloned());
+            (
+                vec![
+                    dir.canonicalize()
+                        .with_context(|| format!("{}", dir.display()))?,
+                ],
+                Default::default(),
+                command,
+            )
+        }
+        None => {
+            let store = ImageStore::open(
+                &flags.runtime_root().join("images"),
+                RegistryConfig {
+                    insecure: flags.insecure_registries.clone(),
+                },
+            )?;
+            let image = match store.get(&args.image)? {
+                Some(image) => image,
+                None => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(store.pull(&args.image, &RegistryAuth::Anonymous))?,
+            };
+            (image.layers, image.config, args.command.clone())
+        }
+    };
+    if args.net {
+        eprintln!(
+            "k1s runtime run: --net: pod networking is not available yet; the container gets a \
+             private network namespace with loopback only"
+        );
+    }
+    let argv = merge_command(&[], &command, &config.entrypoint, &config.cmd);
+    let id = args.name.clone().unwrap_or_else(random_id);
+    let spec = ContainerSpec {
+        id: id.clone(),
+        pod_id: id.clone(),
+        hostname: id.chars().take(12).collect(),
+        layers,
+        args: argv,
+        env: merge_env(&config.env, &[]),
+        working_dir: config.working_dir.clone(),
+        user: config.user.clone(),
+        cgroup_parent: args.cgroup_parent.clone(),
+        ..Default::default()
+    };
+    mgr.create(&spec)?;
+    if let Err(e) = mgr.start(&id) {
+        if args.rm {
+            let _ = mgr.remove(&id);
+        }
+        return Err(e.into());
+    }
+    let log = mgr.log_path(&id)?;
+    let code = follow(&mgr, &id, &log, true)?;
+    if args.rm {
+        mgr.remove(&id)?;
+    }
+    Ok(code.unwrap_or(0))
 }
-pub fn exec(_flags: &RuntimeFlags, _args: ExecArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("k1s runtime exec: not implemented yet")
+
+/// Prints the log from the start; with `until_exit`, follows it until the container exited and
+/// the log is drained, and returns the exit code.
+fn follow(
+    mgr: &ContainerManager,
+    id: &str,
+    log: &std::path::Path,
+    until_exit: bool,
+) -> Result<Option<i32>> {
+    let mut reader = LogReader::new(log, 0);
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    loop {
+        // Read the status first: a record written before the exit is then surely read below.
+        let status = if until_exit {
+            Some(mgr.status(id)?)
+        } else {
+            None
+        };
+        let mut out = stdout.lock();
+        let mut err = stderr.lock();
+        reader.poll(|rec| {
+            let sink: &mut dyn Write = match rec.stream {
+                Stream::Stdout => &mut out,
+                Stream::Stderr => &mut err,
+            };
+            let _ = sink.write_all(rec.text);
+            if !rec.partial {
+                let _ = sink.write_all(b"\n");
+            }
+        })?;
+        let _ = out.flush();
+        drop((out, err));
+        match status {
+            None => return Ok(None),
+            Some(st) if matches!(st.phase, Phase::Exited | Phase::Unknown) => {
+                return Ok(st.exit_code);
+            }
+            Some(_) => std::thread::sleep(FOLLOW_POLL),
+        }
+    }
 }
-pub fn stop(_flags: &RuntimeFlags, _args: StopArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("k1s runtime stop: not implemented yet")
+
+pub fn ps(flags: &RuntimeFlags, args: PsArgs) -> Result<i32> {
+    let mgr = manager(flags)?;
+    println!(
+        "{:<20} {:<8} {:<5} {:<10} CREATED",
+        "CONTAINER", "STATE", "EXIT", "REASON"
+    );
+    for c in mgr.list()? {
+        if !args.all && c.phase != Phase::Running {
+            continue;
+        }
+        println!(
+            "{:<20} {:<8} {:<5} {:<10} {}",
+            c.id,
+            format!("{:?}", c.phase).to_lowercase(),
+            c.exit_code.map(|e| e.to_string()).unwrap_or_default(),
+            c.reason.unwrap_or_default(),
+            c.created_at
+        );
+    }
+    Ok(0)
 }
-pub fn rm(_flags: &RuntimeFlags, _args: RmArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("k1s runtime rm: not implemented yet")
+
+pub fn logs(flags: &RuntimeFlags, args: LogsArgs) -> Result<i32> {
+    let mgr = manager(flags)?;
+    let log = mgr.log_path(&args.id)?;
+    follow(&mgr, &args.id, &log, args.follow)?;
+    Ok(0)
+}
+
+pub fn exec(flags: &RuntimeFlags, args: ExecArgs) -> Result<i32> {
+    let mgr = manager(flags)?;
+    let mut session = mgr.exec(
+        &args.id,
+        &ExecSpec {
+            cmd: args.command.clone(),
+            tty: args.tty,
+            stdin: true,
+            env: Vec::new(),
+        },
+    )?;
+    if args.tty {
+        let pty = session.pty.take().context("no pty")?;
+        let _raw = RawTerminal::enter();
+        if let Some((rows, cols)) = terminal_size() {
+            session.resize(rows, cols)?;
+        }
+        let mut input = pty.try_clone()?;
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut input);
+        });
+        copy_until_eio(pty, std::io::stdout());
+        return Ok(session.wait()?);
+    }
+    if let Some(mut stdin) = session.stdin.take() {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut stdin);
+        });
+    }
+    let err_thread = session.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut e, &mut std::io::stderr());
+        })
+    });
+    if let Some(mut out) = session.stdout.take() {
+        let _ = std::io::copy(&mut out, &mut std::io::stdout());
+    }
+    if let Some(t) = err_thread {
+        let _ = t.join();
+    }
+    Ok(session.wait()?)
+}
+
+/// Copies a pty master to `out` until the slave side is closed (EIO).
+fn copy_until_eio(mut from: std::fs::File, mut out: impl Write) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || out.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        let _ = out.flush();
+    }
+}
+
+fn terminal_size() -> Option<(u16, u16)> {
+    let out = std::process::Command::new("stty")
+        .arg("size")
+        .stdin(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut it = text.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Puts the local terminal in raw mode for `exec -t` and restores it on drop.
+struct RawTerminal(Option<String>);
+
+impl RawTerminal {
+    fn enter() -> Self {
+        if !std::io::stdin().is_terminal() {
+            return Self(None);
+        }
+        let saved = std::process::Command::new("stty")
+            .arg("-g")
+            .stdin(std::process::Stdio::inherit())
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok());
+        let _ = std::process::Command::new("stty")
+            .arg("raw")
+            .arg("-echo")
+            .stdin(std::process::Stdio::inherit())
+            .status();
+        Self(saved.map(|s| s.trim().to_string()))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = std::process::Command::new("stty")
+                .arg(saved)
+                .stdin(std::process::Stdio::inherit())
+                .status();
+        }
+    }
+}
+
+pub fn stop(flags: &RuntimeFlags, args: StopArgs) -> Result<i32> {
+    let mgr = manager(flags)?;
+    let st = mgr.stop(&args.id, libc_sigterm(), Duration::from_secs(args.time))?;
+    println!("{} exited with {}", args.id, st.exit_code.unwrap_or(-1));
+    Ok(0)
+}
+
+pub fn rm(flags: &RuntimeFlags, args: RmArgs) -> Result<i32> {
+    let mgr = manager(flags)?;
+    let st = mgr.status(&args.id)?;
+    if st.phase == Phase::Running {
+        if !args.force {
+            bail!(
+                "container {} is running: stop it first or use --force",
+                args.id
+            );
+        }
+        mgr.stop(&args.id, libc_sigterm(), Duration::ZERO)?;
+    }
+    mgr.remove(&args.id)?;
+    println!("{}", args.id);
+    Ok(0)
+}
+
+/// SIGTERM's number on Linux.
+fn libc_sigterm() -> i32 {
+    15
 }

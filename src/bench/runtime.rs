@@ -1,0 +1,323 @@
+//! `k1s bench runtime`: container start latency of `/bin/true` in a busybox rootfs (image
+//! present), side by side in the same run with `runc run`, `crun run` and the floor
+//! `unshare -pmuin -f chroot ROOTFS /bin/true`; and the shim's memory with 10 containers running.
+//!
+//! One k1s sample is `create` + `start` + `wait` (exit recorded, logs drained) through
+//! [`ContainerManager`]; removal is outside the timing. runc and the floor are timed around the
+//! process from here. crun refuses this host's cgroup v1/v2 hybrid unless the cgroup2 mount is
+//! hidden, which takes a private mount namespace, so its loop runs in `unshare -m sh` and is timed
+//! by the shell (`date +%s%N` around each run); the same loop around `/bin/true` alone is reported
+//! as that method's own overhead. Everything runs on a blocking thread (the shim is spawned with
+//! `std::process::Command`, never forked from a tokio worker).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use k1s_runtime::container::{ContainerManager, ContainerSpec, Phase};
+
+use super::stats::Samples;
+
+#[derive(Args, Debug)]
+pub struct RuntimeArgs {
+    /// Container starts per runtime.
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+    /// Containers kept running for the shim memory figure.
+    #[arg(long, default_value_t = 10)]
+    pub rss_containers: usize,
+    /// busybox-static binary the rootfs is built from.
+    #[arg(long, default_value = "/bin/busybox")]
+    pub busybox: PathBuf,
+    /// Skip the runc/crun/unshare peers.
+    #[arg(long)]
+    pub no_peers: bool,
+}
+
+pub async fn run(args: RuntimeArgs) -> Result<()> {
+    tokio::task::spawn_blocking(move || run_blocking(args)).await?
+}
+
+fn run_blocking(args: RuntimeArgs) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let rootfs = busybox_rootfs(tmp.path(), &args.busybox)?;
+    let exe = std::env::current_exe()?;
+    let mgr = ContainerManager::open(&tmp.path().join("runtime"), exe)?;
+    let parent = format!("k1s-bench-{}", std::process::id());
+    let result = measure(&args, tmp.path(), &rootfs, &mgr, &parent);
+    let _ = k1s_runtime::container::cgroup::remove_pod(&parent);
+    result
+}
+
+fn measure(
+    args: &RuntimeArgs,
+    tmp: &Path,
+    rootfs: &Path,
+    mgr: &ContainerManager,
+    parent: &str,
+) -> Result<()> {
+    let spec = |id: String, cmd: &[&str]| ContainerSpec {
+        id,
+        layers: vec![rootfs.to_path_buf()],
+        args: cmd.iter().map(|s| s.to_string()).collect(),
+        cgroup_parent: parent.to_string(),
+        hostname: "bench".into(),
+        ..Default::default()
+    };
+    // Warm-up: page cache, first cgroup creation.
+    for i in 0..3 {
+        let id = format!("warm{i}");
+        mgr.create(&spec(id.clone(), &["/bin/true"]))?;
+        mgr.start(&id)?;
+        mgr.wait(&id)?;
+        mgr.remove(&id)?;
+    }
+    let mut samples = Samples::with_capacity(args.runs);
+    let mut phases = [
+        Samples::with_capacity(args.runs),
+        Samples::with_capacity(args.runs),
+        Samples::with_capacity(args.runs),
+    ];
+    let mut busy = Duration::ZERO;
+    for i in 0..args.runs {
+        let id = format!("b{i}");
+        let t = Instant::now();
+        mgr.create(&spec(id.clone(), &["/bin/true"]))?;
+        let created = t.elapsed();
+        mgr.start(&id)?;
+        let started = t.elapsed();
+        let st = mgr.wait(&id)?;
+        let d = t.elapsed();
+        if st.exit_code != Some(0) {
+            bail!("k1s: /bin/true exited with {:?}", st.exit_code);
+        }
+        samples.push(d);
+        phases[0].push(created);
+        phases[1].push(started - created);
+        phases[2].push(d - started);
+        busy += d;
+        mgr.remove(&id)?;
+    }
+    samples
+        .report(
+            "runtime k1s create+start+wait",
+            args.runs as u64,
+            Some(busy),
+        )
+        .note("per-container shim, cgroup, overlayfs, seccomp")
+        .print();
+    for (name, p) in ["create", "start", "wait"].iter().zip(phases) {
+        p.report(&format!("runtime k1s   of which {name}"), 0, None)
+            .print();
+    }
+
+    if !args.no_peers {
+        peers(args, tmp, rootfs)?;
+    }
+    shim_memory(args, mgr, &spec)
+}
+
+fn peers(args: &RuntimeArgs, tmp: &Path, rootfs: &Path) -> Result<()> {
+    let bundle = tmp.join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    let st = Command::new("runc")
+        .arg("spec")
+        .current_dir(&bundle)
+        .status()
+        .context("runc spec (apt-get install runc)")?;
+    if !st.success() {
+        bail!("runc spec failed");
+    }
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+    cfg["root"] = serde_json::json!({ "path": rootfs, "readonly": false });
+    cfg["process"]["args"] = serde_json::json!(["/bin/true"]);
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg)?)?;
+
+    let state = tmp.join("runc-state");
+    let mut samples = Samples::with_capacity(args.runs);
+    let mut busy = Duration::ZERO;
+    for i in 0..args.runs + 3 {
+        let t = Instant::now();
+        let st = Command::new("runc")
+            .arg("--root")
+            .arg(&state)
+            .args(["run", "-b"])
+            .arg(&bundle)
+            .arg(format!("k1s-bench-runc-{}-{i}", std::process::id()))
+            .stdin(Stdio::null())
+            .status()?;
+        let d = t.elapsed();
+        if !st.success() {
+            bail!("runc run failed: {st}");
+        }
+        if i >= 3 {
+            samples.push(d);
+            busy += d;
+        }
+    }
+    samples
+        .report("runtime runc run", args.runs as u64, Some(busy))
+        .print();
+
+    let (crun, overhead) = crun_loop(args.runs, &bundle, &tmp.join("crun-state"))?;
+    let mut s = Samples::with_capacity(crun.len());
+    let total: Duration = crun.iter().sum();
+    crun.into_iter().for_each(|d| s.push(d));
+    let mut o = Samples::with_capacity(overhead.len());
+    overhead.into_iter().for_each(|d| o.push(d));
+    let o = o.report("", 0, None);
+    s.report(
+        "runtime crun run (shell-timed)",
+        args.runs as u64,
+        Some(total),
+    )
+    .note(format!(
+        "timing overhead of the shell loop itself: p50 {}",
+        super::stats::ms(o.p50)
+    ))
+    .print();
+
+    let mut samples = Samples::with_capacity(args.runs);
+    let mut busy = Duration::ZERO;
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        let st = Command::new("unshare")
+            .args(["-pmuin", "-f", "chroot"])
+            .arg(rootfs)
+            .arg("/bin/true")
+            .status()?;
+        let d = t.elapsed();
+        if !st.success() {
+            bail!("unshare failed: {st}");
+        }
+        samples.push(d);
+        busy += d;
+    }
+    samples
+        .report(
+            "runtime floor unshare -pmuin chroot",
+            args.runs as u64,
+            Some(busy),
+        )
+        .print();
+    Ok(())
+}
+
+/// crun in a private mount namespace with the cgroup2 mount hidden, timed by the shell; also the
+/// same loop around `/bin/true` (the method's overhead).
+fn crun_loop(runs: usize, bundle: &Path, state: &Path) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let script = format!(
+        "set -e; umount /sys/fs/cgroup/unified 2>/dev/null || true; \
+         for i in $(seq 1 {n}); do s=$(date +%s%N); crun --root '{state}' run -b '{bundle}' k1s-bench-crun-$$-$i; \
+         e=$(date +%s%N); echo c $((e-s)); done; \
+         for i in $(seq 1 {n}); do s=$(date +%s%N); /bin/true; e=$(date +%s%N); echo t $((e-s)); done",
+        n = runs + 3,
+        state = state.display(),
+        bundle = bundle.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .context("crun (apt-get install crun)")?;
+    if !out.status.success() {
+        bail!("crun loop failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pick = |tag: &str| -> Vec<Duration> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(tag)?.trim().parse::<u64>().ok())
+            .map(Duration::from_nanos)
+            .skip(3)
+            .collect()
+    };
+    Ok((pick("c "), pick("t ")))
+}
+
+/// VmRSS and Pss of the shims with `rss_containers` containers running.
+fn shim_memory(
+    args: &RuntimeArgs,
+    mgr: &ContainerManager,
+    spec: &dyn Fn(String, &[&str]) -> ContainerSpec,
+) -> Result<()> {
+    let ids: Vec<String> = (0..args.rss_containers)
+        .map(|i| format!("rss{i}"))
+        .collect();
+    let result = (|| -> Result<()> {
+        for id in &ids {
+            mgr.create(&spec(id.clone(), &["sleep", "1000"]))?;
+            mgr.start(id)?;
+        }
+        let mut rss = Vec::new();
+        let mut pss = Vec::new();
+        for id in &ids {
+            let st = mgr.status(id)?;
+            if st.phase != Phase::Running {
+                bail!("{id} is not running");
+            }
+            rss.push(kb_field(
+                &format!("/proc/{}/status", st.shim_pid),
+                "VmRSS:",
+            )?);
+            pss.push(kb_field(
+                &format!("/proc/{}/smaps_rollup", st.shim_pid),
+                "Pss:",
+            )?);
+        }
+        let avg = |v: &[u64]| v.iter().sum::<u64>() / v.len().max(1) as u64;
+        println!(
+            "runtime shim memory ({} containers, one shim each)  VmRSS avg {} KiB max {} KiB  Pss avg {} KiB max {} KiB",
+            ids.len(),
+            avg(&rss),
+            rss.iter().max().unwrap_or(&0),
+            avg(&pss),
+            pss.iter().max().unwrap_or(&0)
+        );
+        Ok(())
+    })();
+    for id in &ids {
+        let _ = mgr.stop(id, 9, Duration::from_secs(5));
+        let _ = mgr.remove(id);
+    }
+    result
+}
+
+fn kb_field(path: &str, key: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(path).with_context(|| path.to_string())?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("{key} in {path}"))
+}
+
+/// busybox plus one symlink per applet, and passwd/group for root and nobody.
+fn busybox_rootfs(dir: &Path, busybox: &Path) -> Result<PathBuf> {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin"))?;
+    std::fs::create_dir_all(root.join("etc"))?;
+    std::fs::copy(busybox, root.join("bin/busybox"))
+        .with_context(|| format!("{} (apt-get install busybox-static)", busybox.display()))?;
+    let list = Command::new(busybox).arg("--list-full").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        let path = root.join(applet);
+        if path.symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::os::unix::fs::symlink("/bin/busybox", &path)?;
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )?;
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnobody:x:65534:\n")?;
+    for d in ["proc", "sys", "dev", "tmp", "root"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    Ok(root)
+}
