@@ -13,7 +13,8 @@ use k1s_runtime::container::log::{LogReader, Stream};
 use k1s_runtime::container::{
     ContainerManager, ContainerSpec, ExecSpec, Phase, merge_command, merge_env,
 };
-use k1s_runtime::image::{ImageStore, RegistryAuth, RegistryConfig};
+use k1s_runtime::image::RegistryAuth;
+use k1s_runtime::sandbox::{NetworkConfig, SandboxManager, SandboxSpec};
 
 use super::RuntimeFlags;
 
@@ -112,12 +113,7 @@ pub fn run(flags: &RuntimeFlags, args: RunArgs) -> Result<i32> {
             )
         }
         None => {
-            let store = ImageStore::open(
-                &flags.runtime_root().join("images"),
-                RegistryConfig {
-                    insecure: flags.insecure_registries.clone(),
-                },
-            )?;
+            let store = super::images::open_store(flags)?;
             let image = match store.get(&args.image)? {
                 Some(image) => image,
                 None => tokio::runtime::Builder::new_current_thread()
@@ -128,18 +124,37 @@ pub fn run(flags: &RuntimeFlags, args: RunArgs) -> Result<i32> {
             (image.layers, image.config, args.command.clone())
         }
     };
-    if args.net {
-        eprintln!(
-            "k1s runtime run: --net: pod networking is not available yet; the container gets a \
-             private network namespace with loopback only"
-        );
-    }
     let argv = merge_command(&[], &command, &config.entrypoint, &config.cmd);
     let id = args.name.clone().unwrap_or_else(random_id);
+    let hostname: String = id.chars().take(12).collect();
+    // With --net the container joins a pod sandbox (own IP on the k1s0 bridge); without it, a
+    // private network namespace with loopback only.
+    let sandbox = match args.net {
+        true => {
+            let sandboxes = SandboxManager::open(flags.runtime_root(), NetworkConfig::default())?;
+            let sb = sandboxes.create(&SandboxSpec {
+                id: id.clone(),
+                hostname: hostname.clone(),
+                ..Default::default()
+            })?;
+            if let Some(ip) = sb.ip {
+                eprintln!("k1s runtime run: sandbox {id} has IP {ip}");
+            }
+            Some((sandboxes, sb))
+        }
+        false => None,
+    };
     let spec = ContainerSpec {
         id: id.clone(),
         pod_id: id.clone(),
-        hostname: id.chars().take(12).collect(),
+        hostname,
+        namespaces: sandbox
+            .as_ref()
+            .map(|(_, sb)| sb.namespaces.clone())
+            .unwrap_or_default(),
+        hosts_file: sandbox.as_ref().map(|(_, sb)| sb.hosts.clone()),
+        hostname_file: sandbox.as_ref().map(|(_, sb)| sb.hostname_file.clone()),
+        resolv_conf: sandbox.as_ref().map(|(_, sb)| sb.resolv_conf.clone()),
         layers,
         args: argv,
         env: merge_env(&config.env, &[]),
@@ -148,10 +163,18 @@ pub fn run(flags: &RuntimeFlags, args: RunArgs) -> Result<i32> {
         cgroup_parent: args.cgroup_parent.clone(),
         ..Default::default()
     };
-    mgr.create(&spec)?;
+    let remove_sandbox = || match &sandbox {
+        Some((sandboxes, _)) => sandboxes.remove(&id),
+        None => Ok(()),
+    };
+    if let Err(e) = mgr.create(&spec) {
+        let _ = remove_sandbox();
+        return Err(e.into());
+    }
     if let Err(e) = mgr.start(&id) {
         if args.rm {
             let _ = mgr.remove(&id);
+            let _ = remove_sandbox();
         }
         return Err(e.into());
     }
@@ -159,8 +182,19 @@ pub fn run(flags: &RuntimeFlags, args: RunArgs) -> Result<i32> {
     let code = follow(&mgr, &id, &log, true)?;
     if args.rm {
         mgr.remove(&id)?;
+        remove_sandbox()?;
     }
     Ok(code.unwrap_or(0))
+}
+
+/// Removes the pod sandbox `k1s runtime run --net` made for container `id`, if there is one.
+fn remove_sandbox_of(flags: &RuntimeFlags, id: &str) -> Result<()> {
+    if !flags.runtime_root().join("sandboxes").join(id).exists() {
+        return Ok(());
+    }
+    let sandboxes = SandboxManager::open(flags.runtime_root(), NetworkConfig::default())?;
+    sandboxes.remove(id)?;
+    Ok(())
 }
 
 /// Prints the log from the start; with `until_exit`, follows it until the container exited and
@@ -353,6 +387,7 @@ pub fn rm(flags: &RuntimeFlags, args: RmArgs) -> Result<i32> {
         mgr.stop(&args.id, libc_sigterm(), Duration::ZERO)?;
     }
     mgr.remove(&args.id)?;
+    remove_sandbox_of(flags, &args.id)?;
     println!("{}", args.id);
     Ok(0)
 }

@@ -227,6 +227,7 @@ fn init_child(
         let rootfs_dir: PathBuf = dir.join("rootfs");
         rootfs::prepare(spec, dir, &rootfs_dir)?;
         rootfs::pivot(&rootfs_dir)?;
+        rootfs::create_working_dir(spec);
         rootfs::finish(spec)?;
         if let Some(console) = &stdio.console {
             attach_console(console)?;

@@ -274,6 +274,15 @@ pub fn pivot(rootfs: &Path) -> Result<(), ContainerError> {
 }
 
 /// Masked and read-only paths, and a read-only root; after [`pivot`].
+/// Creates the working directory when the image lacks it, as runc does (images often name a
+/// `WORKDIR` their layers never created). Runs after `pivot_root`, so symlinks in the image resolve
+/// inside the container; a failure (read-only rootfs) surfaces later as the `chdir` error.
+pub fn create_working_dir(spec: &ContainerSpec) {
+    if spec.working_dir.starts_with('/') && !Path::new(&spec.working_dir).exists() {
+        let _ = std::fs::create_dir_all(&spec.working_dir);
+    }
+}
+
 pub fn finish(spec: &ContainerSpec) -> Result<(), ContainerError> {
     if !spec.privileged {
         for p in MASKED {
