@@ -7,7 +7,6 @@
 //! reaches the host's network. Needs: docker-registry, skopeo, umoci, busybox-static, unshare.
 
 #[path = "../runtime/tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::io::{BufRead, BufReader};
