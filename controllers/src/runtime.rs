@@ -2,6 +2,7 @@
 //! notifications) and a de-duplicating work queue with delayed requeues.
 //!
 //! Invariants:
+//! - an [`Informer`]'s cache holds each object as [`project`] trims it, never the stored whole;
 //! - an [`Informer`]'s cache is a consistent copy of the resource as of some revision; after a watch
 //!   falls behind (410) it relists, replaces the cache and notifies a [`Event::Resync`];
 //! - a key is in a [`WorkQueue`] at most once, and is never handed to two workers at the same time:
@@ -15,6 +16,8 @@ use k1s_apiserver::client::{Change, Client, Gvr};
 use serde_json::Value;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
+
+use crate::projection::project;
 
 /// `namespace/name`, or `name` for cluster-scoped objects.
 pub type Key = String;
@@ -51,7 +54,7 @@ pub enum Event {
     Resync,
 }
 
-/// A cached, watched copy of one resource.
+/// A cached, watched copy of one resource (each object trimmed by [`project`]).
 #[derive(Clone)]
 pub struct Informer {
     pub gvr: Gvr,
@@ -92,10 +95,14 @@ impl Informer {
                 }
             };
             {
+                let items: Vec<_> = items
+                    .into_iter()
+                    .map(|obj| Arc::new(project(self.gvr, obj)))
+                    .collect();
                 let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
                 cache.clear();
                 for obj in items {
-                    cache.insert(key_of(&obj), Arc::new(obj));
+                    cache.insert(key_of(&obj), obj);
                 }
             }
             let _ = synced.send(true);
@@ -108,7 +115,7 @@ impl Informer {
                 let ev = match change {
                     Err(_) => break, // fell behind: relist
                     Ok(Change::Added(obj)) | Ok(Change::Modified(obj)) => {
-                        let new = Arc::new(obj);
+                        let new = Arc::new(project(self.gvr, obj));
                         let old = self
                             .cache
                             .write()
@@ -121,7 +128,7 @@ impl Informer {
                             .write()
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&key_of(&obj));
-                        Event::Delete(Arc::new(obj))
+                        Event::Delete(Arc::new(project(self.gvr, obj)))
                     }
                 };
                 let _ = self.events.send(ev);
