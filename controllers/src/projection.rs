@@ -33,6 +33,32 @@ const METADATA_ONLY: &[(&str, &str)] = &[
     ("coordination.k8s.io", "leases"),
 ];
 
+/// The metadata the garbage collector reads (identity, owners, finalizers, deletion).
+const GC_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "ownerReferences",
+    "finalizers",
+    "deletionTimestamp",
+];
+
+/// The pod metadata the ReplicaSet, endpoints and garbage collector read: the garbage
+/// collector's plus labels (selectors) and creationTimestamp (ranking).
+const POD_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "ownerReferences",
+    "finalizers",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "creationTimestamp",
+];
+
 /// Trims `obj` to what the controllers read of a `gvr` object (see the module invariants).
 pub fn project(gvr: Gvr, mut obj: Value) -> Value {
     let key = (gvr.group, gvr.plural);
@@ -40,7 +66,9 @@ pub fn project(gvr: Gvr, mut obj: Value) -> Value {
         return pod(obj);
     }
     if METADATA_ONLY.contains(&key) {
-        return metadata_only(obj);
+        let mut out = metadata_only(obj);
+        out["metadata"] = pick(&mut out["metadata"], GC_METADATA);
+        return out;
     }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
@@ -75,27 +103,34 @@ fn pick(from: &mut Value, fields: &[&str]) -> Value {
     Value::Object(out)
 }
 
-/// The pod projection: metadata; `spec.nodeName`, `hostname`, `subdomain` and each container's
-/// `name` and `ports`; `status.phase`, `conditions`, `podIP`, `podIPs` and each container
-/// status's `name`, `ready` and `restartCount`.
+/// The pod projection: [`POD_METADATA`]; `spec.nodeName`, `hostname`, `subdomain` and each
+/// container's `name` and `ports`; `status.phase`, `podIP`, `podIPs`, the `Ready` condition's
+/// `status` and `lastTransitionTime`, and each container status's `restartCount`.
 fn pod(mut obj: Value) -> Value {
     let mut spec = obj.get_mut("spec").map(Value::take).unwrap_or_default();
     let mut status = obj.get_mut("status").map(Value::take).unwrap_or_default();
     let mut out = metadata_only(obj);
+    out["metadata"] = pick(&mut out["metadata"], POD_METADATA);
     let mut kept_spec = pick(&mut spec, &["nodeName", "hostname", "subdomain"]);
     if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
         let cs: Vec<Value> = cs.iter_mut().map(|c| pick(c, &["name", "ports"])).collect();
         kept_spec["containers"] = Value::Array(cs);
     }
-    let mut kept_status = pick(&mut status, &["phase", "conditions", "podIP", "podIPs"]);
+    let mut kept_status = pick(&mut status, &["phase", "podIP", "podIPs"]);
+    // Only readiness is read (its status and since when).
+    if let Some(ready) = status
+        .get_mut("conditions")
+        .and_then(Value::as_array_mut)
+        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "Ready"))
+    {
+        let ready = pick(ready, &["type", "status", "lastTransitionTime"]);
+        kept_status["conditions"] = Value::Array(vec![ready]);
+    }
     if let Some(cs) = status
         .get_mut("containerStatuses")
         .and_then(Value::as_array_mut)
     {
-        let cs: Vec<Value> = cs
-            .iter_mut()
-            .map(|c| pick(c, &["name", "ready", "restartCount"]))
-            .collect();
+        let cs: Vec<Value> = cs.iter_mut().map(|c| pick(c, &["restartCount"])).collect();
         kept_status["containerStatuses"] = Value::Array(cs);
     }
     if let Some(o) = out.as_object_mut() {
@@ -114,6 +149,7 @@ mod tests {
         json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"a": "b"},
+                         "generateName": "p-", "annotations": {"x": "y"},
                          "ownerReferences": [{"uid": "o", "controller": true}],
                          "managedFields": [{"manager": "x"}], "resourceVersion": "5"},
             "spec": {"nodeName": "n1", "hostname": "h", "volumes": [{"name": "v"}],
@@ -121,7 +157,10 @@ mod tests {
                      "containers": [{"name": "c", "image": "i", "ports": [{"name": "http", "containerPort": 80}],
                                      "env": [{"name": "E", "value": "x"}]}]},
             "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}],
-                       "conditions": [{"type": "Ready", "status": "True"}], "qosClass": "Burstable",
+                       "conditions": [{"type": "Initialized", "status": "True"},
+                                      {"type": "Ready", "status": "True", "lastProbeTime": null,
+                                       "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                       "qosClass": "Burstable",
                        "containerStatuses": [{"name": "c", "ready": true, "restartCount": 2, "image": "i",
                                               "state": {"running": {}}}]}
         })
@@ -138,16 +177,18 @@ mod tests {
                              "ownerReferences": [{"uid": "o", "controller": true}], "resourceVersion": "5"},
                 "spec": {"nodeName": "n1", "hostname": "h",
                          "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 80}]}]},
-                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
-                           "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}],
-                           "containerStatuses": [{"name": "c", "ready": true, "restartCount": 2}]}
+                "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}],
+                           "conditions": [{"type": "Ready", "status": "True",
+                                           "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                           "containerStatuses": [{"restartCount": 2}]}
             })
         );
     }
 
     #[test]
     fn gc_only_kinds_keep_metadata_and_others_lose_managed_fields() {
-        let ev = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "managedFields": []},
+        let ev = json!({"apiVersion": "v1", "kind": "Event",
+                        "metadata": {"name": "e", "managedFields": [], "creationTimestamp": "t"},
                         "message": "m", "involvedObject": {"name": "p"}});
         assert_eq!(
             project(Gvr::new("", "v1", "events"), ev),

@@ -194,7 +194,7 @@ pub async fn watch(ctx: Ctx) -> ApiResult {
                             let _ = tx.send(error_line(&StatusError::internal(&e.to_string()))).await;
                             return;
                         }
-                        Some(Ok(ev)) => ev,
+                        Some(Ok(ev)) => crate::events_view::view_event(&enc.ctx_res, ev),
                     };
                     last_rv = ev.revision;
                     let kind = match ev.kind {
