@@ -162,4 +162,76 @@ mod tests {
         let raw = Bytes::from_static(b"not json");
         assert_eq!(view_bytes(&events_v1(), raw.clone()), raw);
     }
+
+    #[tokio::test]
+    async fn one_storage_two_apis() {
+        use crate::client::{Change, Client, Gvr};
+        const CORE: Gvr = Gvr::new("", "v1", "events");
+        const V1: Gvr = Gvr::new("events.k8s.io", "v1", "events");
+        let store = k1s_store::Store::open(k1s_store::StoreConfig::default()).unwrap();
+        let state = crate::state::AppState::new(store, Default::default());
+        crate::bootstrap::run(&state).await.unwrap();
+        let c = Client::new(state, "test");
+        let (_, rv) = c.list(V1, None, None).await.unwrap();
+        let mut w = c.watch(V1, Some("default"), rv).unwrap();
+        // Written through core v1, read and watched through events.k8s.io/v1.
+        let core = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "a.1"},
+                          "involvedObject": {"kind": "Pod", "name": "a", "namespace": "default"},
+                          "reason": "Started", "message": "started it", "type": "Normal", "count": 1});
+        c.create(CORE, Some("default"), &core).await.unwrap();
+        let got = c.get(V1, Some("default"), "a.1").await.unwrap().unwrap();
+        assert_eq!(got["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(
+            (
+                &got["note"],
+                &got["regarding"]["name"],
+                &got["deprecatedCount"]
+            ),
+            (&json!("started it"), &json!("a"), &json!(1))
+        );
+        assert!(got.get("message").is_none() && got.get("involvedObject").is_none());
+        match w.next().await.unwrap().unwrap() {
+            // The in-process watch reads the store directly: it sees the stored (core) form.
+            Change::Added(o) => assert_eq!(o["message"], "started it"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // Written through events.k8s.io/v1, listed through core v1.
+        let v1 = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "b.1"},
+                        "regarding": {"kind": "Pod", "name": "b", "namespace": "default"},
+                        "reason": "Killing", "note": "stopping it", "type": "Normal",
+                        "action": "Killing", "reportingController": "k1s/test",
+                        "reportingInstance": "test-1", "eventTime": "2026-01-01T00:00:00.000000Z"});
+        let created = c.create(V1, Some("default"), &v1).await.unwrap();
+        assert_eq!(created["note"], "stopping it");
+        let (items, _) = c.list(CORE, Some("default"), None).await.unwrap();
+        let b = items
+            .iter()
+            .find(|e| e["metadata"]["name"] == "b.1")
+            .unwrap();
+        assert_eq!(b["apiVersion"], "v1");
+        assert_eq!(
+            (
+                &b["message"],
+                &b["involvedObject"]["name"],
+                &b["reportingComponent"]
+            ),
+            (&json!("stopping it"), &json!("b"), &json!("k1s/test"))
+        );
+        // A merge patch through the view uses the view's names; delete through either API.
+        let patched = c
+            .merge_patch(
+                V1,
+                Some("default"),
+                "b.1",
+                None,
+                &json!({"note": "stopped"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(patched["note"], "stopped");
+        let b = c.get(CORE, Some("default"), "b.1").await.unwrap().unwrap();
+        assert_eq!(b["message"], "stopped");
+        c.delete(V1, Some("default"), "a.1", None).await.unwrap();
+        assert!(c.get(CORE, Some("default"), "a.1").await.unwrap().is_none());
+    }
 }

@@ -22,6 +22,11 @@ use crate::projection::project;
 /// `namespace/name`, or `name` for cluster-scoped objects.
 pub type Key = String;
 
+/// Notifications an informer buffers per subscriber. Each slot keeps its event's objects (the old
+/// and new state) alive until it is overwritten, so this is memory; a subscriber that lags further
+/// gets `Lagged` and rebuilds from the cache (a [`Event::Resync`]).
+pub const EVENT_BUFFER: usize = 2048;
+
 /// The cache key of an object.
 pub fn key_of(obj: &Value) -> Key {
     let meta = &obj["metadata"];
@@ -66,7 +71,7 @@ pub struct Informer {
 impl Informer {
     /// Starts listing and watching `gvr` (all namespaces) until `shutdown`.
     pub fn start(client: Client, gvr: Gvr, shutdown: CancellationToken) -> Informer {
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
             gvr,
