@@ -15,12 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Informer;
 
+/// A resource's group, version and plural.
+type GvrKey = (&'static str, &'static str, &'static str);
+
 /// The informers of one control plane; cheap to clone.
 #[derive(Clone)]
 pub struct Informers {
     client: Client,
     shutdown: CancellationToken,
-    started: Arc<Mutex<HashMap<(&'static str, &'static str, &'static str), Informer>>>,
+    started: Arc<Mutex<HashMap<GvrKey, Informer>>>,
 }
 
 impl Informers {
