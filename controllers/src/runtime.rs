@@ -25,7 +25,7 @@ pub type Key = String;
 /// Notifications an informer buffers per subscriber. Each slot keeps its event's objects (the old
 /// and new state) alive until it is overwritten, so this is memory; a subscriber that lags further
 /// gets `Lagged` and rebuilds from the cache (a [`Event::Resync`]).
-pub const EVENT_BUFFER: usize = 2048;
+pub const EVENT_BUFFER: usize = 1024;
 
 /// The cache key of an object.
 pub fn key_of(obj: &Value) -> Key {

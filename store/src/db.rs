@@ -25,7 +25,7 @@ pub(crate) const META_OLDEST: &str = "oldest";
 
 /// redb page-cache size: modest, so the server stays small (it fills up under load and is held;
 /// pages it misses come from the OS page cache).
-const CACHE_BYTES: usize = 16 * 1024 * 1024;
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What [`open`] found.
 pub(crate) struct Opened {
