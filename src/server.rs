@@ -202,20 +202,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )),
     ];
     if !args.disable.contains(&Component::Controllers) {
-        let client = || k1s_apiserver::client::Client::new(state.clone(), "k1s-controller-manager");
-        let stop = || shutdown.clone();
-        use k1s_controllers as c;
-        tasks.push(tokio::spawn(c::deployment::run(client(), stop())));
-        tasks.push(tokio::spawn(c::replicaset::run(client(), stop())));
-        tasks.push(tokio::spawn(c::gc::run(client(), stop())));
-        tasks.push(tokio::spawn(c::disruption::run(client(), stop())));
-        tasks.push(tokio::spawn(c::serviceaccount::run(client(), stop())));
-        tasks.push(tokio::spawn(c::endpoints::run(client(), stop())));
-        tasks.push(tokio::spawn(c::rootca::run(
-            client(),
+        let client = k1s_apiserver::client::Client::new(state.clone(), "k1s-controller-manager");
+        tasks.extend(k1s_controllers::start_all(
+            client,
             pki.ca_cert_pem.clone(),
-            stop(),
-        )));
+            shutdown.clone(),
+        ));
     }
     if !args.disable.contains(&Component::Scheduler) {
         let client = k1s_apiserver::client::Client::new(state.clone(), "default-scheduler");

@@ -93,6 +93,24 @@ fn deployment_scales_rolls_out_and_rolls_back() {
     );
     let events = c.ok(&["describe", "deploy", "web"]);
     assert!(events.contains("ScalingReplicaSet"), "{events}");
+    // The same Events through events.k8s.io/v1 (one storage, the v1 field names).
+    let v1 = c.ok(&["get", "events.events.k8s.io", "-A"]);
+    assert!(
+        v1.contains("ScalingReplicaSet") && v1.contains("deployment/web"),
+        "{v1}"
+    );
+    let notes = c.ok(&[
+        "get",
+        "events.events.k8s.io",
+        "-o",
+        "jsonpath={range .items[*]}{.reason} {.regarding.kind}/{.regarding.name}: {.note}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        notes
+            .lines()
+            .any(|l| l.starts_with("ScalingReplicaSet Deployment/web: Scaled up replica set web-")),
+        "{notes}"
+    );
 }
 
 #[test]

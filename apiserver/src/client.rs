@@ -223,7 +223,12 @@ impl Client {
         namespace: Option<&str>,
         from: Revision,
     ) -> Result<Watch, StatusError> {
-        match self.state.store().watch(&gvr.key_prefix(namespace), from) {
+        // The table's prefix: a resource may live in another's storage (events.k8s.io Events).
+        let prefix = match self.state.table().get(gvr.group, gvr.version, gvr.plural) {
+            Some(res) => res.list_prefix(namespace),
+            None => gvr.key_prefix(namespace),
+        };
+        match self.state.store().watch(&prefix, from) {
             Ok(inner) => Ok(Watch { inner }),
             Err(StoreError::Expired { requested, oldest }) => Err(StatusError::expired(format!(
                 "too old resource version: {requested} ({oldest})"

@@ -9,6 +9,7 @@ pub mod client;
 pub mod crd;
 pub mod discovery;
 pub mod event_ttl;
+pub mod events_view;
 pub mod hooks;
 pub mod kubeconfig;
 pub mod namespace_lifecycle;

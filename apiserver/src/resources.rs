@@ -87,8 +87,12 @@ impl Resource {
         }
     }
 
-    /// Store key prefix for this resource, ending with `/`.
+    /// Store key prefix for this resource, ending with `/`. `events.k8s.io` Events live with
+    /// the core Events (see [`crate::events_view`]).
     pub fn key_prefix(&self) -> String {
+        if crate::events_view::is_view(self) {
+            return "/registry/core/events/".to_string();
+        }
         let group = if self.group.is_empty() {
             "core"
         } else {

@@ -2,6 +2,7 @@
 //! notifications) and a de-duplicating work queue with delayed requeues.
 //!
 //! Invariants:
+//! - an [`Informer`]'s cache holds each object as [`project`] trims it, never the stored whole;
 //! - an [`Informer`]'s cache is a consistent copy of the resource as of some revision; after a watch
 //!   falls behind (410) it relists, replaces the cache and notifies a [`Event::Resync`];
 //! - a key is in a [`WorkQueue`] at most once, and is never handed to two workers at the same time:
@@ -16,8 +17,15 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::projection::project;
+
 /// `namespace/name`, or `name` for cluster-scoped objects.
 pub type Key = String;
+
+/// Notifications an informer buffers per subscriber. Each slot keeps its event's objects (the old
+/// and new state) alive until it is overwritten, so this is memory; a subscriber that lags further
+/// gets `Lagged` and rebuilds from the cache (a [`Event::Resync`]).
+pub const EVENT_BUFFER: usize = 1024;
 
 /// The cache key of an object.
 pub fn key_of(obj: &Value) -> Key {
@@ -51,7 +59,7 @@ pub enum Event {
     Resync,
 }
 
-/// A cached, watched copy of one resource.
+/// A cached, watched copy of one resource (each object trimmed by [`project`]).
 #[derive(Clone)]
 pub struct Informer {
     pub gvr: Gvr,
@@ -63,7 +71,7 @@ pub struct Informer {
 impl Informer {
     /// Starts listing and watching `gvr` (all namespaces) until `shutdown`.
     pub fn start(client: Client, gvr: Gvr, shutdown: CancellationToken) -> Informer {
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
             gvr,
@@ -92,10 +100,14 @@ impl Informer {
                 }
             };
             {
+                let items: Vec<_> = items
+                    .into_iter()
+                    .map(|obj| Arc::new(project(self.gvr, obj)))
+                    .collect();
                 let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
                 cache.clear();
                 for obj in items {
-                    cache.insert(key_of(&obj), Arc::new(obj));
+                    cache.insert(key_of(&obj), obj);
                 }
             }
             let _ = synced.send(true);
@@ -108,7 +120,7 @@ impl Informer {
                 let ev = match change {
                     Err(_) => break, // fell behind: relist
                     Ok(Change::Added(obj)) | Ok(Change::Modified(obj)) => {
-                        let new = Arc::new(obj);
+                        let new = Arc::new(project(self.gvr, obj));
                         let old = self
                             .cache
                             .write()
@@ -121,7 +133,7 @@ impl Informer {
                             .write()
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&key_of(&obj));
-                        Event::Delete(Arc::new(obj))
+                        Event::Delete(Arc::new(project(self.gvr, obj)))
                     }
                 };
                 let _ = self.events.send(ev);

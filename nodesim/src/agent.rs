@@ -82,10 +82,24 @@ pub fn project_pod(pod: &Value) -> Option<Value> {
     if let Some(i) = pick_each(spec, "initContainers", &container) {
         out_spec["initContainers"] = i;
     }
+    let mut status = pick(&pod["status"], &["phase", "podIP", "startTime"]);
+    // Of conditions and container statuses, what the next report carries over (transition
+    // times, container ids and start times, readiness).
+    let condition = ["type", "status", "lastTransitionTime", "reason", "message"];
+    let container_status = ["name", "containerID", "ready", "state"];
+    for (field, keep) in [
+        ("conditions", &condition[..]),
+        ("containerStatuses", &container_status[..]),
+        ("initContainerStatuses", &container_status[..]),
+    ] {
+        if let Some(v) = pick_each(&pod["status"], field, keep) {
+            status[field] = v;
+        }
+    }
     Some(json!({
         "metadata": pick(&pod["metadata"], &["name", "namespace", "uid", "resourceVersion", "deletionTimestamp"]),
         "spec": out_spec,
-        "status": pick(&pod["status"], &["phase", "podIP", "startTime", "conditions", "containerStatuses", "initContainerStatuses"]),
+        "status": status,
     }))
 }
 

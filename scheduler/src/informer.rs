@@ -34,7 +34,7 @@ impl SlimInformer {
         project: Projection,
         shutdown: CancellationToken,
     ) -> SlimInformer {
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(k1s_controllers::runtime::EVENT_BUFFER);
         let (synced_tx, synced) = watch::channel(false);
         let informer = SlimInformer {
             cache: Arc::default(),

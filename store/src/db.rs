@@ -23,8 +23,9 @@ pub(crate) const META_REVISION: &str = "revision";
 /// `meta` key of the highest compacted revision (a watch may start at or after it).
 pub(crate) const META_OLDEST: &str = "oldest";
 
-/// redb page-cache size: modest, so an idle server stays small.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// redb page-cache size: modest, so the server stays small (it fills up under load and is held;
+/// pages it misses come from the OS page cache).
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What [`open`] found.
 pub(crate) struct Opened {

@@ -40,7 +40,9 @@ pub struct StoreConfig {
     pub history: Duration,
     /// How often the event log is compacted. Default 60 seconds.
     pub compact_interval: Duration,
-    /// How many events a watcher may fall behind before it gets `Expired`. Default 10 000.
+    /// Slots of the live broadcast ring (each holds an event's value and previous value). A
+    /// watcher that falls further behind replays from the event log instead, so this bounds
+    /// memory, not what watchers see. Default 2,048.
     pub watch_buffer: usize,
 }
 
@@ -50,7 +52,7 @@ impl Default for StoreConfig {
             path: None,
             history: Duration::from_secs(5 * 60),
             compact_interval: Duration::from_secs(60),
-            watch_buffer: 10_000,
+            watch_buffer: 2_048,
         }
     }
 }
@@ -316,6 +318,7 @@ impl Store {
             replay,
             live,
             self.shared().oldest.clone(),
+            Arc::downgrade(&self.inner.shared),
         ))
     }
 

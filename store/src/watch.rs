@@ -7,17 +7,23 @@
 //!   events at or below it are skipped, so there are neither gaps nor duplicates.
 //! - Replay reads the log in chunks of [`REPLAY_CHUNK`] from its own snapshot, so compaction
 //!   meanwhile cannot punch holes into it and memory stays bounded.
-//! - A watcher that falls more than `watch_buffer` events behind gets `Err(Expired)` once and
-//!   then ends; it never buffers without bound.
+//! - A watcher that falls more than `watch_buffer` events behind the live broadcast goes back
+//!   to the event log: it resubscribes (at the tail) and then replays `(cursor, now]` from a
+//!   fresh snapshot, so the broadcast ring is only a fast path and can stay small. Only when
+//!   the log no longer holds `cursor + 1` (compacted) does it get `Err(Expired)` once and end;
+//!   it never buffers without bound.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-use redb::ReadOnlyTable;
+use redb::{ReadOnlyTable, ReadableDatabase};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::codec;
+
+use crate::db::{self, EVENTS};
+use crate::store::Shared;
 use crate::{Event, Revision, StoreError};
 
 /// Events read from the log per step of a replay.
@@ -39,6 +45,8 @@ pub struct Watcher {
     pending: VecDeque<Event>,
     live: broadcast::Receiver<Arc<Event>>,
     oldest: Arc<AtomicU64>,
+    /// The store, to replay from the log after lagging; gone once the store is dropped.
+    shared: Weak<Shared>,
     ended: bool,
 }
 
@@ -49,6 +57,7 @@ impl Watcher {
         replay: Option<Replay>,
         live: broadcast::Receiver<Arc<Event>>,
         oldest: Arc<AtomicU64>,
+        shared: Weak<Shared>,
     ) -> Self {
         Watcher {
             prefix: prefix.to_owned(),
@@ -57,8 +66,35 @@ impl Watcher {
             pending: VecDeque::new(),
             live,
             oldest,
+            shared,
             ended: false,
         }
+    }
+
+    /// After lagging behind the broadcast: resubscribes, then replays from the log what was
+    /// missed. `Err(Expired)` when the log was compacted past the cursor.
+    fn catch_up_from_log(&mut self) -> Result<(), StoreError> {
+        let expired = |oldest| StoreError::Expired {
+            requested: self.cursor,
+            oldest,
+        };
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(StoreError::Closed);
+        };
+        // Subscribe before the snapshot, as a new watcher does (module invariants).
+        self.live = self.live.resubscribe();
+        let txn = shared.db.begin_read()?;
+        let (current, oldest) = db::read_meta(&txn)?;
+        if self.cursor < oldest {
+            return Err(expired(oldest));
+        }
+        if self.cursor < current {
+            self.replay = Some(Replay {
+                events: txn.open_table(EVENTS)?,
+                end: current,
+            });
+        }
+        Ok(())
     }
 
     /// The next event. `Some(Err(Expired))` once if this watcher fell too far behind (the
@@ -89,13 +125,24 @@ impl Watcher {
                         return Some(Ok(Event::clone(&ev)));
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    self.ended = true;
-                    return Some(Err(StoreError::Expired {
-                        requested: self.cursor,
-                        oldest: self.oldest.load(Ordering::Acquire),
-                    }));
-                }
+                Err(RecvError::Lagged(_)) => match self.catch_up_from_log() {
+                    Ok(()) => continue,
+                    Err(StoreError::Closed) => {
+                        self.ended = true;
+                        return None;
+                    }
+                    Err(StoreError::Expired { requested, oldest }) => {
+                        self.ended = true;
+                        return Some(Err(StoreError::Expired {
+                            requested,
+                            oldest: oldest.max(self.oldest.load(Ordering::Acquire)),
+                        }));
+                    }
+                    Err(e) => {
+                        self.ended = true;
+                        return Some(Err(e));
+                    }
+                },
                 Err(RecvError::Closed) => {
                     self.ended = true;
                     return None;
@@ -217,14 +264,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lagging_watcher_gets_expired_once() {
+    async fn lagging_watcher_catches_up_from_the_log() {
         let s = with(4, Duration::from_secs(300));
         let mut w = s.watch("/", 0).unwrap();
         for i in 0..20 {
             s.write(create(&format!("/{i}"))).await.unwrap();
         }
+        // Far more than the 4-slot broadcast: every event still arrives, once, in order.
+        for want in 1..=20 {
+            let ev = w.next().await.unwrap().unwrap();
+            assert_eq!(
+                (ev.revision, ev.kv.key.as_str()),
+                (want, format!("/{}", want - 1).as_str())
+            );
+        }
+        s.write(create("/live")).await.unwrap();
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 21);
+    }
+
+    #[tokio::test]
+    async fn lagging_watcher_past_compaction_gets_expired_once() {
+        let s = with(4, Duration::ZERO);
+        let mut w = s.watch("/", 0).unwrap();
+        for i in 0..20 {
+            s.write(create(&format!("/{i}"))).await.unwrap();
+        }
+        assert_eq!(s.compact().await.unwrap(), 20);
         match w.next().await {
-            Some(Err(StoreError::Expired { requested: 0, .. })) => {}
+            Some(Err(StoreError::Expired {
+                requested: 0,
+                oldest: 20,
+            })) => {}
             other => panic!("expected Expired, got {other:?}"),
         }
         assert!(w.next().await.is_none());

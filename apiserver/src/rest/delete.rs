@@ -233,7 +233,7 @@ pub(super) async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(St
                 .await
             {
                 Ok(r) => {
-                    let last = parse(&r.kv)?;
+                    let last = parse(&crate::events_view::view_kv(&ctx.res, r.kv))?;
                     crate::hooks::after_write(&ctx.state, &ctx.res, Some(&obj), true);
                     return Ok((StatusCode::OK, last));
                 }
@@ -279,13 +279,13 @@ pub(super) async fn delete_one(ctx: &Ctx, opts: &DeleteOptions) -> ApiResult<(St
             .store()
             .write(WriteOp::Update {
                 key: ctx.key(),
-                value: obj.clone(),
+                value: crate::events_view::to_storage(&ctx.res, obj.clone()),
                 expected: Some(cur.mod_revision),
             })
             .await
         {
             Ok(r) => {
-                let stored = parse(&r.kv)?;
+                let stored = parse(&crate::events_view::view_kv(&ctx.res, r.kv))?;
                 crate::hooks::after_write(&ctx.state, &ctx.res, Some(&obj), false);
                 return Ok((StatusCode::ACCEPTED, stored));
             }

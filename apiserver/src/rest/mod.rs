@@ -105,9 +105,10 @@ impl Ctx {
     }
 
     /// Reads the current object at this request's key.
+    /// (as this request's resource shows it: see [`crate::events_view`]).
     pub fn load(&self) -> ApiResult<KeyValue> {
         match self.state.store().get(&self.key()) {
-            Ok(Some(kv)) => Ok(kv),
+            Ok(Some(kv)) => Ok(crate::events_view::view_kv(&self.res, kv)),
             Ok(None) => Err(self.not_found()),
             Err(e) => Err(store_error(e)),
         }

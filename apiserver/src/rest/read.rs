@@ -177,6 +177,7 @@ pub async fn list_page(ctx: &Ctx, filter: &Filter) -> ApiResult<(Page, Vec<Optio
         revision = result.revision;
         let remaining = result.remaining;
         for kv in result.items {
+            let kv = crate::events_view::view_kv(&ctx.res, kv);
             if filter.is_empty() {
                 parsed.push(None);
                 items.push(kv);

@@ -1,8 +1,9 @@
 //! WATCH: newline-delimited JSON events, from a list snapshot or a resourceVersion, with bookmarks,
 //! selectors (objects leaving a selector are sent as DELETED, as upstream), Table objects and timeouts.
 //!
-//! Each watch is one task feeding a bounded channel; the store cuts a lagging watcher off with
-//! `Expired`, which is sent as an ERROR event (410) before the stream ends.
+//! Each watch is one task feeding a bounded channel; a watcher that lags replays from the store's
+//! event log, and one whose history was compacted away gets
+//! `Expired`, sent as an ERROR event (410) before the stream ends.
 
 use std::time::Duration;
 
@@ -193,7 +194,7 @@ pub async fn watch(ctx: Ctx) -> ApiResult {
                             let _ = tx.send(error_line(&StatusError::internal(&e.to_string()))).await;
                             return;
                         }
-                        Some(Ok(ev)) => ev,
+                        Some(Ok(ev)) => crate::events_view::view_event(&enc.ctx_res, ev),
                     };
                     last_rv = ev.revision;
                     let kind = match ev.kind {

@@ -287,13 +287,14 @@ pub async fn create_object(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(StatusCo
             .store()
             .write(WriteOp::Create {
                 key: ctx.key(),
-                value,
+                value: crate::events_view::to_storage(&ctx.res, value),
             })
             .await
         {
             Ok(r) => {
                 crate::hooks::after_write(&ctx.state, &ctx.res, None, false);
-                return Ok((StatusCode::CREATED, r.kv.value));
+                let value = crate::events_view::view_bytes(&ctx.res, r.kv.value);
+                return Ok((StatusCode::CREATED, value));
             }
             Err(StoreError::AlreadyExists) if explicit_name.is_empty() && attempt < 7 => continue,
             Err(e) => return Err(ctx.store_err(e)),
@@ -434,20 +435,24 @@ async fn write_update(
             .await
             .map_err(|e| ctx.store_err(e))?;
         crate::hooks::after_write(&ctx.state, &ctx.res, Some(&old), true);
-        return Ok((StatusCode::OK, r.kv.value));
+        let value = crate::events_view::view_bytes(&ctx.res, r.kv.value);
+        return Ok((StatusCode::OK, value));
     }
     let r = ctx
         .state
         .store()
         .write(WriteOp::Update {
             key: ctx.key(),
-            value: new,
+            value: crate::events_view::to_storage(&ctx.res, new),
             expected: Some(old_rev),
         })
         .await
         .map_err(|e| ctx.store_err(e))?;
     crate::hooks::after_write(&ctx.state, &ctx.res, Some(&old), false);
-    Ok((StatusCode::OK, r.kv.value))
+    Ok((
+        StatusCode::OK,
+        crate::events_view::view_bytes(&ctx.res, r.kv.value),
+    ))
 }
 
 /// Maps a patch failure: malformed input is 400, a patch that does not apply is 422.
@@ -590,7 +595,7 @@ async fn apply(
     let warnings = crate::schema::check_fields(ctx, &mut applied, false)?;
     for attempt in 0..PATCH_RETRIES {
         let cur = match ctx.state.store().get(&ctx.key()).map_err(store_error)? {
-            Some(kv) => kv,
+            Some(kv) => crate::events_view::view_kv(&ctx.res, kv),
             None => {
                 let obj =
                     k1s_apimachinery::apply::apply(None, &applied, &manager, force, meta, &now())

@@ -33,11 +33,12 @@ use std::time::{Duration, Instant};
 use k1s_apimachinery::meta;
 use k1s_apimachinery::selector::label::LabelSelector;
 use k1s_apimachinery::status::StatusError;
-use k1s_apiserver::client::{Change, Client, Gvr};
+use k1s_apiserver::client::{Client, Gvr};
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
+use crate::informers::Informers;
 use crate::replicaset::events::Recorder;
 use crate::replicaset::{CONFLICT_RETRY, PODS, REPLICASETS, backoff};
 use crate::runtime::{Event, Informer, Key, WorkQueue, key_of};
@@ -68,12 +69,18 @@ impl Error {
     }
 }
 
-/// Runs the Deployment controller until `shutdown`.
+/// Runs the Deployment controller until `shutdown` with its own informers.
 pub async fn run(client: Client, shutdown: CancellationToken) {
+    let informers = Informers::new(client.clone(), shutdown.clone());
+    run_with(client, &informers, shutdown).await
+}
+
+/// Runs the Deployment controller until `shutdown` on shared informers.
+pub async fn run_with(client: Client, informers: &Informers, shutdown: CancellationToken) {
     let client = Client::new(client.state().clone(), COMPONENT);
     let ctrl = Arc::new(Controller {
-        deployments: Informer::start(client.clone(), DEPLOYMENTS, shutdown.clone()),
-        rs: Informer::start(client.clone(), REPLICASETS, shutdown.clone()),
+        deployments: informers.get(DEPLOYMENTS),
+        rs: informers.get(REPLICASETS),
         recorder: Recorder::new(client.clone(), COMPONENT, "apps/v1", "Deployment"),
         client,
         queue: WorkQueue::new(),
@@ -82,14 +89,15 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     });
     let mut d_events = ctrl.deployments.subscribe();
     let mut rs_events = ctrl.rs.subscribe();
+    let pod_events = informers.get(PODS).subscribe();
     ctrl.deployments.wait_synced().await;
     ctrl.rs.wait_synced().await;
     // The informers' first Resync may have gone out before we subscribed.
     ctrl.enqueue_all();
     let mut workers = tokio::task::JoinSet::new();
     {
-        let (c, s) = (ctrl.clone(), shutdown.clone());
-        workers.spawn(async move { c.watch_pod_deletions(s).await });
+        let c = ctrl.clone();
+        workers.spawn(async move { c.watch_pod_deletions(pod_events).await });
     }
     for _ in 0..WORKERS {
         let (c, s) = (ctrl.clone(), shutdown.clone());
@@ -218,36 +226,16 @@ impl Controller {
         }
     }
 
-    /// Follows pod deletions (Recreate waits for the last old pod to go). A plain watch, not an
-    /// informer: the ReplicaSet controller already caches every pod, a second copy would double the
-    /// memory pods take.
-    async fn watch_pod_deletions(&self, shutdown: CancellationToken) {
+    /// Follows pod deletions (Recreate waits for the last old pod to go) through the shared pod
+    /// informer, which the ReplicaSet controller caches anyway.
+    async fn watch_pod_deletions(&self, mut pods: broadcast::Receiver<Event>) {
         loop {
-            let from = self.client.state().store().revision();
-            let mut w = match self.client.watch(PODS, None, from) {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(error = %e.message, "pod watch failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                    }
-                }
-            };
-            loop {
-                let change = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    c = w.next() => c,
-                };
-                match change {
-                    Some(Ok(Change::Deleted(pod))) => self.on_pod_deleted(&pod),
-                    Some(Ok(_)) => {}
-                    // Fell behind: deletions may have been missed.
-                    Some(Err(_)) | None => {
-                        self.enqueue_all();
-                        break;
-                    }
-                }
+            match pods.recv().await {
+                Ok(Event::Delete(pod)) => self.on_pod_deleted(&pod),
+                Ok(Event::Upsert { .. }) => {}
+                // Relisted or fell behind: deletions may have been missed.
+                Ok(Event::Resync) | Err(RecvError::Lagged(_)) => self.enqueue_all(),
+                Err(RecvError::Closed) => return,
             }
         }
     }

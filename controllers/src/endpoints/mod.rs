@@ -36,6 +36,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
+use crate::informers::Informers;
 use crate::runtime::{Event, Informer, WorkQueue, key_of, split_key};
 
 const SERVICES: Gvr = Gvr::new("", "v1", "services");
@@ -73,15 +74,21 @@ struct Ctl {
     failures: Arc<Mutex<HashMap<String, u32>>>,
 }
 
-/// Runs the controller until `shutdown`.
+/// Runs the controller until `shutdown` with its own informers.
 pub async fn run(client: Client, shutdown: CancellationToken) {
+    let informers = Informers::new(client.clone(), shutdown.clone());
+    run_with(client, &informers, shutdown).await
+}
+
+/// Runs the controller until `shutdown` on shared informers.
+pub async fn run_with(client: Client, informers: &Informers, shutdown: CancellationToken) {
     let host = kubernetes::host_address(&client.state().config().advertise_address);
     if host.is_none() {
         tracing::warn!(
             "no non-loopback IPv4 address found: the kubernetes Service gets no endpoints"
         );
     }
-    let start = |gvr| Informer::start(client.clone(), gvr, shutdown.clone());
+    let start = |gvr| informers.get(gvr);
     let ctl = Ctl {
         services: start(SERVICES),
         pods: start(PODS),

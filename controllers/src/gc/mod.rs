@@ -33,6 +33,7 @@ use k1s_apiserver::client::{Client, Gvr};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use crate::informers::Informers;
 use crate::runtime::{Event, Informer, WorkQueue};
 use graph::{Graph, deleting, deleting_dependents, has_finalizer, owner_uids, uid_of};
 
@@ -186,13 +187,19 @@ impl Gc {
     }
 }
 
-/// Runs the garbage collector until `shutdown`.
+/// Runs the garbage collector until `shutdown` with its own informers.
 pub async fn run(client: Client, shutdown: CancellationToken) {
+    let informers = Informers::new(client.clone(), shutdown.clone());
+    run_with(client, &informers, shutdown).await
+}
+
+/// Runs the garbage collector until `shutdown` on shared informers.
+pub async fn run_with(client: Client, shared: &Informers, shutdown: CancellationToken) {
     let table = client.state().table();
     let informers: Vec<Informer> = WATCHED
         .iter()
         .filter(|g| table.get(g.group, g.version, g.plural).is_some())
-        .map(|g| Informer::start(client.clone(), *g, shutdown.clone()))
+        .map(|g| shared.get(*g))
         .collect();
     let gc = Gc {
         client,

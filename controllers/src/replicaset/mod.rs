@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use expectations::Expectations;
 
+use crate::informers::Informers;
 use crate::runtime::{Event, Informer, Key, WorkQueue, key_of};
 
 /// `apps/v1` replicasets.
@@ -67,13 +68,19 @@ impl Error {
     }
 }
 
-/// Runs the ReplicaSet controller until `shutdown`.
+/// Runs the ReplicaSet controller until `shutdown` with its own informers.
 pub async fn run(client: Client, shutdown: CancellationToken) {
+    let informers = Informers::new(client.clone(), shutdown.clone());
+    run_with(client, &informers, shutdown).await
+}
+
+/// Runs the ReplicaSet controller until `shutdown` on shared informers.
+pub async fn run_with(client: Client, informers: &Informers, shutdown: CancellationToken) {
     let client = Client::new(client.state().clone(), COMPONENT);
     let ctrl = Arc::new(Controller {
         recorder: events::Recorder::new(client.clone(), COMPONENT, "apps/v1", "ReplicaSet"),
-        rs: Informer::start(client.clone(), REPLICASETS, shutdown.clone()),
-        pods: Informer::start(client.clone(), PODS, shutdown.clone()),
+        rs: informers.get(REPLICASETS),
+        pods: informers.get(PODS),
         client,
         queue: WorkQueue::new(),
         expectations: Expectations::new(),

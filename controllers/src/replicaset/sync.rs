@@ -149,13 +149,14 @@ impl Controller {
     }
 
     /// Makes `owner` the pod's controller (adopt) or removes the pod's controller reference
-    /// (release). `Ok(None)` when the pod is gone.
+    /// (release). `Ok(None)` when the pod is gone. A merge patch of the ownerReferences pinned to
+    /// the cached resourceVersion (409 when the pod changed meanwhile): the cached pod is a
+    /// projection and must never be written back whole.
     async fn set_owner(
         &self,
         pod: &Value,
         owner: Option<&Value>,
     ) -> Result<Option<Value>, StatusError> {
-        let mut updated = pod.clone();
         let mut refs: Vec<Value> = meta::owner_references(pod)
             .into_iter()
             .filter(|r| r.get("controller").and_then(Value::as_bool) != Some(true))
@@ -164,13 +165,24 @@ impl Controller {
         if let Some(rs) = owner {
             refs.push(pods::controller_ref_to(rs, "apps/v1", "ReplicaSet"));
         }
-        meta::set_owner_references(&mut updated, refs);
-        if meta::owner_references(&updated).is_empty()
-            && let Some(m) = updated["metadata"].as_object_mut()
+        let refs = if refs.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(refs)
+        };
+        let patch = serde_json::json!({"metadata": {
+            "ownerReferences": refs,
+            "resourceVersion": pod["metadata"]["resourceVersion"],
+        }});
+        let (ns, name) = (
+            meta::namespace(pod).unwrap_or_default(),
+            meta::name(pod).unwrap_or_default(),
+        );
+        match self
+            .client
+            .merge_patch(PODS, Some(ns), name, None, &patch)
+            .await
         {
-            m.remove("ownerReferences");
-        }
-        match self.client.update(PODS, &updated).await {
             Ok(p) => Ok(Some(p)),
             Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(e),

@@ -6,6 +6,7 @@ use k1s_apiserver::client::{Client, Gvr};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::informers::Informers;
 use crate::runtime::{Informer, keep_in_every_namespace};
 use crate::serviceaccount::namespace_active;
 
@@ -22,10 +23,21 @@ pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify t
 when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other \
 usage is guaranteed across distributions of Kubernetes clusters.";
 
-/// Runs the publisher until `shutdown`.
+/// Runs the publisher until `shutdown` with its own informers.
 pub async fn run(client: Client, ca_pem: String, shutdown: CancellationToken) {
-    let namespaces = Informer::start(client.clone(), NAMESPACES, shutdown.clone());
-    let maps = Informer::start(client.clone(), CONFIG_MAPS, shutdown.clone());
+    let informers = Informers::new(client.clone(), shutdown.clone());
+    run_with(client, &informers, ca_pem, shutdown).await
+}
+
+/// Runs the publisher until `shutdown` on shared informers.
+pub async fn run_with(
+    client: Client,
+    informers: &Informers,
+    ca_pem: String,
+    shutdown: CancellationToken,
+) {
+    let namespaces = informers.get(NAMESPACES);
+    let maps = informers.get(CONFIG_MAPS);
     let (ns_cache, cm_cache) = (namespaces.clone(), maps.clone());
     keep_in_every_namespace(namespaces, maps, NAME, shutdown, move |ns| {
         let (client, ns_cache, cm_cache) = (client.clone(), ns_cache.clone(), cm_cache.clone());

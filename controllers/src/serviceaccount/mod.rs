@@ -6,6 +6,7 @@ use k1s_apiserver::client::{Client, Gvr};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::informers::Informers;
 use crate::runtime::{Informer, keep_in_every_namespace};
 
 const NAMESPACES: Gvr = Gvr::new("", "v1", "namespaces");
@@ -21,10 +22,16 @@ pub(crate) fn namespace_active(namespaces: &Informer, ns: &str) -> bool {
     })
 }
 
-/// Runs the controller until `shutdown`.
+/// Runs the controller until `shutdown` with its own informers.
 pub async fn run(client: Client, shutdown: CancellationToken) {
-    let namespaces = Informer::start(client.clone(), NAMESPACES, shutdown.clone());
-    let accounts = Informer::start(client.clone(), SERVICE_ACCOUNTS, shutdown.clone());
+    let informers = Informers::new(client.clone(), shutdown.clone());
+    run_with(client, &informers, shutdown).await
+}
+
+/// Runs the controller until `shutdown` on shared informers.
+pub async fn run_with(client: Client, informers: &Informers, shutdown: CancellationToken) {
+    let namespaces = informers.get(NAMESPACES);
+    let accounts = informers.get(SERVICE_ACCOUNTS);
     let (ns_cache, sa_cache) = (namespaces.clone(), accounts.clone());
     keep_in_every_namespace(namespaces, accounts, DEFAULT, shutdown, move |ns| {
         let (client, ns_cache, sa_cache) = (client.clone(), ns_cache.clone(), sa_cache.clone());
