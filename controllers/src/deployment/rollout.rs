@@ -50,7 +50,7 @@ impl Controller {
         if cur > want {
             return self.scale_rs(s, i, want).await;
         }
-        let to = new_rs_replicas(want, s.surge, s.total_replicas(), cur);
+        let to = new_rs_replicas(want, s.surge, s.surge_total(), cur);
         self.scale_rs(s, i, to).await
     }
 

@@ -43,6 +43,22 @@ impl State {
         self.rss.iter().map(replicas).sum()
     }
 
+    /// Pods that may exist for this Deployment: the new ReplicaSet's size, and for old ones the
+    /// larger of their size and the pods they still report. Upstream sums sizes only, so while
+    /// the ReplicaSet controller has not yet deleted the pods of a scaled-down old ReplicaSet,
+    /// new pods could push the live count past `replicas + maxSurge`; k1s waits for those
+    /// deletions (reported in the old ReplicaSet's status) before surging again.
+    pub fn surge_total(&self) -> i32 {
+        self.rss
+            .iter()
+            .enumerate()
+            .map(|(i, rs)| match self.new == Some(i) {
+                true => replicas(rs),
+                false => replicas(rs).max(super::util::status_count(rs, "replicas")),
+            })
+            .sum()
+    }
+
     pub fn api(&self, action: &'static str) -> impl FnOnce(StatusError) -> Error + '_ {
         move |source| Error::Api {
             action,
