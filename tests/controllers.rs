@@ -12,6 +12,15 @@ const ROLLOUT: &str = "--timeout=60s";
 #[test]
 fn deployment_scales_rolls_out_and_rolls_back() {
     let c = Cluster::start_with(&["--simulated-nodes", "1"]);
+    // The simulated node registers itself after the API is ready, as a kubelet would.
+    eventually(
+        Duration::from_secs(30),
+        "the simulated node to register",
+        || {
+            c.ok(&["get", "nodes", "-o", "name"])
+                .contains("node/k1s-sim-0")
+        },
+    );
     let nodes = Table::parse(&c.ok(&["get", "nodes"]));
     assert_eq!(nodes.headers, ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
     assert_eq!(nodes.cell("k1s-sim-0", "STATUS"), "Ready");
