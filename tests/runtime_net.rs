@@ -43,6 +43,20 @@ fn ok(cmd: &mut Command) -> String {
 /// Removes the test's cgroup parent in every hierarchy (its containers are gone by then).
 struct CgroupGuard(String);
 
+/// Stops and removes the server container (and so its sandbox), also when the test fails.
+struct ContainerGuard<'a> {
+    data: &'a Path,
+    registry: String,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        let _ = k1s(self.data, &self.registry)
+            .args(["rm", "--force", "web"])
+            .output();
+    }
+}
+
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
         let _ = k1s_runtime::container::cgroup::remove_pod(&self.0);
@@ -64,11 +78,17 @@ fn pull_and_run_networked_containers_from_a_registry() {
             .env(INNER, tmp.path())
             .output()
             .expect("running unshare (util-linux)");
+        // Whatever the inner run left mounted (it failed half-way) is unmounted here, then reported.
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let left: Vec<&str> = mounts
+        let left: Vec<String> = mounts
             .lines()
-            .filter(|l| l.contains(tmp.path().to_str().unwrap()))
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(tmp.path().to_str().unwrap()))
+            .map(str::to_string)
             .collect();
+        for m in &left {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
         assert!(
             out.status.success(),
             "inner run failed ({}):\n{}{}",
@@ -90,6 +110,10 @@ fn inner(data: &Path) {
     let image = format!("{}/k1s/busybox:1", registry.addr);
     let cgroup_parent = format!("k1s-test-net-{}", std::process::id());
     let _cgroups = CgroupGuard(cgroup_parent.clone());
+    let _web = ContainerGuard {
+        data,
+        registry: registry.addr.clone(),
+    };
 
     let pulled = ok(k1s(data, &registry.addr).args(["pull", &image]));
     assert!(
