@@ -11,8 +11,10 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod conditions;
 pub mod meta;
 pub mod patch;
+pub mod pod;
 pub mod selector;
 pub mod status;
 pub mod validation;

@@ -83,19 +83,13 @@ pub async fn evict(ctx: Ctx, req_body: Body) -> ApiResult {
         }
     }
     let (pdb_ctx, _) = &budgets[0];
-    let ready = is_ready(&pod);
+    let ready = k1s_apimachinery::pod::is_ready(&pod);
     for attempt in 0..RETRIES {
         let kv = pdb_ctx.load()?;
         let mut pdb = parse(&kv)?;
         let status = &pdb["status"];
-        let current = status
-            .get("currentHealthy")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let desired = status
-            .get("desiredHealthy")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let current = count(status, "currentHealthy");
+        let desired = count(status, "desiredHealthy");
         if !ready {
             let policy = pdb
                 .pointer("/spec/unhealthyPodEvictionPolicy")
@@ -107,11 +101,7 @@ pub async fn evict(ctx: Ctx, req_body: Body) -> ApiResult {
             }
         }
         check_budget(&pdb)?;
-        let allowed = status
-            .get("disruptionsAllowed")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            - 1;
+        let allowed = count(status, "disruptionsAllowed") - 1;
         pdb["status"]["disruptionsAllowed"] = json!(allowed);
         if allowed == 0 {
             set_insufficient(&mut pdb);
@@ -153,15 +143,9 @@ fn can_ignore_budget(pod: &Value) -> bool {
             .is_some_and(|t| !t.is_null())
 }
 
-fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Ready")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
-        })
+/// A counter in a budget's status (absent means zero).
+fn count(status: &Value, field: &str) -> i64 {
+    status.get(field).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// Budgets in the pod's namespace whose selector matches the pod. As upstream's eviction code, a
@@ -214,20 +198,14 @@ fn check_budget(pdb: &Value) -> Result<(), ApiError> {
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let status = &pdb["status"];
-    let observed = status
-        .get("observedGeneration")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let observed = count(status, "observedGeneration");
     if observed < generation {
         return Err(budget_violation(
             format!("The disruption budget {name} is still being processed by the server."),
             10,
         ));
     }
-    let allowed = status
-        .get("disruptionsAllowed")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let allowed = count(status, "disruptionsAllowed");
     if allowed < 0 {
         return Err(ApiError(StatusError::forbidden(
             "policy",
@@ -249,14 +227,8 @@ fn check_budget(pdb: &Value) -> Result<(), ApiError> {
         )));
     }
     if allowed == 0 {
-        let desired = status
-            .get("desiredHealthy")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let current = status
-            .get("currentHealthy")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let desired = count(status, "desiredHealthy");
+        let current = count(status, "currentHealthy");
         return Err(budget_violation(
             format!(
                 "The disruption budget {name} needs {desired} healthy pods and has {current} currently"
@@ -287,7 +259,6 @@ fn budget_violation(cause: String, retry_after: u32) -> ApiError {
 }
 
 fn set_insufficient(pdb: &mut Value) {
-    let now = k1s_apimachinery::meta::now_rfc3339();
     let generation = pdb
         .pointer("/metadata/generation")
         .cloned()
@@ -297,25 +268,17 @@ fn set_insufficient(pdb: &mut Value) {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let previous = conditions
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("DisruptionAllowed"))
-        .cloned();
-    conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("DisruptionAllowed"));
-    let transition = match &previous {
-        Some(c) if c.get("status").and_then(Value::as_str) == Some("False") => {
-            c.get("lastTransitionTime").cloned().unwrap_or(json!(now))
-        }
-        _ => json!(now),
-    };
-    conditions.push(json!({
-        "type": "DisruptionAllowed",
-        "status": "False",
-        "reason": "InsufficientPods",
-        "message": "",
-        "observedGeneration": generation,
-        "lastTransitionTime": transition,
-    }));
+    k1s_apimachinery::conditions::set(
+        &mut conditions,
+        json!({
+            "type": "DisruptionAllowed",
+            "status": "False",
+            "reason": "InsufficientPods",
+            "message": "",
+            "observedGeneration": generation,
+            "lastTransitionTime": k1s_apimachinery::meta::now_rfc3339(),
+        }),
+    );
     pdb["status"]["conditions"] = json!(conditions);
 }
 

@@ -11,50 +11,35 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-/// What a budget's spec asks for.
+use crate::deployment::rolling::scaled_value;
+
+/// What a budget's spec asks for: `minAvailable` or `maxUnavailable` as int-or-percent values
+/// (validated on write, resolved with the Deployment controller's `scaled_value`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Budget {
-    MinAvailable(IntOrPercent),
-    MaxUnavailable(IntOrPercent),
-    /// Neither set: upstream defaults `minAvailable` to 1 at admission in v1beta1; in v1 an empty
-    /// budget allows no voluntary disruption of a healthy set below its size.
+    MinAvailable(Value),
+    MaxUnavailable(Value),
+    /// Neither set: no voluntary disruption below the current size.
     Unset,
 }
 
-/// An int-or-string field such as `1` or `"25%"`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum IntOrPercent {
-    Int(i64),
-    Percent(i64),
-}
-
-impl IntOrPercent {
-    fn parse(v: &Value) -> Option<Self> {
-        match v {
-            Value::Number(n) => n.as_i64().map(IntOrPercent::Int),
-            Value::String(s) => match s.strip_suffix('%') {
-                Some(p) => p.parse().ok().map(IntOrPercent::Percent),
-                None => s.parse().ok().map(IntOrPercent::Int),
-            },
-            _ => None,
-        }
-    }
-
-    /// Upstream's `GetScaledValueFromIntOrPercent(v, total, roundUp=true)`.
-    fn scaled_up(self, total: i64) -> i64 {
-        match self {
-            IntOrPercent::Int(n) => n,
-            IntOrPercent::Percent(p) => (p * total + 99).div_euclid(100),
-        }
-    }
+/// Upstream's `GetScaledValueFromIntOrPercent(v, total, roundUp=true)`.
+fn scaled_up(v: &Value, total: i64) -> i64 {
+    let total = i32::try_from(total).unwrap_or(i32::MAX);
+    i64::from(scaled_value(v, total, true).unwrap_or(0))
 }
 
 impl Budget {
     pub fn from_spec(spec: &Value) -> Budget {
-        if let Some(v) = spec.get("minAvailable").and_then(IntOrPercent::parse) {
+        let usable = |key: &str| {
+            spec.get(key)
+                .filter(|v| scaled_value(v, 0, true).is_ok())
+                .cloned()
+        };
+        if let Some(v) = usable("minAvailable") {
             return Budget::MinAvailable(v);
         }
-        if let Some(v) = spec.get("maxUnavailable").and_then(IntOrPercent::parse) {
+        if let Some(v) = usable("maxUnavailable") {
             return Budget::MaxUnavailable(v);
         }
         Budget::Unset
@@ -62,16 +47,17 @@ impl Budget {
 
     /// Whether the expected count comes from the pods' controllers rather than the pods.
     pub fn needs_controllers(&self) -> bool {
-        matches!(
-            self,
-            Budget::MinAvailable(IntOrPercent::Percent(_)) | Budget::MaxUnavailable(_)
-        )
+        match self {
+            Budget::MinAvailable(v) => v.is_string(),
+            Budget::MaxUnavailable(_) => true,
+            Budget::Unset => false,
+        }
     }
 
     fn desired(&self, expected: i64) -> i64 {
-        match *self {
-            Budget::MinAvailable(v) => v.scaled_up(expected),
-            Budget::MaxUnavailable(v) => (expected - v.scaled_up(expected)).max(0),
+        match self {
+            Budget::MinAvailable(v) => scaled_up(v, expected),
+            Budget::MaxUnavailable(v) => (expected - scaled_up(v, expected)).max(0),
             Budget::Unset => expected,
         }
     }
@@ -126,7 +112,7 @@ pub fn compute(
                 }
             }
         }
-        if is_ready(pod) {
+        if k1s_apimachinery::pod::is_ready(pod) {
             healthy += 1;
         }
     }
@@ -139,15 +125,6 @@ pub fn compute(
         disrupted_pods: still,
         recheck_after: recheck,
     }
-}
-
-fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
 }
 
 #[cfg(test)]

@@ -229,46 +229,39 @@ impl Controller {
         let mut seen = std::collections::HashSet::new();
         let mut total = 0;
         for pod in pods {
-            let Some(owner) = controller_of(pod) else {
+            let Some((kind, name, uid)) = controller_of(pod) else {
                 return Err(format!(
                     "found no controllers for pod {:?}",
                     meta::name(pod).unwrap_or_default()
                 ));
             };
-            let uid = owner["uid"].as_str().unwrap_or_default().to_string();
-            if !seen.insert(uid) {
+            if !seen.insert(uid.to_string()) {
                 continue;
             }
-            let name = owner["name"].as_str().unwrap_or_default();
-            let scale = match owner["kind"].as_str() {
-                Some("ReplicaSet") => {
+            let scale = match kind {
+                "ReplicaSet" => {
                     let rs = self
                         .get(Gvr::new("apps", "v1", "replicasets"), ns, name)
                         .await?;
-                    match controller_of(&rs).filter(|o| o["kind"] == "Deployment") {
-                        Some(d) => {
-                            let d_uid = d["uid"].as_str().unwrap_or_default().to_string();
-                            if !seen.insert(d_uid) {
+                    match controller_of(&rs).filter(|(kind, ..)| *kind == "Deployment") {
+                        Some((_, d_name, d_uid)) => {
+                            if !seen.insert(d_uid.to_string()) {
                                 continue;
                             }
                             let dep = self
-                                .get(
-                                    Gvr::new("apps", "v1", "deployments"),
-                                    ns,
-                                    d["name"].as_str().unwrap_or_default(),
-                                )
+                                .get(Gvr::new("apps", "v1", "deployments"), ns, d_name)
                                 .await?;
                             replicas(&dep)
                         }
                         None => replicas(&rs),
                     }
                 }
-                Some("StatefulSet") => replicas(
+                "StatefulSet" => replicas(
                     &self
                         .get(Gvr::new("apps", "v1", "statefulsets"), ns, name)
                         .await?,
                 ),
-                Some("ReplicationController") => replicas(
+                "ReplicationController" => replicas(
                     &self
                         .get(Gvr::new("", "v1", "replicationcontrollers"), ns, name)
                         .await?,
@@ -294,17 +287,16 @@ impl Controller {
     }
 }
 
-fn controller_of(obj: &Value) -> Option<&Value> {
-    obj.pointer("/metadata/ownerReferences")?
-        .as_array()?
-        .iter()
-        .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+/// `spec.replicas` of a workload, as a count of expected pods.
+fn replicas(obj: &Value) -> i64 {
+    i64::from(crate::deployment::util::replicas(obj))
 }
 
-fn replicas(obj: &Value) -> i64 {
-    obj.pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
+/// `(kind, name, uid)` of the object's controller reference.
+fn controller_of(obj: &Value) -> Option<(&str, &str, &str)> {
+    let r = meta::controller_ref(obj)?;
+    let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
+    Some((field("kind"), field("name"), field("uid")))
 }
 
 fn listed_as_disrupted(pdb: &Value, pod: &str) -> bool {
@@ -313,7 +305,7 @@ fn listed_as_disrupted(pdb: &Value, pod: &str) -> bool {
         .is_some_and(|m| m.contains_key(pod))
 }
 
-/// Sets the `DisruptionAllowed` condition, keeping its transition time when the status is unchanged.
+/// Sets the `DisruptionAllowed` condition on the budget's previous conditions.
 fn set_condition(
     pdb: &Value,
     status: &mut Value,
@@ -322,24 +314,21 @@ fn set_condition(
     message: &str,
     now: jiff::Timestamp,
 ) {
-    let previous = pdb
+    let mut conditions: Vec<Value> = pdb
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c["type"] == "DisruptionAllowed")
-                .cloned()
-        });
-    let transition = match &previous {
-        Some(c) if c["status"] == state => c["lastTransitionTime"].clone(),
-        _ => json!(now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-    };
-    status["conditions"] = json!([{
-        "type": "DisruptionAllowed",
-        "status": state,
-        "reason": reason,
-        "message": message,
-        "observedGeneration": pdb.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
-        "lastTransitionTime": transition,
-    }]);
+        .cloned()
+        .unwrap_or_default();
+    k1s_apimachinery::conditions::set(
+        &mut conditions,
+        json!({
+            "type": "DisruptionAllowed",
+            "status": state,
+            "reason": reason,
+            "message": message,
+            "observedGeneration": pdb.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+            "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        }),
+    );
+    status["conditions"] = json!(conditions);
 }

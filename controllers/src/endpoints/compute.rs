@@ -5,13 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-/// Whether the pod's `Ready` condition is `True`.
-pub fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|c| {
-        c.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
-}
+pub use k1s_apimachinery::pod::is_ready as pod_ready;
 
 /// The pod's IPv4 address, if it has one.
 pub fn pod_ipv4(pod: &Value) -> Option<&str> {

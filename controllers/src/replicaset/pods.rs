@@ -21,10 +21,7 @@ fn ready_condition(pod: &Value) -> Option<&Map<String, Value>> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
 }
 
-/// Whether the pod's `Ready` condition is `True`.
-pub fn is_ready(pod: &Value) -> bool {
-    ready_condition(pod).and_then(|c| c.get("status")?.as_str()) == Some("True")
-}
+pub use k1s_apimachinery::pod::is_ready;
 
 /// When the pod became ready, if it is.
 fn ready_since(pod: &Value) -> Option<jiff::Timestamp> {
