@@ -13,6 +13,19 @@ use super::layer::{TempDir, place_layer};
 use super::manifest::Descriptor;
 use super::{ImageError, ImageStore, blocking, unpack};
 
+/// Starts downloading `desc`'s blob; also returns the registry's name for error messages.
+async fn open_blob(
+    client: &oci_client::Client,
+    reference: &oci_client::Reference,
+    desc: &Descriptor,
+) -> Result<(String, oci_client::client::SizedStream), ImageError> {
+    let registry = reference.resolve_registry().to_string();
+    match client.pull_blob_stream(reference, &desc.to_oci()).await {
+        Ok(sized) => Ok((registry, sized)),
+        Err(source) => Err(ImageError::Registry { registry, source }),
+    }
+}
+
 impl ImageStore {
     pub(crate) async fn download(
         &self,
@@ -20,14 +33,7 @@ impl ImageStore {
         reference: &oci_client::Reference,
         desc: &Descriptor,
     ) -> Result<(), ImageError> {
-        let registry = reference.resolve_registry().to_string();
-        let mut sized = client
-            .pull_blob_stream(reference, &desc.to_oci())
-            .await
-            .map_err(|source| ImageError::Registry {
-                registry: registry.clone(),
-                source,
-            })?;
+        let (registry, mut sized) = open_blob(client, reference, desc).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
         let layout = self.layout.clone();
         let digest = desc.digest.clone();
@@ -84,14 +90,7 @@ impl ImageStore {
         desc: &Descriptor,
         diff_id: &Digest,
     ) -> Result<(), ImageError> {
-        let registry = reference.resolve_registry().to_string();
-        let mut sized = client
-            .pull_blob_stream(reference, &desc.to_oci())
-            .await
-            .map_err(|source| ImageError::Registry {
-                registry: registry.clone(),
-                source,
-            })?;
+        let (registry, mut sized) = open_blob(client, reference, desc).await?;
         let (wtx, mut wrx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
         let (utx, urx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
         let layout = self.layout.clone();
