@@ -54,8 +54,12 @@ impl ExecSession {
             env: spec.env.clone(),
             tty: spec.tty,
         };
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let line = format!(
-            "exec {}",
+            "exec {id} {}",
             serde_json::to_string(&req).map_err(|e| ContainerError::Spec(e.to_string()))?
         );
         let mut session = Self {

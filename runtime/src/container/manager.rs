@@ -6,12 +6,13 @@
 //! [`super`]), so a manager opened after a restart of k1s sees exactly what the one before it saw.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::ContainerError;
 use super::cgroup::{self, Stats};
+use super::attach::AttachSession;
 use super::exec::{ExecSession, ExecSpec};
+use super::podshim;
 use super::proto::Client;
 use super::spec::{ContainerSpec, valid_id};
 use super::state::{self, Phase, State};
@@ -47,23 +48,32 @@ pub struct ContainerStatus {
 #[derive(Debug, Clone)]
 pub struct ContainerManager {
     root: PathBuf,
+    /// `<root>/shims`: one directory per pod shim (see [`podshim`]).
+    shims: PathBuf,
     shim_exe: PathBuf,
 }
 
 impl ContainerManager {
-    /// Opens (creating) `<root>/containers`. `shim_exe` is the `k1s` binary (it runs `__shim`).
+    /// Opens (creating) `<root>/containers` and `<root>/shims`. `shim_exe` is the `k1s` binary
+    /// (it runs `__shim`).
     pub fn open(root: &Path, shim_exe: PathBuf) -> Result<Self, ContainerError> {
-        let dir = root.join("containers");
-        std::fs::create_dir_all(&dir).map_err(|e| ContainerError::io("create", &dir, e))?;
-        // Canonical, so every manager names a container dir with the same bytes (the shim's
-        // argv is matched against it to tell a live shim from a reused pid).
-        let dir = dir
-            .canonicalize()
-            .map_err(|e| ContainerError::io("resolve", &dir, e))?;
+        // Canonical, so every manager names a shim dir with the same bytes (the shim's argv is
+        // matched against it to tell a live shim from a reused pid).
+        let canonical = |name: &str| {
+            let dir = root.join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| ContainerError::io("create", &dir, e))?;
+            dir.canonicalize()
+                .map_err(|e| ContainerError::io("resolve", &dir, e))
+        };
         Ok(Self {
-            root: dir,
+            root: canonical("containers")?,
+            shims: canonical("shims")?,
             shim_exe,
         })
+    }
+
+    fn shim_dir(&self, spec: &ContainerSpec) -> PathBuf {
+        self.shims.join(podshim::key(spec))
     }
 
     fn dir(&self, id: &str) -> Result<PathBuf, ContainerError> {
@@ -123,32 +133,12 @@ impl ContainerManager {
         let spec_path = dir.join("spec.json");
         std::fs::write(&spec_path, bytes)
             .map_err(|e| ContainerError::io("write", &spec_path, e))?;
-        let mut child = Command::new(&self.shim_exe)
-            .arg("__shim")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| ContainerError::io("spawn shim", &self.shim_exe, e))?;
-        // The shim reports one line on its stdout. Not read to EOF: the container's init holds a
-        // copy of the pipe until it execs. The first process exits right after forking the daemon.
-        let mut report = String::new();
-        if let Some(out) = child.stdout.take() {
-            use std::io::{BufRead, Read};
-            let _ = std::io::BufReader::new(out.take(64 * 1024)).read_line(&mut report);
-        }
-        let _ = child.wait();
-        let report = report.trim();
-        if report != "ok" {
-            let msg = report.strip_prefix("err ").unwrap_or(report);
-            let msg = if msg.is_empty() {
-                "shim exited without a report"
-            } else {
-                msg
-            };
-            return Err(ContainerError::Failed(msg.to_string()));
-        }
+        let shim_dir = self.shim_dir(spec);
+        let link = dir.join("shim.sock");
+        std::os::unix::fs::symlink(shim_dir.join("shim.sock"), &link)
+            .map_err(|e| ContainerError::io("link", &link, e))?;
+        let _lock = podshim::lock(&shim_dir)?;
+        podshim::create(&self.shim_exe, &shim_dir, dir, &spec.id)?;
         Ok(Container {
             id: spec.id.clone(),
             dir: dir.to_path_buf(),
@@ -158,14 +148,14 @@ impl ContainerManager {
 
     /// Starts a created container; fails with the reason `execve` failed, if it did.
     pub fn start(&self, id: &str) -> Result<(), ContainerError> {
-        Client::connect(&self.dir(id)?)?.call("start")
+        Client::connect(&self.dir(id)?)?.call(&format!("start {id}"))
     }
 
     /// Sends `signal` to the container's init.
     pub fn kill(&self, id: &str, signal: i32) -> Result<(), ContainerError> {
         let dir = self.dir(id)?;
         match Client::connect(&dir) {
-            Ok(mut c) => c.call(&format!("kill {signal}")),
+            Ok(mut c) => c.call(&format!("kill {id} {signal}")),
             // No shim: the container has exited (or its shim died, and then nothing can be sent).
             Err(_) => Ok(()),
         }
@@ -190,7 +180,7 @@ impl ContainerManager {
     pub fn wait(&self, id: &str) -> Result<ContainerStatus, ContainerError> {
         let dir = self.dir(id)?;
         if let Ok(mut c) = Client::connect(&dir) {
-            c.send("wait", &[])?;
+            c.send(&format!("wait {id}"), &[])?;
             // The shim may exit between writing the state and replying: the state decides.
             let _ = c.wait_exit();
         }
@@ -217,7 +207,7 @@ impl ContainerManager {
         let deadline = Instant::now() + timeout;
         let dir = self.dir(id)?;
         if let Ok(mut c) = Client::connect(&dir) {
-            c.send("wait", &[])?;
+            c.send(&format!("wait {id}"), &[])?;
             let _ = c
                 .stream()
                 .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
@@ -245,7 +235,9 @@ impl ContainerManager {
             // Between `mkdir` and the shim's first write.
             Err(_) => State::new(id, 0),
         };
-        if matches!(st.phase, Phase::Created | Phase::Running) && !shim_alive(&st, &dir) {
+        if matches!(st.phase, Phase::Created | Phase::Running)
+            && !shim_alive(&st, &self.shim_dir(&spec))
+        {
             // Re-read: the shim may have written `exited` just before leaving.
             st = state::read(&dir).unwrap_or(st);
             if st.phase != Phase::Exited {
@@ -299,6 +291,11 @@ impl ContainerManager {
             self.wait(id)?;
         }
         let spec = self.spec(id)?;
+        {
+            let shim_dir = self.shim_dir(&spec);
+            let _lock = podshim::lock(&shim_dir)?;
+            podshim::remove(&shim_dir, id)?;
+        }
         cgroup::remove(&cgroup::container_path(&spec.cgroup_parent, id))?;
         let dir = self.dir(id)?;
         std::fs::remove_dir_all(&dir).map_err(|e| ContainerError::io("remove", &dir, e))?;
@@ -306,6 +303,13 @@ impl ContainerManager {
             let _ = std::fs::remove_file(log);
         }
         Ok(())
+    }
+
+    /// Attaches to a running (or created) container: its stdin if the spec keeps one open, and
+    /// its live output from now on (the log has what came before).
+    pub fn attach(&self, id: &str) -> Result<AttachSession, ContainerError> {
+        let spec = self.spec(id)?;
+        AttachSession::start(&self.dir(id)?, id, spec.tty)
     }
 
     /// Runs a process in a running container.
@@ -329,7 +333,7 @@ impl ContainerManager {
     }
 }
 
-/// Whether the shim recorded in `st` is still alive and is a shim for `dir` (pid reuse guard).
+/// Whether the shim recorded in `st` is still alive and is the shim of `dir` (pid reuse guard).
 fn shim_alive(st: &State, dir: &Path) -> bool {
     if st.shim_pid <= 0 {
         // The shim has not written its state yet: alive if it is about to.

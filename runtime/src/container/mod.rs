@@ -1,26 +1,29 @@
-//! Containers under a shim: the `k1s` binary re-executed as `k1s __shim <dir>` (see [`shim`]),
-//! one shim per container, which stays the parent of the container's processes, reaps them, writes
-//! their CRI logs and records their state in files. So containers keep running and logging while
-//! `k1s` restarts, and [`ContainerManager::open`] re-attaches to them from those files.
+//! Containers under a pod shim: the `k1s` binary re-executed as `k1s __shim <shim dir> <dir>`
+//! (see [`shim`]), one per pod ([`podshim`]), which stays the parent of its containers'
+//! processes, reaps them, writes their CRI logs and records their state in files. So containers
+//! keep running and logging while `k1s` restarts, and [`ContainerManager::open`] re-attaches to
+//! them from those files.
 //!
 //! Layout of `<root>/containers/<id>/`: `spec.json` (the [`ContainerSpec`], written by the
-//! manager), `state.json` (written only by the shim, atomically), `shim.sock` (the shim's command
-//! socket), `rootfs/` (mount point, only mounted inside the container's mount namespace), `upper/`
+//! manager), `state.json` (written only by the shim, atomically), `shim.sock` (a symlink to the
+//! pod shim's command socket in `<root>/shims/<key>/`), `rootfs/` (mount point, only mounted inside the container's mount namespace), `upper/`
 //! and `work/` (the overlayfs upper layer: the container's writes), `container.log` (unless the
 //! spec names another log path).
 //!
-//! Module map: [`spec`] (what a container is), [`manager`] (the API), [`shim`] (the per-container
-//! daemon), [`init`] (the container's first process up to `execve`), [`process`] (identity,
+//! Module map: [`spec`] (what a container is), [`manager`] (the API), [`shim`] (the per-pod
+//! daemon), [`podshim`] (finding or starting it), [`attach`], [`init`] (the container's first process up to `execve`), [`process`] (identity,
 //! capabilities, seccomp and rlimits of init and exec'd processes), [`rootfs`] (mounts),
 //! [`capabilities`], [`seccomp`], [`cgroup`], [`log`] (CRI format), [`exec`], [`state`],
 //! [`user`], [`proto`] (the shim's socket protocol).
 
+pub mod attach;
 pub mod capabilities;
 pub mod cgroup;
 pub mod exec;
 pub mod init;
 pub mod log;
 pub mod manager;
+pub mod podshim;
 pub mod process;
 pub mod proto;
 pub mod rootfs;
@@ -32,6 +35,7 @@ pub mod user;
 
 use std::path::Path;
 
+pub use attach::AttachSession;
 pub use cgroup::Stats;
 pub use exec::{ExecSession, ExecSpec};
 pub use manager::{Container, ContainerManager, ContainerStatus};

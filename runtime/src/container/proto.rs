@@ -1,11 +1,15 @@
-//! The shim's command socket (`<dir>/shim.sock`), a line protocol small enough to read in `strace`:
+//! The pod shim's command socket (`<shim dir>/shim.sock`, reached from a container's directory
+//! through its `shim.sock` symlink), a line protocol small enough to read in `strace`:
 //!
 //! | request | replies |
 //! |---|---|
-//! | `start` | `ok` or `err <message>` |
-//! | `kill <signal number>` | `ok` or `err <message>` |
-//! | `wait` | `exit <code>` once the container exited |
-//! | `exec <ExecRequest JSON>` + stdin/stdout/stderr fds as `SCM_RIGHTS` (none with a tty) | `pid <pid>` (with the pty master as `SCM_RIGHTS` for a tty), later `exit <code>`; or `err <message>` |
+//! | `create <id>` (spec in `<containers>/<id>/spec.json`) | `ok` or `err <message>` |
+//! | `start <id>` | `ok` or `err <message>` |
+//! | `kill <id> <signal number>` | `ok` or `err <message>` |
+//! | `wait <id>` | `exit <code>` once the container exited |
+//! | `exec <id> <ExecRequest JSON>` + stdin/stdout/stderr fds as `SCM_RIGHTS` (none with a tty) | `pid <pid>` (with the pty master as `SCM_RIGHTS` for a tty), later `exit <code>`; or `err <message>` |
+//! | `attach <id>` + stdout and stderr pipe write ends (stdout only with a tty) | `ok` (with the container's stdin, or the pty master, as `SCM_RIGHTS` if it keeps one), or `err <message>` |
+//! | `remove <id>` (exited) | `ok` (after the last one the shim unlinks its socket first, then exits) or `err <message>` |
 //!
 //! Requests are at most [`MAX_REQUEST`] bytes and sent with one `sendmsg`, so the file descriptors
 //! arrive with the first bytes of the line.

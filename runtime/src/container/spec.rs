@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct ContainerSpec {
     /// Unique id; names the directory `<root>/containers/<id>`, so `[A-Za-z0-9_.-]` only.
     pub id: String,
-    /// The pod (sandbox) this container belongs to; informational.
+    /// The pod (sandbox) this container belongs to: its containers share one shim. Empty: the
+    /// container gets a shim of its own.
     pub pod_id: String,
     /// Namespaces to join by nsfs path: kinds `net`, `ipc`, `uts` and optionally `pid`. A kind not
     /// listed gets a fresh private namespace (a fresh netns has only loopback).
@@ -49,9 +50,18 @@ pub struct ContainerSpec {
     pub rlimits: Vec<Rlimit>,
     /// Run with a pseudo-terminal as stdio (stdout and stderr are then one stream).
     pub tty: bool,
-    /// Keep stdin open for attaching. Not implemented yet: the container's stdin is `/dev/null`
-    /// (or the pty with `tty`); `exec` has its own stdin.
+    /// Keep stdin open for attaching: the shim holds the write side of a pipe (or the pty
+    /// master with `tty`) and hands it to [`super::ContainerManager::attach`] callers. Without
+    /// it the container's stdin is `/dev/null` (or the pty, read-only for attachers).
     pub stdin: bool,
+    /// With `stdin`: the first attacher gets the shim's own copy, so the container sees EOF
+    /// once that attacher closes it; later attachers get no stdin (`stdinOnce`; not for `tty`).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Join the pod's shared PID namespace (`shareProcessNamespace`), held by the pod shim's pause
+    /// process, instead of a fresh one; ignored if `namespaces` lists `pid`.
+    #[serde(default)]
+    pub share_process_namespace: bool,
     /// Bind mounts from the host: the kubelet's volumes.
     pub mounts: Vec<Mount>,
     pub resources: Resources,
