@@ -53,7 +53,10 @@ fn one_shim_per_pod_leaves_with_its_last_container() {
         env.mgr.status("solo").unwrap(),
     );
     assert_eq!(a.shim_pid, b.shim_pid, "one shim for the pod");
-    assert_ne!(a.shim_pid, s.shim_pid, "a container without a pod has its own");
+    assert_ne!(
+        a.shim_pid, s.shim_pid,
+        "a container without a pod has its own"
+    );
     assert!(a.shim_pid > 0 && !dead(a.shim_pid));
 
     // The second container is as much the shim's child as the first: exec and logs work.

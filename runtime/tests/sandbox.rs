@@ -475,3 +475,152 @@ fn bad_specs_are_refused_without_side_effects() {
         Ok(())
     });
 }
+
+/// A busybox httpd in a pod's netns, killed on drop.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Counter of `nft` rule bytes/packets: the `packets N` of the rule whose text contains `tag`.
+fn nft_packets(table: &str, tag: &str) -> Result<u64> {
+    let text = run_ok(Command::new("nft").args(["list", "table", "ip", table]))?;
+    let line = text
+        .lines()
+        .find(|l| l.contains(tag))
+        .with_context(|| format!("no rule {tag:?} in {text}"))?;
+    let n = line
+        .split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .with_context(|| format!("no counter in {line:?}"))?;
+    Ok(n.parse()?)
+}
+
+#[test]
+fn a_pod_reaches_itself_through_a_service_path_across_the_bridge() {
+    in_own_netns(
+        "a_pod_reaches_itself_through_a_service_path_across_the_bridge",
+        |root| {
+            let node = Node::open(root)?;
+            let pod = node.mgr().create(&spec("pod-hp", "hairpin"))?;
+            let ip = ip_of(&pod);
+
+            // This netns's own sysfs (the host's /sys shows the host's devices): the pod's bridge
+            // port has hairpin on. Under the test root, so Node's guard unmounts it.
+            let sys = root.join("sysfs");
+            std::fs::create_dir_all(&sys)?;
+            nix::mount::mount(
+                Some("sysfs"),
+                &sys,
+                Some("sysfs"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )?;
+            let ports: Vec<String> = std::fs::read_dir(sys.join("class/net/k1s0/brif"))?
+                .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+                .collect::<Result<_>>()?;
+            ensure!(ports.len() == 1, "bridge ports: {ports:?}");
+            let port = sys.join("class/net").join(&ports[0]);
+            let hairpin = port.join("brport/hairpin_mode");
+            ensure!(std::fs::read_to_string(&hairpin)?.trim() == "1");
+
+            // A server in the pod, and a service-like path to it as the service proxy builds
+            // it: DNAT of a virtual IP in the node's prerouting, masquerade of the hairpin case.
+            let www = root.join("www");
+            std::fs::create_dir_all(&www)?;
+            std::fs::write(www.join("index.html"), "hello from myself\n")?;
+            let _server = Server(
+                in_pod(
+                    &pod,
+                    &[
+                        "busybox",
+                        "httpd",
+                        "-f",
+                        "-p",
+                        "8080",
+                        "-h",
+                        www.to_str().unwrap(),
+                    ],
+                )
+                .spawn()?,
+            );
+            let table = "k1s_test_hairpin";
+            let script = format!(
+                "table ip {table} {{\n\
+                 chain pre {{ type nat hook prerouting priority dstnat; \
+                 ip daddr 10.43.7.7 tcp dport 80 counter dnat to {ip}:8080 comment \"svc\"; }}\n\
+                 chain post {{ type nat hook postrouting priority srcnat; \
+                 ip saddr {ip} ip daddr {ip} counter masquerade comment \"hairpin\"; }}\n\
+                 }}\n"
+            );
+            let mut nft = Command::new("nft")
+                .args(["-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()?;
+            std::io::Write::write_all(
+                &mut nft.stdin.take().context("nft stdin")?,
+                script.as_bytes(),
+            )?;
+            ensure!(nft.wait()?.success(), "nft -f {script}");
+
+            let rx = port.join("statistics/rx_packets");
+            let rx_before: u64 = std::fs::read_to_string(&rx)?.trim().parse()?;
+            // busybox-static's wget crashes in a fresh netns; nc speaks enough HTTP.
+            let fetch = |target: &str, timeout: &str| -> Result<String> {
+                let script = format!(
+                    "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w {timeout} {target}"
+                );
+                let out = run(&mut in_pod(&pod, &["busybox", "sh", "-c", &script]))?;
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            };
+            const BODY: &str = "hello from myself";
+            // The server may not listen yet: retry until a deadline.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let body = fetch("10.43.7.7 80", "2")?;
+                if body.contains(BODY) {
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    let direct = fetch(&format!("{ip} 8080"), "2")?;
+                    let tables = run_ok(Command::new("nft").args(["list", "ruleset"]))?;
+                    bail!(
+                        "pod -> 10.43.7.7 -> itself failed: {body:?}, direct: {direct:?}\n{tables}"
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+
+            // It left the pod through its veth, went through the node's NAT, and was bridged
+            // back out of the port it came in by (the hairpin).
+            let rx_after: u64 = std::fs::read_to_string(&rx)?.trim().parse()?;
+            ensure!(rx_after > rx_before, "no packet crossed the veth");
+            ensure!(nft_packets(table, "\"svc\"")? >= 1);
+            ensure!(nft_packets(table, "\"hairpin\"")? >= 1);
+
+            // Without the hairpin flag the bridge drops the frame going back out of its port.
+            std::fs::write(&hairpin, "0")?;
+            let body = fetch("10.43.7.7 80", "1")?;
+            std::fs::write(&hairpin, "1")?;
+            ensure!(
+                !body.contains(BODY),
+                "reached itself with hairpin off: {body:?}"
+            );
+            ensure!(
+                fetch("10.43.7.7 80", "2")?.contains(BODY),
+                "hairpin back on"
+            );
+
+            run_ok(Command::new("nft").args(["delete", "table", "ip", table]))?;
+            nix::mount::umount2(&sys, nix::mount::MntFlags::MNT_DETACH)?;
+            node.mgr().remove("pod-hp")?;
+            node.mgr().teardown_node()?;
+            Ok(())
+        },
+    );
+}

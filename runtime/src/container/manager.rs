@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::ContainerError;
-use super::cgroup::{self, Stats};
 use super::attach::AttachSession;
+use super::cgroup::{self, Stats};
 use super::exec::{ExecSession, ExecSpec};
 use super::podshim;
 use super::proto::Client;

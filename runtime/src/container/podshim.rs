@@ -43,8 +43,7 @@ pub fn lock(dir: &Path) -> Result<File, ContainerError> {
         let held = f
             .metadata()
             .map_err(|e| ContainerError::io("stat", &path, e))?;
-        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == held.ino() && m.dev() == held.dev())
-        {
+        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == held.ino() && m.dev() == held.dev()) {
             return Ok(f);
         }
     }
