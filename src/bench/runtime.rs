@@ -1,6 +1,7 @@
 //! `k1s bench runtime`: container start latency of `/bin/true` in a busybox rootfs (image
 //! present), side by side in the same run with `runc run`, `crun run` and the floor
-//! `unshare -pmuin -f chroot ROOTFS /bin/true`; and the shim's memory with 10 containers running.
+//! `unshare -pmuin -f chroot ROOTFS /bin/true`; the same as a further container of a running pod
+//! (its shim creates it); and the pod shims' memory with 10 containers running, 2 a pod.
 //!
 //! One k1s sample is `create` + `start` + `wait` (exit recorded, logs drained) through
 //! [`ContainerManager`]; removal is outside the timing. runc and the floor are timed around the
@@ -28,6 +29,9 @@ pub struct RuntimeArgs {
     /// Containers kept running for the shim memory figure.
     #[arg(long, default_value_t = 10)]
     pub rss_containers: usize,
+    /// Containers per pod (so per shim) for the shim memory figure.
+    #[arg(long, default_value_t = 2)]
+    pub per_pod: usize,
     /// busybox-static binary the rootfs is built from.
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
@@ -58,6 +62,7 @@ fn measure(
     mgr: &ContainerManager,
     parent: &str,
 ) -> Result<()> {
+    // No pod: each container starts a shim of its own, as a pod's first container does.
     let spec = |id: String, cmd: &[&str]| ContainerSpec {
         id,
         layers: vec![rootfs.to_path_buf()],
@@ -106,12 +111,13 @@ fn measure(
             args.runs as u64,
             Some(busy),
         )
-        .note("per-container shim, cgroup, overlayfs, seccomp")
+        .note("new shim (a pod's first container), cgroup, overlayfs, seccomp")
         .print();
     for (name, p) in ["create", "start", "wait"].iter().zip(phases) {
         p.report(&format!("runtime k1s   of which {name}"), 0, None)
             .print();
     }
+    in_running_pod(args, mgr, &spec)?;
 
     if !args.no_peers {
         peers(args, tmp, rootfs)?;
@@ -238,7 +244,51 @@ fn crun_loop(runs: usize, bundle: &Path, state: &Path) -> Result<(Vec<Duration>,
     Ok((pick("c "), pick("t ")))
 }
 
-/// VmRSS and Pss of the shims with `rss_containers` containers running.
+/// Create + start + wait of `/bin/true` as a further container of a pod whose shim runs.
+fn in_running_pod(
+    args: &RuntimeArgs,
+    mgr: &ContainerManager,
+    spec: &dyn Fn(String, &[&str]) -> ContainerSpec,
+) -> Result<()> {
+    let in_pod = |id: &str, cmd: &[&str]| ContainerSpec {
+        pod_id: "bench-pod".into(),
+        ..spec(id.to_string(), cmd)
+    };
+    let result = (|| -> Result<()> {
+        mgr.create(&in_pod("holder", &["sleep", "1000"]))?;
+        mgr.start("holder")?;
+        let mut samples = Samples::with_capacity(args.runs);
+        let mut busy = Duration::ZERO;
+        for i in 0..args.runs {
+            let id = format!("p{i}");
+            let t = Instant::now();
+            mgr.create(&in_pod(&id, &["/bin/true"]))?;
+            mgr.start(&id)?;
+            let st = mgr.wait(&id)?;
+            let d = t.elapsed();
+            if st.exit_code != Some(0) {
+                bail!("k1s: /bin/true in a pod exited with {:?}", st.exit_code);
+            }
+            samples.push(d);
+            busy += d;
+            mgr.remove(&id)?;
+        }
+        samples
+            .report(
+                "runtime k1s create+start+wait in a running pod",
+                args.runs as u64,
+                Some(busy),
+            )
+            .note("the pod's shim creates it")
+            .print();
+        Ok(())
+    })();
+    let _ = mgr.stop("holder", 9, Duration::from_secs(5));
+    let _ = mgr.remove("holder");
+    result
+}
+
+/// VmRSS and Pss of the pod shims with `rss_containers` containers running, `per_pod` a pod.
 fn shim_memory(
     args: &RuntimeArgs,
     mgr: &ContainerManager,
@@ -248,16 +298,24 @@ fn shim_memory(
         .map(|i| format!("rss{i}"))
         .collect();
     let result = (|| -> Result<()> {
-        for id in &ids {
-            mgr.create(&spec(id.clone(), &["sleep", "1000"]))?;
+        let per_pod = args.per_pod.max(1);
+        for (i, id) in ids.iter().enumerate() {
+            mgr.create(&ContainerSpec {
+                pod_id: format!("rss-pod{}", i / per_pod),
+                ..spec(id.clone(), &["sleep", "1000"])
+            })?;
             mgr.start(id)?;
         }
         let mut rss = Vec::new();
         let mut pss = Vec::new();
+        let mut shims = std::collections::BTreeSet::new();
         for id in &ids {
             let st = mgr.status(id)?;
             if st.phase != Phase::Running {
                 bail!("{id} is not running");
+            }
+            if !shims.insert(st.shim_pid) {
+                continue;
             }
             rss.push(kb_field(
                 &format!("/proc/{}/status", st.shim_pid),
@@ -270,8 +328,9 @@ fn shim_memory(
         }
         let avg = |v: &[u64]| v.iter().sum::<u64>() / v.len().max(1) as u64;
         println!(
-            "runtime shim memory ({} containers, one shim each)  VmRSS avg {} KiB max {} KiB  Pss avg {} KiB max {} KiB",
+            "runtime shim memory ({} containers, {} pod shims)  VmRSS avg {} KiB max {} KiB  Pss avg {} KiB max {} KiB",
             ids.len(),
+            shims.len(),
             avg(&rss),
             rss.iter().max().unwrap_or(&0),
             avg(&pss),
