@@ -218,3 +218,38 @@ fn shared_pid_namespace_only_on_request() {
         .unwrap();
     assert_eq!(st.exit_code, Some(128 + libc::SIGTERM));
 }
+
+#[test]
+fn a_new_manager_finds_a_pods_containers_and_drives_its_shim() {
+    let env = Env::new("podreopen");
+    env.run(&env.spec("one", &["sleep", "1000"]));
+    env.run(&env.spec("two", &["sh", "-c", "echo ready; exec sleep 1000"]));
+    let shim = env.mgr.status("one").unwrap().shim_pid;
+    // A restarted k1s: a fresh manager on the same root, nothing in memory.
+    let again = k1s_runtime::container::ContainerManager::open(
+        &env.tmp.path().join("runtime"),
+        runtime_support::shim_exe(),
+    )
+    .unwrap();
+    let found = again.list().unwrap();
+    let running: Vec<(&str, i32)> = found
+        .iter()
+        .filter(|c| c.phase == Phase::Running)
+        .map(|c| (c.id.as_str(), c.shim_pid))
+        .collect();
+    assert_eq!(running, vec![("one", shim), ("two", shim)]);
+    // It creates a third container in the same shim and stops the others through it.
+    let mut third = env.spec("three", &["sh", "-c", "echo third"]);
+    third.pod_id = "pod1".into();
+    again.create(&third).unwrap();
+    again.start("three").unwrap();
+    let st = again.wait("three").unwrap();
+    assert_eq!((st.exit_code, st.shim_pid), (Some(0), shim));
+    let st = again
+        .stop("two", libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(st.exit_code, Some(128 + libc::SIGKILL));
+    env.until(T, "two's log", || {
+        env.log_lines("two").iter().any(|(_, t)| t == "ready")
+    });
+}
