@@ -100,6 +100,7 @@ pub(crate) async fn informer(client: Client, shared: Arc<Shared>, res: Resource)
             let Ok(change) = change else {
                 break; // fell behind: relist
             };
+            tracing::trace!(resource = res.gvr().plural, "proxy watch event");
             res.apply(&mut shared.lock_index(), &change, &shared.node_name);
             shared.dirty.notify_one();
         }
