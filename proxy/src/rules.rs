@@ -1,6 +1,7 @@
 //! Ruleset generation: from the [`Index`] to the dynamic part of table `ip k1s` — one chain per
-//! service port (`svc-`, cluster traffic), one per externally reachable service port (`ext-`), one
-//! per endpoint (`ep-`), per-endpoint affinity sets, and the elements of the four verdict maps.
+//! service port (`svc-`, cluster traffic, DNAT through a `numgen random` map), one per externally
+//! reachable service port (`ext-`), per-endpoint chains and affinity sets only for
+//! `sessionAffinity: ClientIP`, the elements of the four verdict maps and the hairpin pairs.
 //!
 //! Pure: no I/O, deterministic for a given index (ordered maps everywhere).
 //!
@@ -31,6 +32,9 @@ pub enum Map {
     NoEndpointServices,
     /// Same key as `ServiceNodeports`, without endpoints → reject.
     NoEndpointNodeports,
+    /// The set of `endpoint . endpoint` address pairs: a pod reaching itself through a service
+    /// (hairpin) is masqueraded. A set, not a map: its elements have no verdict.
+    Hairpin,
 }
 
 impl Map {
@@ -41,6 +45,7 @@ impl Map {
             Map::ServiceNodeports => "service-nodeports",
             Map::NoEndpointServices => "no-endpoint-services",
             Map::NoEndpointNodeports => "no-endpoint-nodeports",
+            Map::Hairpin => "hairpin",
         }
     }
 }
@@ -73,7 +78,7 @@ pub struct Ruleset {
     pub chains: BTreeMap<String, Vec<String>>,
     /// Affinity set name → timeout in seconds.
     pub sets: BTreeMap<String, u32>,
-    /// (map, key) → verdict.
+    /// (map, key) → verdict (empty for the verdict-less `hairpin` set).
     pub elements: BTreeMap<(Map, String), String>,
     /// Every allocated cluster IP (for rejecting their unused ports).
     pub cluster_ips: BTreeSet<Ipv4Addr>,
@@ -227,7 +232,7 @@ fn service_port(
     let affinity = svc.affinity_timeout;
     let mut endpoint_chains = BTreeSet::new();
     if used_svc {
-        let rules = balance(&base, &cluster, affinity, &mut endpoint_chains);
+        let rules = balance(&base, sp.proto, &cluster, affinity, &mut endpoint_chains);
         out.chains.insert(svc_chain, rules);
     }
     if used_ext {
@@ -239,18 +244,28 @@ fn service_port(
             "jump mark-for-masquerade"
         };
         let mut rules = vec![masq.to_string()];
-        rules.extend(balance(&base, &external, affinity, &mut endpoint_chains));
+        rules.extend(balance(
+            &base,
+            sp.proto,
+            &external,
+            affinity,
+            &mut endpoint_chains,
+        ));
         out.chains.insert(ext_chain, rules);
     }
     for t in endpoint_chains {
+        out.elements
+            .insert((Map::Hairpin, format!("{0} . {0}", t.ip)), String::new());
+        // Endpoint chains exist only for session affinity (they record the client); without it
+        // the service chain DNATs straight from a numgen map (far fewer objects for nft).
+        let Some(timeout) = affinity else { continue };
         let chain = endpoint_chain(&base, &t);
-        let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", t.ip)];
-        if let Some(timeout) = affinity {
-            let set = affinity_set(&chain, timeout);
-            rules.push(format!("update @{set} {{ ip saddr }}"));
-            out.sets.insert(set, timeout);
-        }
-        rules.push(format!("meta l4proto {proto} dnat to {}:{}", t.ip, t.port));
+        let set = affinity_set(&chain, timeout);
+        let rules = vec![
+            format!("update @{set} {{ ip saddr }}"),
+            format!("meta l4proto {proto} dnat to {}:{}", t.ip, t.port),
+        ];
+        out.sets.insert(set, timeout);
         out.chains.insert(chain, rules);
     }
 }
@@ -301,20 +316,39 @@ fn dedup(mut v: Vec<Target>) -> Vec<Target> {
     v
 }
 
-/// Affinity lookups, then a random pick among `targets`.
+/// A random pick among `targets`: with affinity, remembered clients first, then a jump to a
+/// random endpoint chain; without, one DNAT through a `numgen` map.
 fn balance(
     base: &str,
+    proto: Proto,
     targets: &[Target],
     affinity: Option<u32>,
     used: &mut BTreeSet<Target>,
 ) -> Vec<String> {
-    let mut rules = Vec::new();
+    used.extend(targets);
+    let p = proto.nft();
+    let Some(timeout) = affinity else {
+        return vec![match targets {
+            [one] => format!("meta l4proto {p} dnat to {}:{}", one.ip, one.port),
+            many => {
+                let mut r = format!(
+                    "meta l4proto {p} dnat ip to numgen random mod {} map {{ ",
+                    many.len()
+                );
+                for (i, t) in many.iter().enumerate() {
+                    let sep = if i + 1 == many.len() { "" } else { ", " };
+                    let _ = write!(r, "{i} : {} . {}{sep}", t.ip, t.port);
+                }
+                r.push_str(" }");
+                r
+            }
+        }];
+    };
     let chains: Vec<String> = targets.iter().map(|t| endpoint_chain(base, t)).collect();
-    if let Some(timeout) = affinity {
-        for c in &chains {
-            rules.push(format!("ip saddr @{} goto {c}", affinity_set(c, timeout)));
-        }
-    }
+    let mut rules: Vec<String> = chains
+        .iter()
+        .map(|c| format!("ip saddr @{} goto {c}", affinity_set(c, timeout)))
+        .collect();
     match chains.as_slice() {
         [one] => rules.push(format!("goto {one}")),
         many => {
@@ -327,7 +361,6 @@ fn balance(
             rules.push(r);
         }
     }
-    used.extend(targets);
     rules
 }
 

@@ -31,9 +31,11 @@ pub fn base(params: &Params) -> String {
   map service-nodeports {{ type inet_proto . inet_service : verdict; }}
   map no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service : verdict; }}
   map no-endpoint-nodeports {{ type inet_proto . inet_service : verdict; }}
+  set hairpin {{ type ipv4_addr . ipv4_addr; }}
   chain mark-for-masquerade {{ meta mark set meta mark or {MASQ_MARK}; }}
   chain masquerading {{
     type nat hook postrouting priority 100; policy accept;
+    ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random
     meta mark & {MASQ_MARK} == 0 return
     meta mark set meta mark xor {MASQ_MARK}
     masquerade fully-random
@@ -181,7 +183,7 @@ fn elements<'a>(
             s.push_str(", ");
         }
         s.push_str(key);
-        if let Some(v) = verdict {
+        if let Some(v) = verdict.filter(|v| !v.is_empty()) {
             let _ = write!(s, " : {v}");
         }
         n += 1;

@@ -55,7 +55,10 @@ pub fn run(args: ProxyArgs) -> Result<()> {
             .env(IN_OWN_NETNS, "1")
             .status()
             .context("running unshare --net (util-linux)")?;
-        ensure!(status.success(), "the benchmark in its own netns failed: {status}");
+        ensure!(
+            status.success(),
+            "the benchmark in its own netns failed: {status}"
+        );
         return Ok(());
     }
     let _ = tracing_subscriber::fmt()
@@ -159,7 +162,11 @@ fn library(args: &ProxyArgs) -> Result<()> {
         .note(format!("{} KiB script", bytes / 1024))
         .print();
     full_s
-        .report("full: nft -f (one transaction)", args.full_runs as u64, None)
+        .report(
+            "full: nft -f (one transaction)",
+            args.full_runs as u64,
+            None,
+        )
         .note(format!("{} chains", applied.chains.len()))
         .print();
     let (mut work_s, mut nft_s) = (Samples::default(), Samples::default());
@@ -195,7 +202,11 @@ fn library(args: &ProxyArgs) -> Result<()> {
         .report("1 endpoint: generate + diff", args.changes as u64, None)
         .print();
     nft_s
-        .report("1 endpoint: nft -f (incremental)", args.changes as u64, None)
+        .report(
+            "1 endpoint: nft -f (incremental)",
+            args.changes as u64,
+            None,
+        )
         .print();
     nft::delete_table(&args.nft)?;
     Ok(())
@@ -299,7 +310,11 @@ async fn end_to_end(args: &ProxyArgs) -> Result<()> {
         }
     }
     samples
-        .report("end to end: endpoint change in kernel", args.changes as u64, None)
+        .report(
+            "end to end: endpoint change in kernel",
+            args.changes as u64,
+            None,
+        )
         .note("API write -> nft applied, incl. the 20 ms debounce")
         .print();
     nft_s

@@ -97,17 +97,16 @@ fn cluster_ip_balances_over_ready_endpoints() {
     assert_eq!(
         svc,
         &vec![
-            "numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/http__10.42.0.5/8080, \
-             1 : goto ep-default/web/tcp/http__10.42.0.6/8080 }"
+            "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.42.0.5 . 8080, \
+             1 : 10.42.0.6 . 8080 }"
                 .to_string()
         ]
     );
-    assert_eq!(
-        rs.chains["ep-default/web/tcp/http__10.42.0.5/8080"],
-        vec![
-            "ip saddr 10.42.0.5 jump mark-for-masquerade".to_string(),
-            "meta l4proto tcp dnat to 10.42.0.5:8080".to_string(),
-        ]
+    // No affinity: no endpoint chains, but hairpin pairs for each endpoint.
+    assert!(!rs.chains.keys().any(|c| c.starts_with("ep-")));
+    assert!(
+        rs.elements
+            .contains_key(&(Map::Hairpin, "10.42.0.5 . 10.42.0.5".to_string()))
     );
     assert_eq!(
         rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
@@ -147,7 +146,7 @@ fn terminating_endpoints_only_without_ready_ones() {
     let (rs, _) = generate(&idx, &params());
     assert_eq!(
         rs.chains["svc-default/web/tcp/http"],
-        vec!["goto ep-default/web/tcp/http__10.42.0.5/8080".to_string()]
+        vec!["meta l4proto tcp dnat to 10.42.0.5:8080".to_string()]
     );
     idx.upsert_slice(
         "default/web".into(),
@@ -160,7 +159,7 @@ fn terminating_endpoints_only_without_ready_ones() {
     let (rs, _) = generate(&idx, &params());
     assert_eq!(
         rs.chains["svc-default/web/tcp/http"],
-        vec!["goto ep-default/web/tcp/http__10.42.0.7/8080".to_string()]
+        vec!["meta l4proto tcp dnat to 10.42.0.7:8080".to_string()]
     );
     assert!(
         !rs.chains
@@ -228,8 +227,11 @@ fn local_policies_and_affinity() {
         "ip saddr 127.0.0.0/8 jump mark-for-masquerade"
     );
     assert_eq!(
-        rs.chains[e5][1],
-        "update @aff-default/web/tcp/80__10.42.0.5/8080-60 { ip saddr }"
+        rs.chains[e5],
+        vec![
+            "update @aff-default/web/tcp/80__10.42.0.5/8080-60 { ip saddr }".to_string(),
+            "meta l4proto tcp dnat to 10.42.0.5:8080".to_string()
+        ]
     );
     assert_eq!(rs.sets.len(), 1);
     assert_eq!(
@@ -401,7 +403,11 @@ fn full_and_incremental_scripts_load_in_the_kernel() {
     let full_new = script::full(&p, &new);
     let diff = script::diff(&old, &new);
     assert!(
-        diff.contains("delete chain ip k1s ep-default/web/tcp/http__10.42.0.6/8080"),
+        diff.contains("delete element ip k1s hairpin { 10.42.0.6 . 10.42.0.6 }"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("delete set ip k1s aff-default/aff/tcp/80__10.42.0.8/80-30"),
         "{diff}"
     );
     assert!(script::diff(&new, &new).is_empty());
