@@ -16,6 +16,7 @@
 //! Modules: [`model`] (the compact index), [`rules`] (pure generation), [`script`] (nft text),
 //! `nft` (running nft), `watch` (informers), `sync` (the loop and the built-in load balancer).
 
+pub mod assemble;
 pub mod model;
 pub mod nft;
 pub mod rules;
@@ -143,6 +144,7 @@ pub async fn start(
         dirty: Default::default(),
         listed: Default::default(),
         node_name: config.node_name.clone(),
+        dirty_keys: Default::default(),
     });
     let (tx, rx) = tokio_watch::channel(SyncStatus::default());
     let informers = [watch::Resource::Services, watch::Resource::Slices]

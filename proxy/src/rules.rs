@@ -7,9 +7,10 @@
 //!
 //! Invariants:
 //! - every map key appears once: a second service claiming the same `ip . proto . port` (or node
-//!   port) is left out and reported as a [`Problem`], so a transaction never fails on a duplicate;
-//! - every chain named by a map element or a rule exists in [`Ruleset::chains`], and every chain in
-//!   it is referenced (no orphans), so incremental updates can delete what disappears;
+//!   port) is left out and reported as a [`Problem`], so a transaction never fails on a duplicate
+//!   (settled in [`crate::assemble`]);
+//! - every chain named by a map element or a rule exists in [`Ruleset::chains`] (a service that
+//!   lost every claim keeps its chains, unreferenced, so they do not depend on other services);
 //! - endpoints used: ready ones; only when none is ready, serving terminating ones (upstream's
 //!   rule); `Local` policies keep only this node's endpoints;
 //! - a service port with no usable endpoint gets no `svc-`/`ext-` chain but a `no-endpoint-*`
@@ -87,40 +88,61 @@ pub struct Ruleset {
 /// The chain every no-endpoint element jumps to.
 pub const REJECT_CHAIN: &str = "reject-chain";
 
-/// Builds the ruleset for `index`, with the problems found along the way.
+/// Builds the ruleset for `index`, with the problems found along the way (all services at once;
+/// the sync loop keeps an [`Assembled`](crate::assemble::Assembled) and regenerates only the
+/// services that changed).
 pub fn generate(index: &Index, params: &Params) -> (Ruleset, Vec<Problem>) {
+    let mut all = crate::assemble::Assembled::new(params);
+    for key in index.services.keys() {
+        all.update(key, fragment(index, key, params));
+    }
+    let problems = all.problems();
+    (all.ruleset, problems)
+}
+
+/// The pseudo-service key of the cluster DNS fragment (sorts before every `namespace/name`).
+pub const DNS_KEY: &str = "";
+
+/// The cluster DNS's part: `<cluster-dns> . udp/tcp . 53` DNAT'd to the DNS server.
+pub fn dns_fragment(params: &Params) -> Option<(Ruleset, Vec<Problem>)> {
+    let (ip, target) = params.dns?;
+    let mut out = Ruleset::default();
+    out.cluster_ips.insert(ip);
+    for proto in [Proto::Udp, Proto::Tcp] {
+        let chain = format!("dns-{}", proto.nft());
+        let rule = format!("meta l4proto {} dnat to {target}", proto.nft());
+        out.chains.insert(chain.clone(), vec![rule]);
+        out.elements.insert(
+            (Map::ServiceIps, format!("{ip} . {} . 53", proto.nft())),
+            format!("goto {chain}"),
+        );
+    }
+    Some((out, Vec::new()))
+}
+
+/// What service `key` contributes (its chains, sets, claimed map keys, cluster IPs) and its own
+/// problems; `None` when it does not exist or has no virtual IP (headless, ExternalName). Claims
+/// that collide with other services are settled by [`Assembled`](crate::assemble::Assembled).
+pub fn fragment(index: &Index, key: &str, params: &Params) -> Option<(Ruleset, Vec<Problem>)> {
+    let svc = index.services.get(key)?;
+    if svc.cluster_ips.is_empty() {
+        return None; // headless or ExternalName: DNS's job, no virtual IP
+    }
     let mut out = Ruleset::default();
     let mut problems = Vec::new();
-    if let Some((ip, target)) = params.dns {
-        out.cluster_ips.insert(ip);
-        for proto in [Proto::Udp, Proto::Tcp] {
-            let chain = format!("dns-{}", proto.nft());
-            let rule = format!("meta l4proto {} dnat to {target}", proto.nft());
-            out.chains.insert(chain.clone(), vec![rule]);
-            out.elements.insert(
-                (Map::ServiceIps, format!("{ip} . {} . 53", proto.nft())),
-                format!("goto {chain}"),
-            );
+    out.cluster_ips.extend(&svc.cluster_ips);
+    for sp in &svc.ports {
+        if sp.proto == Proto::Sctp && !params.sctp {
+            problems.push(Problem {
+                service: key.into(),
+                reason: "SCTPUnsupported",
+                message: format!("port {}/SCTP skipped: this kernel cannot NAT SCTP", sp.port),
+            });
+            continue;
         }
+        service_port(&mut out, &mut problems, index, key, svc, sp);
     }
-    for (key, svc) in &index.services {
-        if svc.cluster_ips.is_empty() {
-            continue; // headless or ExternalName: DNS's job, no virtual IP
-        }
-        out.cluster_ips.extend(&svc.cluster_ips);
-        for sp in &svc.ports {
-            if sp.proto == Proto::Sctp && !params.sctp {
-                problems.push(Problem {
-                    service: key.clone(),
-                    reason: "SCTPUnsupported",
-                    message: format!("port {}/SCTP skipped: this kernel cannot NAT SCTP", sp.port),
-                });
-                continue;
-            }
-            service_port(&mut out, &mut problems, index, key, svc, sp);
-        }
-    }
-    (out, problems)
+    Some((out, problems))
 }
 
 /// An endpoint of one service port: address, resolved target port and conditions.
@@ -166,22 +188,9 @@ fn service_port(
 
     let svc_chain = format!("svc-{base}");
     let ext_chain = format!("ext-{base}");
-    let mut claim = |map: Map, k: String, verdict: String, problems: &mut Vec<Problem>| {
-        use std::collections::btree_map::Entry;
-        match out.elements.entry((map, k)) {
-            Entry::Vacant(v) => {
-                v.insert(verdict);
-                true
-            }
-            Entry::Occupied(o) => {
-                problems.push(Problem {
-                    service: key.into(),
-                    reason: "AddressInUse",
-                    message: format!("{} is already served by another service", o.key().1),
-                });
-                false
-            }
-        }
+    let mut claim = |map: Map, k: String, verdict: String, _: &mut Vec<Problem>| {
+        out.elements.entry((map, k)).or_insert(verdict);
+        true
     };
     let mut used_svc = false;
     let mut used_ext = false;

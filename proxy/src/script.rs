@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use crate::assemble::Touched;
 use crate::rules::{Map, Params, REJECT_CHAIN, Ruleset};
 
 /// The table's family and name.
@@ -96,46 +97,66 @@ pub fn full(params: &Params, rs: &Ruleset) -> String {
 
 /// The transaction turning `old` (what the kernel has) into `new`; empty when nothing changed.
 pub fn diff(old: &Ruleset, new: &Ruleset) -> String {
+    let both = |a: &Ruleset, b: &Ruleset| Touched {
+        chains: a.chains.keys().chain(b.chains.keys()).cloned().collect(),
+        sets: a.sets.keys().chain(b.sets.keys()).cloned().collect(),
+        elements: a
+            .elements
+            .keys()
+            .chain(b.elements.keys())
+            .cloned()
+            .collect(),
+        cluster_ips: a.cluster_ips.union(&b.cluster_ips).copied().collect(),
+    };
+    diff_touched(old, new, &both(old, new))
+}
+
+/// [`diff`] restricted to the names in `touched` (everything else is known to be equal).
+pub fn diff_touched(old: &Ruleset, new: &Ruleset, touched: &Touched) -> String {
     let mut s = String::new();
-    for (name, timeout) in &new.sets {
-        if !old.sets.contains_key(name) {
+    for name in &touched.sets {
+        if let (Some(timeout), false) = (new.sets.get(name), old.sets.contains_key(name)) {
             add_set(&mut s, name, *timeout);
         }
     }
-    for (name, rules) in &new.chains {
-        match old.chains.get(name) {
-            None => {
+    for name in &touched.chains {
+        match (old.chains.get(name), new.chains.get(name)) {
+            (None, Some(rules)) => {
                 let _ = writeln!(s, "add chain {TABLE} {name}");
                 add_rules(&mut s, name, rules);
             }
-            Some(old_rules) if old_rules != rules => {
+            (Some(old_rules), Some(rules)) if old_rules != rules => {
                 let _ = writeln!(s, "flush chain {TABLE} {name}");
                 add_rules(&mut s, name, rules);
             }
-            Some(_) => {}
+            _ => {}
         }
     }
     // Changed verdicts are deleted and re-added: nft has no "replace element".
-    let gone = old
+    let changed = |k: &&(Map, String)| old.elements.get(*k) != new.elements.get(*k);
+    let gone = touched
         .elements
         .iter()
-        .filter(|(k, v)| new.elements.get(*k) != Some(*v));
-    elements(&mut s, "delete", gone.map(|((m, k), _)| (*m, k, None)));
-    let came = new
-        .elements
+        .filter(changed)
+        .filter(|k| old.elements.contains_key(*k));
+    elements(&mut s, "delete", gone.map(|(m, k)| (*m, k, None)));
+    let came = touched.elements.iter().filter(changed);
+    let came = came.filter_map(|k| new.elements.get(k).map(|v| (k.0, &k.1, Some(v))));
+    elements(&mut s, "add", came);
+    let ips_gone = touched
+        .cluster_ips
         .iter()
-        .filter(|(k, v)| old.elements.get(*k) != Some(*v));
-    elements(&mut s, "add", came.map(|((m, k), v)| (*m, k, Some(v))));
-    ips(
-        &mut s,
-        "delete",
-        old.cluster_ips.difference(&new.cluster_ips),
-    );
-    ips(&mut s, "add", new.cluster_ips.difference(&old.cluster_ips));
-    let removed: Vec<&String> = old
+        .filter(|ip| old.cluster_ips.contains(ip) && !new.cluster_ips.contains(ip));
+    ips(&mut s, "delete", ips_gone);
+    let ips_came = touched
+        .cluster_ips
+        .iter()
+        .filter(|ip| !old.cluster_ips.contains(ip) && new.cluster_ips.contains(ip));
+    ips(&mut s, "add", ips_came);
+    let removed: Vec<&String> = touched
         .chains
-        .keys()
-        .filter(|n| !new.chains.contains_key(*n))
+        .iter()
+        .filter(|n| old.chains.contains_key(*n) && !new.chains.contains_key(*n))
         .collect();
     // A chain may still jump to another removed one: empty them all before deleting any.
     for name in &removed {
@@ -144,10 +165,44 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> String {
     for name in &removed {
         let _ = writeln!(s, "delete chain {TABLE} {name}");
     }
-    for name in old.sets.keys().filter(|n| !new.sets.contains_key(*n)) {
+    for name in touched
+        .sets
+        .iter()
+        .filter(|n| old.sets.contains_key(*n) && !new.sets.contains_key(*n))
+    {
         let _ = writeln!(s, "delete set {TABLE} {name}");
     }
     s
+}
+
+/// Brings `applied` (what the kernel has) up to `new` for the `touched` names, after the
+/// transaction from [`diff_touched`] succeeded.
+pub fn advance(applied: &mut Ruleset, new: &Ruleset, touched: &Touched) {
+    for name in &touched.chains {
+        match new.chains.get(name) {
+            Some(r) => applied.chains.insert(name.clone(), r.clone()),
+            None => applied.chains.remove(name),
+        };
+    }
+    for name in &touched.sets {
+        match new.sets.get(name) {
+            Some(t) => applied.sets.insert(name.clone(), *t),
+            None => applied.sets.remove(name),
+        };
+    }
+    for k in &touched.elements {
+        match new.elements.get(k) {
+            Some(v) => applied.elements.insert(k.clone(), v.clone()),
+            None => applied.elements.remove(k),
+        };
+    }
+    for ip in &touched.cluster_ips {
+        if new.cluster_ips.contains(ip) {
+            applied.cluster_ips.insert(*ip);
+        } else {
+            applied.cluster_ips.remove(ip);
+        }
+    }
 }
 
 fn add_set(s: &mut String, name: &str, timeout: u32) {

@@ -5,11 +5,13 @@
 //! Invariants:
 //! - `applied` is exactly what the kernel holds, or `None` when unknown (start, failed run): then
 //!   the next sync replaces the whole table, which reconciles after a crash without duplicates;
+//! - only services marked dirty by the informers are regenerated, and the incremental transaction
+//!   covers only what their fragments touched (a relist marks everything);
 //! - syncs are at least `min_interval` apart, so a burst of watch events costs one transaction;
 //! - a failing `nft` never ends the loop: it is logged and retried with exponential backoff;
 //! - `nft` runs on a blocking thread, never on a tokio worker.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,8 +23,9 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{Index, Service};
-use crate::rules::{Params, Problem, Ruleset, generate};
+use crate::assemble::Assembled;
+use crate::model::{Index, Key, Service};
+use crate::rules::{Params, Problem, Ruleset, fragment};
 use crate::{ProxyConfig, SyncStatus, nft, script};
 
 /// State shared by the informers and the sync loop.
@@ -32,11 +35,40 @@ pub(crate) struct Shared {
     /// How many of the two informers have completed their first list.
     pub listed: AtomicUsize,
     pub node_name: String,
+    /// Services changed since the last sync.
+    pub dirty_keys: Mutex<Dirty>,
+}
+
+/// What changed since the last sync.
+#[derive(Debug, Default)]
+pub(crate) struct Dirty {
+    /// A relist replaced a whole resource: every service may have changed.
+    pub all: bool,
+    pub keys: BTreeSet<Key>,
 }
 
 impl Shared {
     pub fn lock_index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn mark(&self, key: Key) {
+        self.dirty_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .insert(key);
+    }
+
+    pub fn mark_all(&self) {
+        self.dirty_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .all = true;
+    }
+
+    fn take_dirty(&self) -> Dirty {
+        std::mem::take(&mut *self.dirty_keys.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -51,7 +83,9 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let recorder = Recorder::new(client.clone(), "k1s-proxy", "v1", "Service");
+    // What the kernel holds (None: unknown, replace everything), and what it should hold.
     let mut applied: Option<Ruleset> = None;
+    let mut desired = Assembled::new(&params);
     let mut reported: HashSet<(Box<str>, &'static str, String)> = HashSet::new();
     let mut lb_sent: BTreeMap<Box<str>, Vec<Ipv4Addr>> = BTreeMap::new();
     let mut backoff = Duration::from_millis(100);
@@ -70,19 +104,33 @@ pub(crate) async fn run(
             _ = tokio::time::sleep(wait) => {}
         }
         last = Instant::now();
-        let (ruleset, problems, lb) = {
+        let (problems, lb) = {
             let index = shared.lock_index();
-            let (rs, problems) = generate(&index, &params);
+            let dirty = shared.take_dirty();
+            let keys: BTreeSet<Key> = if dirty.all {
+                index
+                    .services
+                    .keys()
+                    .chain(desired.keys())
+                    .cloned()
+                    .collect()
+            } else {
+                dirty.keys
+            };
+            for key in &keys {
+                desired.update(key, fragment(&index, key, &params));
+            }
             let lb = config.node_ip.map(|ip| lb_assignments(&index, ip));
-            (rs, problems, lb)
+            (desired.problems(), lb)
         };
+        let touched = desired.take_touched();
         report(&recorder, &shared, &mut reported, problems);
         if let Some(lb) = lb {
             write_lb_status(&client, &recorder, &shared, &mut lb_sent, lb);
         }
         let (text, full) = match &applied {
-            Some(old) => (script::diff(old, &ruleset), false),
-            None => (script::full(&params, &ruleset), true),
+            Some(old) => (script::diff_touched(old, &desired.ruleset, &touched), false),
+            None => (script::full(&params, &desired.ruleset), true),
         };
         if text.is_empty() {
             status.send_modify(|s| s.syncs += 1);
@@ -101,10 +149,13 @@ pub(crate) async fn run(
                 tracing::debug!(
                     full,
                     ms = took.as_millis() as u64,
-                    chains = ruleset.chains.len(),
+                    chains = desired.ruleset.chains.len(),
                     "proxy synced"
                 );
-                applied = Some(ruleset);
+                match &mut applied {
+                    Some(a) if !full => script::advance(a, &desired.ruleset, &touched),
+                    _ => applied = Some(desired.ruleset.clone()),
+                }
                 backoff = Duration::from_millis(100);
                 status.send_modify(|s| {
                     s.syncs += 1;

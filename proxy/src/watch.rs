@@ -11,7 +11,7 @@ use std::time::Duration;
 use k1s_apiserver::client::{Change, Client, Gvr};
 use serde_json::Value;
 
-use crate::model::{Index, service_from_json, slice_from_json};
+use crate::model::{Index, Key, service_from_json, slice_from_json};
 use crate::sync::Shared;
 
 pub(crate) const SERVICES: Gvr = Gvr::new("", "v1", "services");
@@ -48,27 +48,30 @@ impl Resource {
         }
     }
 
-    fn apply(self, idx: &mut Index, change: &Change, node: &str) {
+    /// Applies one change; returns the key of the service it affects.
+    fn apply(self, idx: &mut Index, change: &Change, node: &str) -> Option<Key> {
         match (self, change) {
             (Resource::Services, Change::Added(o) | Change::Modified(o)) => {
-                if let Some(svc) = service_from_json(o) {
-                    idx.upsert_service(svc);
-                }
+                let svc = service_from_json(o)?;
+                let key: Key = format!("{}/{}", svc.namespace, svc.name).into();
+                idx.upsert_service(svc);
+                Some(key)
             }
             (Resource::Services, Change::Deleted(o)) => {
-                if let Some(svc) = service_from_json(o) {
-                    idx.remove_service(&format!("{}/{}", svc.namespace, svc.name));
-                }
+                let svc = service_from_json(o)?;
+                let key: Key = format!("{}/{}", svc.namespace, svc.name).into();
+                idx.remove_service(&key);
+                Some(key)
             }
             (Resource::Slices, Change::Added(o) | Change::Modified(o)) => {
-                if let Some((key, name, slice)) = slice_from_json(o, node) {
-                    idx.upsert_slice(key, name, slice);
-                }
+                let (key, name, slice) = slice_from_json(o, node)?;
+                idx.upsert_slice(key.clone(), name, slice);
+                Some(key)
             }
             (Resource::Slices, Change::Deleted(o)) => {
-                if let Some((key, name, _)) = slice_from_json(o, node) {
-                    idx.remove_slice(&key, &name);
-                }
+                let (key, name, _) = slice_from_json(o, node)?;
+                idx.remove_slice(&key, &name);
+                Some(key)
             }
         }
     }
@@ -87,6 +90,7 @@ pub(crate) async fn informer(client: Client, shared: Arc<Shared>, res: Resource)
             }
         };
         res.replace(&mut shared.lock_index(), &items, &shared.node_name);
+        shared.mark_all();
         drop(items);
         if std::mem::take(&mut first) {
             shared.listed.fetch_add(1, Ordering::AcqRel);
@@ -101,7 +105,10 @@ pub(crate) async fn informer(client: Client, shared: Arc<Shared>, res: Resource)
                 break; // fell behind: relist
             };
             tracing::trace!(resource = res.gvr().plural, "proxy watch event");
-            res.apply(&mut shared.lock_index(), &change, &shared.node_name);
+            let key = res.apply(&mut shared.lock_index(), &change, &shared.node_name);
+            if let Some(key) = key {
+                shared.mark(key);
+            }
             shared.dirty.notify_one();
         }
     }

@@ -41,6 +41,9 @@ pub struct ProxyArgs {
     /// The nft program.
     #[arg(long, default_value = "nft")]
     pub nft: PathBuf,
+    /// Services in the end-to-end part (creating them through the API takes a while); 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    pub e2e_services: u32,
 }
 
 const IN_OWN_NETNS: &str = "K1S_BENCH_PROXY_NETNS";
@@ -73,6 +76,9 @@ pub fn run(args: ProxyArgs) -> Result<()> {
         args.nft.display()
     );
     library(&args)?;
+    if args.e2e_services == 0 {
+        return Ok(());
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -236,7 +242,8 @@ async fn end_to_end(args: &ProxyArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let t = Instant::now();
-    for i in 0..args.services {
+    let services = args.e2e_services;
+    for i in 0..services {
         let svc = json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": format!("svc-{i}"), "namespace": "bench"},
             "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}});
@@ -250,8 +257,8 @@ async fn end_to_end(args: &ProxyArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("creating a slice: {}", e.message))?;
     }
     println!(
-        "created {} services and slices in {:.1} s",
-        args.services,
+        "created {services} services x {} endpoints in {:.1} s",
+        args.endpoints,
         t.elapsed().as_secs_f64()
     );
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -277,7 +284,7 @@ async fn end_to_end(args: &ProxyArgs) -> Result<()> {
     // Each change moves one endpoint of one service to a new address (or back).
     let mut shifted = std::collections::HashSet::new();
     for c in 0..args.changes {
-        let i = (c as u32 * 7919) % args.services;
+        let i = (c as u32 * 7919) % services;
         let before = status.borrow().syncs;
         let shift = if shifted.insert(i) {
             1

@@ -268,9 +268,81 @@ fn duplicates_are_reported_not_emitted() {
         rs.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
         "goto ext-default/copy/tcp/http"
     );
-    // The loser's cluster IP still works; its ext chain is not created (nothing refers to it).
+    // The loser's cluster IP still works.
     assert!(rs.chains.contains_key("svc-default/web/tcp/http"));
-    assert!(!rs.chains.contains_key("ext-default/web/tcp/http"));
+    // When the winner goes, the loser takes the node port over.
+    let mut a = crate::assemble::Assembled::new(&params());
+    for key in idx.services.keys() {
+        a.update(key, fragment(&idx, key, &params()));
+    }
+    a.update("default/copy", None);
+    assert_eq!(
+        a.ruleset.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
+        "goto ext-default/web/tcp/http"
+    );
+    assert!(a.problems().is_empty());
+}
+
+/// Updating one service at a time must give exactly what generating everything gives, and the
+/// diff over the touched names exactly the full diff.
+#[test]
+fn per_service_updates_match_full_generation() {
+    let p = params();
+    let mut idx = every_feature();
+    let mut a = crate::assemble::Assembled::new(&p);
+    for key in idx.services.keys() {
+        a.update(key, fragment(&idx, key, &p));
+    }
+    let _ = a.take_touched();
+    assert_eq!(a.ruleset, generate(&idx, &p).0);
+    let before = a.ruleset.clone();
+    let steps: Vec<Box<dyn Fn(&mut Index) -> &'static str>> = vec![
+        Box::new(|i| {
+            i.upsert_slice(
+                "default/web".into(),
+                "web-a".into(),
+                slice(
+                    vec![ep(5, true, false, true)],
+                    &[("http", Proto::Tcp, 8080)],
+                ),
+            );
+            "default/web"
+        }),
+        Box::new(|i| {
+            i.remove_service("default/empty");
+            "default/empty"
+        }),
+        Box::new(|i| {
+            let mut s = i.services["default/aff"].clone();
+            s.affinity_timeout = Some(99);
+            i.upsert_service(s);
+            "default/aff"
+        }),
+        Box::new(|i| {
+            // Same cluster IP as web: a conflict.
+            i.upsert_service(svc(
+                "dup",
+                [10, 43, 0, 5],
+                &[("http", Proto::Tcp, 80, None)],
+            ));
+            "default/dup"
+        }),
+    ];
+    let mut applied = before;
+    for step in steps {
+        let key = step(&mut idx);
+        a.update(key, fragment(&idx, key, &p));
+        let touched = a.take_touched();
+        let (full, problems) = generate(&idx, &p);
+        assert_eq!(a.ruleset, full, "after updating {key}");
+        assert_eq!(a.problems().len(), problems.len());
+        assert_eq!(
+            script::diff_touched(&applied, &a.ruleset, &touched),
+            script::diff(&applied, &full)
+        );
+        script::advance(&mut applied, &a.ruleset, &touched);
+        assert_eq!(applied, full);
+    }
 }
 
 #[test]
