@@ -64,7 +64,36 @@ pub fn delete_table(nft: &Path) -> Result<(), NftError> {
 
 /// Whether the kernel accepts SCTP NAT rules (validated in a throwaway check transaction).
 pub fn sctp_supported(nft: &Path) -> bool {
-    let probe = "table ip k1s-sctp-probe { chain c { type nat hook prerouting priority dstnat; \
-                 meta l4proto sctp sctp dport 1 dnat to 127.0.0.1:1; } }\n";
-    apply(nft, probe, true).is_ok()
+    apply(nft, SCTP_PROBE, true).is_ok()
+}
+
+/// A check-only transaction that needs SCTP NAT in the kernel.
+const SCTP_PROBE: &str = "table ip k1s-sctp-probe {\n  chain c {\n    type nat hook prerouting priority -100;\n    \
+                 meta l4proto sctp sctp dport 1 dnat to 127.0.0.1:1\n  }\n}\n";
+
+#[cfg(test)]
+mod tests {
+    /// The SCTP probe must at least be valid syntax: run it in a throwaway network namespace.
+    #[test]
+    fn sctp_probe_parses() {
+        let out = std::process::Command::new("unshare")
+            .args(["--net", "nft", "-c", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                let probe = super::SCTP_PROBE
+                    .replace("sctp", "tcp")
+                    .replace("tcp-probe", "sctp-probe");
+                c.stdin.take().expect("stdin").write_all(probe.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("unshare and nft must be installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

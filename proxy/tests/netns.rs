@@ -109,17 +109,9 @@ fn pod(procs: &mut Procs, name: &'static str, ip: Ipv4Addr) -> Result<Pod> {
     ))?;
     let server = Command::new("nsenter")
         .arg(format!("--net={ns}"))
-        .args([
-            "busybox",
-            "nc",
-            "-ll",
-            "-p",
-            "8080",
-            "-e",
-            "/usr/bin/busybox",
-            "echo",
-            name,
-        ])
+        .args(["busybox", "nc", "-ll", "-p", "8080", "-e"])
+        .arg(busybox()?)
+        .args(["echo", name])
         .stdout(Stdio::null())
         .spawn()?;
     procs.0.push(server);
@@ -138,6 +130,17 @@ fn network() -> Result<()> {
     // Pod-to-service replies are bridged: they must see conntrack to be un-NATed.
     let _ = std::fs::write("/proc/sys/net/bridge/bridge-nf-call-iptables", "1");
     Ok(())
+}
+
+/// The busybox binary's path (nc's `-e` wants one).
+fn busybox() -> Result<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("busybox"))
+                .find(|b| b.is_file())
+        })
+        .context("busybox is not on PATH")
 }
 
 /// Connects to `addr` from this namespace: `Ok(Some(reply))`, `Ok(None)` when refused.

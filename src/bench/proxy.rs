@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use k1s_proxy::model::{Endpoint, Index, Proto, Service, ServicePort, Slice, SlicePort};
 use k1s_proxy::assemble::Assembled;
+use k1s_proxy::model::{Endpoint, Index, Proto, Service, ServicePort, Slice, SlicePort};
 use k1s_proxy::rules::{Params, fragment, generate};
 use k1s_proxy::{nft, script};
 use serde_json::{Value, json};
@@ -195,7 +195,11 @@ fn library(args: &ProxyArgs) -> Result<()> {
             0
         };
         let key = format!("bench/svc-{i}");
-        index.upsert_slice(key.clone().into(), "s".into(), slice(i, args.endpoints, shift));
+        index.upsert_slice(
+            key.clone().into(),
+            "s".into(),
+            slice(i, args.endpoints, shift),
+        );
         let t = Instant::now();
         desired.update(&key, fragment(&index, &key, &params));
         let touched = desired.take_touched();
@@ -207,7 +211,11 @@ fn library(args: &ProxyArgs) -> Result<()> {
         script::advance(&mut applied, &desired.ruleset, &touched);
     }
     work_s
-        .report("1 endpoint: regenerate 1 service + diff", args.changes as u64, None)
+        .report(
+            "1 endpoint: regenerate 1 service + diff",
+            args.changes as u64,
+            None,
+        )
         .print();
     nft_s
         .report(

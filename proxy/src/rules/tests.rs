@@ -283,6 +283,9 @@ fn duplicates_are_reported_not_emitted() {
     assert!(a.problems().is_empty());
 }
 
+/// One change to the index, returning the key of the service it touched.
+type Step = Box<dyn Fn(&mut Index) -> &'static str>;
+
 /// Updating one service at a time must give exactly what generating everything gives, and the
 /// diff over the touched names exactly the full diff.
 #[test]
@@ -296,7 +299,7 @@ fn per_service_updates_match_full_generation() {
     let _ = a.take_touched();
     assert_eq!(a.ruleset, generate(&idx, &p).0);
     let before = a.ruleset.clone();
-    let steps: Vec<Box<dyn Fn(&mut Index) -> &'static str>> = vec![
+    let steps: Vec<Step> = vec![
         Box::new(|i| {
             i.upsert_slice(
                 "default/web".into(),
