@@ -283,3 +283,51 @@ fn write_lb_status(
     }
     *sent = wanted;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Proto, ServicePort};
+
+    fn lb(name: &str, created: &str, ports: &[(Proto, u16)]) -> Service {
+        Service {
+            namespace: "d".into(),
+            name: name.into(),
+            uid: "".into(),
+            created: created.into(),
+            load_balancer: true,
+            cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 9)],
+            ports: ports
+                .iter()
+                .map(|(proto, port)| ServicePort {
+                    name: "".into(),
+                    proto: *proto,
+                    port: *port,
+                    node_port: None,
+                })
+                .collect(),
+            external_ips: vec![],
+            lb_ingress: vec![],
+            affinity_timeout: None,
+            internal_local: false,
+            external_local: false,
+        }
+    }
+
+    #[test]
+    fn the_oldest_load_balancer_keeps_a_contested_port() {
+        let node = Ipv4Addr::new(192, 0, 2, 4);
+        let mut idx = Index::default();
+        idx.upsert_service(lb("a-new", "2026-02-01T00:00:00Z", &[(Proto::Tcp, 80)]));
+        idx.upsert_service(lb("b-old", "2026-01-01T00:00:00Z", &[(Proto::Tcp, 80)]));
+        idx.upsert_service(lb("c-udp", "2026-03-01T00:00:00Z", &[(Proto::Udp, 80)]));
+        let mut plain = lb("d-plain", "2026-01-01T00:00:00Z", &[(Proto::Tcp, 80)]);
+        plain.load_balancer = false;
+        idx.upsert_service(plain);
+        let got = lb_assignments(&idx, node);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got["d/b-old"], vec![node]);
+        assert!(got["d/a-new"].is_empty());
+        assert_eq!(got["d/c-udp"], vec![node]);
+    }
+}

@@ -409,6 +409,55 @@ async fn scenario() -> Result<()> {
     })
     .await?;
 
+    // LoadBalancer (ServiceLB style): the first service on a port gets the node IP and is
+    // reachable there; a second one on the same port stays pending.
+    let lb_spec = json!({"type": "LoadBalancer", "ports": [{"name": "http", "port": 8081, "targetPort": 8080}]});
+    create(&client, SERVICES, service("lb1", lb_spec.clone())).await?;
+    create(&client, SLICES, slice("lb1", &[&a])).await?;
+    let start = Instant::now();
+    loop {
+        let lb1 = client
+            .get(SERVICES, Some("default"), "lb1")
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let ingress = lb1
+            .as_ref()
+            .map(|s| s["status"]["loadBalancer"]["ingress"][0]["ip"].clone());
+        if ingress == Some(json!(BRIDGE_IP.to_string())) {
+            break;
+        }
+        ensure!(
+            start.elapsed() < DEADLINE,
+            "lb1 got no ingress: {ingress:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    create(&client, SERVICES, service("lb2", lb_spec)).await?;
+    let lb_addr = SocketAddr::from((BRIDGE_IP, 8081));
+    blocking(move || {
+        until("lb1 at the node IP", || {
+            Ok(fetch(lb_addr)?.as_deref() == Some("pod-a"))
+        })
+    })
+    .await?;
+    // Give the proxy a few syncs to (wrongly) assign lb2, then check it stayed pending.
+    let mut status = proxy.status();
+    let seen = status.borrow().syncs;
+    tokio::time::timeout(DEADLINE, status.wait_for(|s| s.syncs >= seen + 1))
+        .await
+        .ok();
+    let lb2 = client
+        .get(SERVICES, Some("default"), "lb2")
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let ingress = lb2
+        .map(|s| s["status"]["loadBalancer"]["ingress"].clone())
+        .unwrap_or_default();
+    ensure!(
+        ingress.as_array().is_none_or(|a| a.is_empty()),
+        "lb2 must stay pending: {ingress}"
+    );
+
     // Session affinity pins a client to one pod.
     let sticky = create(
         &client,
