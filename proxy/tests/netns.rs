@@ -24,6 +24,9 @@ const SERVICES: Gvr = Gvr::new("", "v1", "services");
 const SLICES: Gvr = Gvr::new("discovery.k8s.io", "v1", "endpointslices");
 const DEADLINE: Duration = Duration::from_secs(10);
 const BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 1);
+const CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 10);
+/// A stand-in for the DNS server's TCP side: the proxy must carry `<cluster-dns>:53` here.
+const DNS_TARGET: std::net::SocketAddrV4 = std::net::SocketAddrV4::new(BRIDGE_IP, 5353);
 
 fn in_own_netns(test: &str, body: impl FnOnce() -> Result<()>) {
     if std::env::var_os(INNER).is_some() {
@@ -260,6 +263,7 @@ async fn start_proxy(client: &Client, token: &CancellationToken) -> Result<Proxy
         node_ip: Some(BRIDGE_IP),
         route_localnet: true,
         min_sync_interval: Duration::from_millis(10),
+        dns: Some((CLUSTER_DNS, DNS_TARGET)),
         ..Default::default()
     };
     let proxy = k1s_proxy::start(client.clone(), config, token.clone()).await?;
@@ -409,6 +413,27 @@ async fn scenario() -> Result<()> {
     })
     .await?;
 
+    // The cluster DNS address reaches the DNS server's listen address, from a pod.
+    let dns = std::net::TcpListener::bind(DNS_TARGET)?;
+    std::thread::spawn(move || {
+        for conn in dns.incoming().flatten() {
+            let mut conn = conn;
+            let _ = std::io::Write::write_all(&mut conn, b"dns\n");
+        }
+    });
+    let a_holder = a.holder;
+    blocking(move || {
+        let from = Pod {
+            name: "pod-a",
+            ip: Ipv4Addr::UNSPECIFIED,
+            holder: a_holder,
+        };
+        until("cluster DNS through its ClusterIP", || {
+            Ok(fetch_from(&from, SocketAddr::from((CLUSTER_DNS, 53)))? == "dns")
+        })
+    })
+    .await?;
+
     // LoadBalancer (ServiceLB style): the first service on a port gets the node IP and is
     // reachable there; a second one on the same port stays pending.
     let lb_spec = json!({"type": "LoadBalancer", "ports": [{"name": "http", "port": 8081, "targetPort": 8080}]});
@@ -432,7 +457,7 @@ async fn scenario() -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    create(&client, SERVICES, service("lb2", lb_spec)).await?;
+    let lb2 = create(&client, SERVICES, service("lb2", lb_spec)).await?;
     let lb_addr = SocketAddr::from((BRIDGE_IP, 8081));
     blocking(move || {
         until("lb1 at the node IP", || {
@@ -440,12 +465,17 @@ async fn scenario() -> Result<()> {
         })
     })
     .await?;
-    // Give the proxy a few syncs to (wrongly) assign lb2, then check it stayed pending.
-    let mut status = proxy.status();
-    let seen = status.borrow().syncs;
-    tokio::time::timeout(DEADLINE, status.wait_for(|s| s.syncs >= seen + 1))
-        .await
-        .ok();
+    // Once a sync has seen lb2 (its cluster IP is in the table), its status must still be empty.
+    let lb2_ip = format!(
+        "{} . tcp . 8081",
+        lb2["spec"]["clusterIP"].as_str().context("lb2 ip")?
+    );
+    blocking(move || {
+        until("lb2 in the table", || {
+            Ok(nft_table().is_some_and(|t| t.contains(&lb2_ip)))
+        })
+    })
+    .await?;
     let lb2 = client
         .get(SERVICES, Some("default"), "lb2")
         .await
