@@ -17,6 +17,7 @@ mod cluster;
 mod dns;
 mod etcd;
 mod image;
+mod proxy;
 mod runtime;
 mod sandbox;
 mod spawn;
@@ -81,6 +82,9 @@ pub enum BenchTarget {
     Sandbox(sandbox::SandboxArgs),
     /// The cluster DNS: queries/s and latency for service names (own UDP client and dnsperf).
     Dns(dns::DnsArgs),
+    /// The service proxy: full nftables sync of 5,000 services x 10 endpoints and single-endpoint
+    /// changes (library and end to end). Runs in its own netns (re-executes under `unshare --net`).
+    Proxy(proxy::ProxyArgs),
     /// Container start of `/bin/true` (k1s vs runc, crun and bare unshare) and shim memory.
     Runtime(runtime::RuntimeArgs),
 }
@@ -89,6 +93,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     // The sandbox runtime blocks and drives its own netlink runtime: no tokio around it.
     let target = match args.target {
         BenchTarget::Sandbox(a) => return sandbox::run(a),
+        BenchTarget::Proxy(a) => return proxy::run(a),
         other => other,
     };
     raise_nofile_limit();
@@ -103,7 +108,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
             BenchTarget::Store(a) => store::run(a).await,
             BenchTarget::Etcd(a) => etcd::run(a).await,
             BenchTarget::Image(a) => image::run_bench(a).await,
-            BenchTarget::Sandbox(_) => unreachable!("handled above"),
+            BenchTarget::Sandbox(_) | BenchTarget::Proxy(_) => unreachable!("handled above"),
             BenchTarget::Dns(a) => dns::run(a).await,
             BenchTarget::Runtime(a) => runtime::run(a).await,
         }

@@ -11,6 +11,7 @@ use k1s_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
 mod dns;
+mod proxy;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -47,7 +48,7 @@ pub struct ServerArgs {
         default_value = "cpu=8,memory=32Gi,pods=110"
     )]
     pub simulated_node_capacity: k1s_nodesim::Capacity,
-    /// Components not to run (comma-separated): `controllers`, `scheduler`.
+    /// Components not to run (comma-separated): `controllers`, `scheduler`, `proxy`.
     #[arg(long, env = "K1S_DISABLE", value_delimiter = ',', value_enum)]
     pub disable: Vec<Component>,
     /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
@@ -55,6 +56,8 @@ pub struct ServerArgs {
     pub log_level: String,
     #[command(flatten)]
     pub dns: dns::DnsArgs,
+    #[command(flatten)]
+    pub proxy: proxy::ProxyArgs,
 }
 
 /// Parts of the control plane that can be switched off.
@@ -63,6 +66,8 @@ pub enum Component {
     /// Deployment, ReplicaSet, garbage collector, ServiceAccount, root CA and endpoints controllers.
     Controllers,
     Scheduler,
+    /// The service proxy (nftables table `ip k1s`).
+    Proxy,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -223,6 +228,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )));
     }
     let dns = dns::start(&args.dns, &state, args.service_cidr, shutdown.clone()).await?;
+    let proxy = if args.disable.contains(&Component::Proxy) {
+        None
+    } else {
+        let dns_ip = dns::cluster_dns_ip(&args.dns, args.service_cidr);
+        let dns = dns.as_ref().map(|d| (dns_ip, d.local_addr()));
+        proxy::start(
+            &args.proxy,
+            &state,
+            args.service_cidr,
+            dns,
+            shutdown.clone(),
+        )
+        .await
+    };
     state.set_ready();
     // Anything added goes after the parenthesis, so older parsers of this line keep working.
     let dns_note = dns
@@ -249,6 +268,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     if let Some(dns) = dns {
         dns.wait().await;
+    }
+    if let Some(proxy) = proxy {
+        proxy.wait().await;
     }
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.shutdown()).await?;

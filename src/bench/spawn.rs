@@ -48,6 +48,8 @@ pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Serve
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+        // Benchmarks run in the host's network namespace: no nftables table there.
+        .arg("--disable=proxy")
         .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

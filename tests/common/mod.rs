@@ -188,6 +188,8 @@ impl Cluster {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir())
+            // Tests share the host network namespace: no nftables table of theirs there.
+            .arg("--disable=proxy")
             .args(&self.args)
             .env_remove("K1S_LISTEN")
             .env_remove("K1S_DATA_DIR")

@@ -1,0 +1,501 @@
+//! Generation tests: structure of the ruleset for each feature, and the rendered scripts checked by
+//! the kernel (`nft -f` inside a throwaway network namespace made with `unshare --net`).
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use super::*;
+use crate::model::{Endpoint, Service, ServicePort, Slice, SlicePort};
+use crate::script;
+
+fn params() -> Params {
+    Params {
+        service_cidr: (Ipv4Addr::new(10, 43, 0, 0), 16),
+        sctp: true,
+        dns: Some((
+            Ipv4Addr::new(10, 43, 0, 10),
+            "10.42.0.1:53".parse().unwrap(),
+        )),
+    }
+}
+
+fn svc(name: &str, ip: [u8; 4], ports: &[(&str, Proto, u16, Option<u16>)]) -> Service {
+    Service {
+        namespace: "default".into(),
+        name: name.into(),
+        uid: "u".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        load_balancer: false,
+        cluster_ips: vec![Ipv4Addr::from(ip)],
+        ports: ports
+            .iter()
+            .map(|(n, proto, port, np)| ServicePort {
+                name: (*n).into(),
+                proto: *proto,
+                port: *port,
+                node_port: *np,
+            })
+            .collect(),
+        external_ips: vec![],
+        lb_ingress: vec![],
+        affinity_timeout: None,
+        internal_local: false,
+        external_local: false,
+    }
+}
+
+fn ep(last: u8, ready: bool, terminating: bool, local: bool) -> Endpoint {
+    Endpoint {
+        ip: Ipv4Addr::new(10, 42, 0, last),
+        ready,
+        serving: ready || terminating,
+        terminating,
+        local,
+    }
+}
+
+fn slice(eps: Vec<Endpoint>, ports: &[(&str, Proto, u16)]) -> Slice {
+    Slice {
+        endpoints: eps,
+        ports: ports
+            .iter()
+            .map(|(n, proto, port)| SlicePort {
+                name: (*n).into(),
+                proto: *proto,
+                port: *port,
+            })
+            .collect(),
+    }
+}
+
+fn web_index() -> Index {
+    let mut idx = Index::default();
+    idx.upsert_service(svc(
+        "web",
+        [10, 43, 0, 5],
+        &[
+            ("http", Proto::Tcp, 80, Some(30080)),
+            ("dns", Proto::Udp, 53, None),
+        ],
+    ));
+    idx.upsert_slice(
+        "default/web".into(),
+        "web-a".into(),
+        slice(
+            vec![ep(5, true, false, true), ep(6, true, false, true)],
+            &[("http", Proto::Tcp, 8080), ("dns", Proto::Udp, 5353)],
+        ),
+    );
+    idx
+}
+
+#[test]
+fn cluster_ip_balances_over_ready_endpoints() {
+    let (rs, problems) = generate(&web_index(), &params());
+    assert!(problems.is_empty(), "{problems:?}");
+    let svc = &rs.chains["svc-default/web/tcp/http"];
+    assert_eq!(
+        svc,
+        &vec![
+            "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.42.0.5 . 8080, \
+             1 : 10.42.0.6 . 8080 }"
+                .to_string()
+        ]
+    );
+    // No affinity: no endpoint chains, but hairpin pairs for each endpoint.
+    assert!(!rs.chains.keys().any(|c| c.starts_with("ep-")));
+    assert!(
+        rs.elements
+            .contains_key(&(Map::Hairpin, "10.42.0.5 . 10.42.0.5".to_string()))
+    );
+    assert_eq!(
+        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
+        "goto svc-default/web/tcp/http"
+    );
+    assert_eq!(
+        rs.elements[&(Map::ServiceIps, "10.43.0.5 . udp . 53".to_string())],
+        "goto svc-default/web/udp/dns"
+    );
+    assert_eq!(
+        rs.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
+        "goto ext-default/web/tcp/http"
+    );
+    assert_eq!(
+        rs.chains["ext-default/web/tcp/http"][0],
+        "jump mark-for-masquerade"
+    );
+    assert!(rs.cluster_ips.contains(&Ipv4Addr::new(10, 43, 0, 5)));
+    // DNS: the kube-dns IP goes to the DNS server's address.
+    assert_eq!(
+        rs.chains["dns-udp"],
+        vec!["meta l4proto udp dnat to 10.42.0.1:53".to_string()]
+    );
+}
+
+#[test]
+fn terminating_endpoints_only_without_ready_ones() {
+    let mut idx = web_index();
+    idx.upsert_slice(
+        "default/web".into(),
+        "web-a".into(),
+        slice(
+            vec![ep(5, true, false, true), ep(7, false, true, true)],
+            &[("http", Proto::Tcp, 8080)],
+        ),
+    );
+    let (rs, _) = generate(&idx, &params());
+    assert_eq!(
+        rs.chains["svc-default/web/tcp/http"],
+        vec!["meta l4proto tcp dnat to 10.42.0.5:8080".to_string()]
+    );
+    idx.upsert_slice(
+        "default/web".into(),
+        "web-a".into(),
+        slice(
+            vec![ep(7, false, true, true), ep(8, false, false, true)],
+            &[("http", Proto::Tcp, 8080)],
+        ),
+    );
+    let (rs, _) = generate(&idx, &params());
+    assert_eq!(
+        rs.chains["svc-default/web/tcp/http"],
+        vec!["meta l4proto tcp dnat to 10.42.0.7:8080".to_string()]
+    );
+    assert!(
+        !rs.chains
+            .contains_key("ep-default/web/tcp/http__10.42.0.8/8080")
+    );
+}
+
+#[test]
+fn no_endpoints_reject_and_unresolved_names_are_reported() {
+    let mut idx = web_index();
+    idx.upsert_slice(
+        "default/web".into(),
+        "web-a".into(),
+        slice(
+            vec![ep(5, true, false, true)],
+            &[("other", Proto::Tcp, 8080)],
+        ),
+    );
+    let (rs, problems) = generate(&idx, &params());
+    assert_eq!(
+        rs.elements[&(Map::NoEndpointServices, "10.43.0.5 . tcp . 80".to_string())],
+        format!("goto {REJECT_CHAIN}")
+    );
+    assert_eq!(
+        rs.elements[&(Map::NoEndpointNodeports, "tcp . 30080".to_string())],
+        format!("goto {REJECT_CHAIN}")
+    );
+    assert!(
+        !rs.chains
+            .keys()
+            .any(|c| c.starts_with("svc-") || c.starts_with("ep-"))
+    );
+    let reasons: Vec<_> = problems.iter().map(|p| p.reason).collect();
+    assert_eq!(reasons, vec!["PortNotResolved", "PortNotResolved"]);
+}
+
+#[test]
+fn local_policies_and_affinity() {
+    let mut idx = Index::default();
+    let mut s = svc("web", [10, 43, 0, 5], &[("", Proto::Tcp, 80, Some(30080))]);
+    s.internal_local = true;
+    s.external_local = true;
+    s.affinity_timeout = Some(60);
+    s.external_ips = vec![Ipv4Addr::new(192, 0, 2, 7)];
+    idx.upsert_service(s);
+    idx.upsert_slice(
+        "default/web".into(),
+        "a".into(),
+        slice(
+            vec![ep(5, true, false, true), ep(6, true, false, false)],
+            &[("", Proto::Tcp, 8080)],
+        ),
+    );
+    let (rs, _) = generate(&idx, &params());
+    let e5 = "ep-default/web/tcp/80__10.42.0.5/8080";
+    assert_eq!(
+        rs.chains["svc-default/web/tcp/80"],
+        vec![
+            format!("ip saddr @aff-default/web/tcp/80__10.42.0.5/8080-60 goto {e5}"),
+            format!("goto {e5}")
+        ]
+    );
+    assert_eq!(
+        rs.chains["ext-default/web/tcp/80"][0],
+        "ip saddr 127.0.0.0/8 jump mark-for-masquerade"
+    );
+    assert_eq!(
+        rs.chains[e5],
+        vec![
+            "update @aff-default/web/tcp/80__10.42.0.5/8080-60 { ip saddr }".to_string(),
+            "meta l4proto tcp dnat to 10.42.0.5:8080".to_string()
+        ]
+    );
+    assert_eq!(rs.sets.len(), 1);
+    assert_eq!(
+        rs.elements[&(Map::ServiceIps, "192.0.2.7 . tcp . 80".to_string())],
+        "goto ext-default/web/tcp/80"
+    );
+    assert!(
+        !rs.chains
+            .contains_key("ep-default/web/tcp/80__10.42.0.6/8080")
+    );
+}
+
+#[test]
+fn duplicates_are_reported_not_emitted() {
+    let mut idx = web_index();
+    idx.upsert_service(svc(
+        "copy",
+        [10, 43, 0, 6],
+        &[("http", Proto::Tcp, 81, Some(30080))],
+    ));
+    idx.upsert_slice(
+        "default/copy".into(),
+        "c".into(),
+        slice(vec![ep(9, true, false, true)], &[("http", Proto::Tcp, 80)]),
+    );
+    let (rs, problems) = generate(&idx, &params());
+    assert_eq!(problems.len(), 1);
+    // Services are visited in key order: `default/copy` claims the node port first.
+    assert_eq!(
+        (&*problems[0].service, problems[0].reason),
+        ("default/web", "AddressInUse")
+    );
+    assert_eq!(
+        rs.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
+        "goto ext-default/copy/tcp/http"
+    );
+    // The loser's cluster IP still works.
+    assert!(rs.chains.contains_key("svc-default/web/tcp/http"));
+    // When the winner goes, the loser takes the node port over.
+    let mut a = crate::assemble::Assembled::new(&params());
+    for key in idx.services.keys() {
+        a.update(key, fragment(&idx, key, &params()));
+    }
+    a.update("default/copy", None);
+    assert_eq!(
+        a.ruleset.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
+        "goto ext-default/web/tcp/http"
+    );
+    assert!(a.problems().is_empty());
+}
+
+/// One change to the index, returning the key of the service it touched.
+type Step = Box<dyn Fn(&mut Index) -> &'static str>;
+
+/// Updating one service at a time must give exactly what generating everything gives, and the
+/// diff over the touched names exactly the full diff.
+#[test]
+fn per_service_updates_match_full_generation() {
+    let p = params();
+    let mut idx = every_feature();
+    let mut a = crate::assemble::Assembled::new(&p);
+    for key in idx.services.keys() {
+        a.update(key, fragment(&idx, key, &p));
+    }
+    let _ = a.take_touched();
+    assert_eq!(a.ruleset, generate(&idx, &p).0);
+    let before = a.ruleset.clone();
+    let steps: Vec<Step> = vec![
+        Box::new(|i| {
+            i.upsert_slice(
+                "default/web".into(),
+                "web-a".into(),
+                slice(
+                    vec![ep(5, true, false, true)],
+                    &[("http", Proto::Tcp, 8080)],
+                ),
+            );
+            "default/web"
+        }),
+        Box::new(|i| {
+            i.remove_service("default/empty");
+            "default/empty"
+        }),
+        Box::new(|i| {
+            let mut s = i.services["default/aff"].clone();
+            s.affinity_timeout = Some(99);
+            i.upsert_service(s);
+            "default/aff"
+        }),
+        Box::new(|i| {
+            // Same cluster IP as web: a conflict.
+            i.upsert_service(svc(
+                "dup",
+                [10, 43, 0, 5],
+                &[("http", Proto::Tcp, 80, None)],
+            ));
+            "default/dup"
+        }),
+    ];
+    let mut applied = before;
+    for step in steps {
+        let key = step(&mut idx);
+        a.update(key, fragment(&idx, key, &p));
+        let touched = a.take_touched();
+        let (full, problems) = generate(&idx, &p);
+        assert_eq!(a.ruleset, full, "after updating {key}");
+        assert_eq!(a.problems().len(), problems.len());
+        assert_eq!(
+            script::diff_touched(&applied, &a.ruleset, &touched),
+            script::diff(&applied, &full)
+        );
+        script::advance(&mut applied, &a.ruleset, &touched);
+        assert_eq!(applied, full);
+    }
+}
+
+#[test]
+fn sctp_without_kernel_support_is_skipped() {
+    let mut idx = Index::default();
+    idx.upsert_service(svc(
+        "s",
+        [10, 43, 0, 9],
+        &[("a", Proto::Sctp, 9, None), ("b", Proto::Tcp, 9, None)],
+    ));
+    let mut p = params();
+    p.sctp = false;
+    let (rs, problems) = generate(&idx, &p);
+    assert_eq!(problems[0].reason, "SCTPUnsupported");
+    assert!(
+        rs.elements
+            .contains_key(&(Map::NoEndpointServices, "10.43.0.9 . tcp . 9".to_string()))
+    );
+    assert!(!rs.elements.keys().any(|(_, k)| k.contains("sctp")));
+}
+
+#[test]
+fn hostile_names_cannot_inject_syntax() {
+    let mut idx = Index::default();
+    let mut s = svc(
+        "x; flush ruleset",
+        [10, 43, 0, 9],
+        &[("p }", Proto::Tcp, 9, None)],
+    );
+    s.namespace = "n\n".into();
+    idx.upsert_service(s);
+    idx.upsert_slice(
+        "n\n/x; flush ruleset".into(),
+        "a".into(),
+        slice(vec![ep(5, true, false, true)], &[("p }", Proto::Tcp, 1)]),
+    );
+    let (rs, _) = generate(&idx, &params());
+    for name in rs.chains.keys() {
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c)),
+            "{name}"
+        );
+    }
+    assert!(rs.chains.contains_key("svc-n_/x__flush_ruleset/tcp/p__"));
+}
+
+/// Runs `sh -c script` in a new network namespace, with `files` written to a temp dir first.
+fn in_netns(files: &[(&str, &str)], sh: &str) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "k1s-proxy-rules-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let out = Command::new("unshare")
+        .args(["--net", "sh", "-c", sh])
+        .current_dir(&dir)
+        .output()
+        .expect("unshare (util-linux) must be installed");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn every_feature() -> Index {
+    let mut idx = web_index();
+    let mut s = svc(
+        "aff",
+        [10, 43, 0, 7],
+        &[
+            ("", Proto::Tcp, 80, Some(30081)),
+            ("s", Proto::Sctp, 90, None),
+        ],
+    );
+    s.affinity_timeout = Some(30);
+    s.external_local = true;
+    s.lb_ingress = vec![Ipv4Addr::new(192, 0, 2, 1)];
+    idx.upsert_service(s);
+    idx.upsert_slice(
+        "default/aff".into(),
+        "a".into(),
+        slice(
+            vec![ep(8, true, false, true), ep(9, true, false, true)],
+            &[("", Proto::Tcp, 80), ("s", Proto::Sctp, 90)],
+        ),
+    );
+    idx.upsert_service(svc(
+        "empty",
+        [10, 43, 0, 8],
+        &[("", Proto::Udp, 53, Some(30053))],
+    ));
+    idx
+}
+
+#[test]
+fn full_and_incremental_scripts_load_in_the_kernel() {
+    let p = params();
+    let (old, _) = generate(&every_feature(), &p);
+    let mut next = every_feature();
+    // One endpoint gone, one service gone, affinity timeout changed.
+    next.upsert_slice(
+        "default/web".into(),
+        "web-a".into(),
+        slice(
+            vec![ep(5, true, false, true)],
+            &[("http", Proto::Tcp, 8080), ("dns", Proto::Udp, 5353)],
+        ),
+    );
+    next.remove_service("default/empty");
+    let mut aff = next.services["default/aff"].clone();
+    aff.affinity_timeout = Some(31);
+    next.upsert_service(aff);
+    let (new, _) = generate(&next, &p);
+    let full_old = script::full(&p, &old);
+    let full_new = script::full(&p, &new);
+    let diff = script::diff(&old, &new);
+    assert!(
+        diff.contains("delete element ip k1s hairpin { 10.42.0.6 . 10.42.0.6 }"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("delete set ip k1s aff-default/aff/tcp/80__10.42.0.8/80-30"),
+        "{diff}"
+    );
+    assert!(script::diff(&new, &new).is_empty());
+    // Apply old, then the diff; the table must equal the one the full new script makes.
+    let (ok, out) = in_netns(
+        &[
+            ("old.nft", &full_old),
+            ("new.nft", &full_new),
+            ("diff.nft", &diff),
+        ],
+        "set -e; nft -f old.nft; nft -f diff.nft; nft list table ip k1s > a.txt; \
+         nft -f new.nft; nft -f new.nft; nft list table ip k1s > b.txt; diff a.txt b.txt; \
+         nft list table ip k1s | grep -c 'chain ' ",
+    );
+    assert!(ok, "{out}");
+}
