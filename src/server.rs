@@ -11,6 +11,7 @@ use k1s_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
 mod dns;
+mod kubelet;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -47,7 +48,7 @@ pub struct ServerArgs {
         default_value = "cpu=8,memory=32Gi,pods=110"
     )]
     pub simulated_node_capacity: k1s_nodesim::Capacity,
-    /// Components not to run (comma-separated): `controllers`, `scheduler`.
+    /// Components not to run (comma-separated): `controllers`, `scheduler`, `kubelet`.
     #[arg(long, env = "K1S_DISABLE", value_delimiter = ',', value_enum)]
     pub disable: Vec<Component>,
     /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
@@ -55,6 +56,8 @@ pub struct ServerArgs {
     pub log_level: String,
     #[command(flatten)]
     pub dns: dns::DnsArgs,
+    #[command(flatten)]
+    pub kubelet: kubelet::KubeletArgs,
 }
 
 /// Parts of the control plane that can be switched off.
@@ -63,6 +66,8 @@ pub enum Component {
     /// Deployment, ReplicaSet, garbage collector, ServiceAccount, root CA and endpoints controllers.
     Controllers,
     Scheduler,
+    /// The real node: registers this machine and runs its pods (needs root).
+    Kubelet,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -221,6 +226,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.simulated_node_capacity.clone(),
             shutdown.clone(),
         )));
+    }
+    if !args.disable.contains(&Component::Kubelet)
+        && let Some(task) = kubelet::start(
+            &args.kubelet,
+            &state,
+            &data_dir,
+            args.service_cidr,
+            shutdown.clone(),
+        )?
+    {
+        tasks.push(task);
     }
     let dns = dns::start(&args.dns, &state, args.service_cidr, shutdown.clone()).await?;
     state.set_ready();

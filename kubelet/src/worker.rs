@@ -1,0 +1,881 @@
+//! One pod's worker: a task that syncs the pod's desired spec with what the runtime runs, woken by
+//! pod updates, container exits (one waiting thread per running container) and back-off timers.
+//!
+//! Each sync, in order: terminate if the pod is being deleted (stop with the grace period, remove
+//! containers, sandbox and cgroup, delete the object with a UID precondition); ensure the sandbox;
+//! for each container: adopt the running one, restart an exited one per `restartPolicy` and
+//! back-off, or pull its image and create and start it; then write the status if it changed.
+//!
+//! Invariants: the runtime is the source of truth for containers (ids encode pod, container and
+//! attempt, see [`crate::containers::container_id`]), so a restarted kubelet re-adopts running
+//! containers without restarting them; at most the current and the previous run of a container
+//! exist (the previous one backs `lastState`); every blocking runtime call runs in
+//! `spawn_blocking`; the worker ends only once the pod's runtime objects are gone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k1s_apimachinery::meta::now_rfc3339;
+use k1s_runtime::container::{ContainerStatus, Phase, cgroup};
+use k1s_runtime::image::Image;
+use k1s_runtime::sandbox::{Sandbox, SandboxSpec};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, PODS};
+use crate::backoff::{Backoff, go_duration, go_duration_fine};
+use crate::containers::{self, SpecInput, cgroup_parent, container_id, parse_id};
+use crate::qos::{self, QosClass};
+use crate::status::{self, ContainerView, PodView, State, Terminated};
+use crate::{Ctx, Runtime};
+
+/// What the dispatcher and the exit waiters tell a worker.
+#[derive(Debug)]
+pub enum Msg {
+    Update(Value),
+    /// The pod object is gone from the API.
+    Deleted,
+    /// A container of the pod exited.
+    Exited,
+}
+
+/// Retry delay after a failed sandbox set-up or status write.
+const RETRY: Duration = Duration::from_secs(2);
+const SIGTERM: i32 = 15;
+
+/// One container's bookkeeping.
+#[derive(Default)]
+struct Cont {
+    /// The attempt number of `current` (= restartCount).
+    attempt: u32,
+    current: Option<String>,
+    last: Option<Terminated>,
+    backoff: Backoff,
+    waiting: Option<(String, Option<String>)>,
+    image_id: String,
+    /// The exited run a BackOff event was recorded for.
+    backoff_reported: Option<String>,
+}
+
+struct Worker {
+    ctx: Arc<Ctx>,
+    pod: Value,
+    uid: String,
+    deleted: bool,
+    tx: mpsc::UnboundedSender<Msg>,
+    sandbox: Option<Sandbox>,
+    conts: HashMap<String, Cont>,
+    watched: HashSet<String>,
+    pull_backoff: HashMap<String, (Backoff, Timestamp)>,
+    start_time: String,
+    last_status: Option<Value>,
+    wake: Option<Instant>,
+    init_reported: bool,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+fn ts(s: Option<&str>) -> Option<Timestamp> {
+    s.and_then(|s| s.parse().ok())
+}
+
+/// `repo@<manifest digest>`, as runtimes report a container's imageID.
+pub fn image_id(image: &Image) -> String {
+    let r = image.reference.split('@').next().unwrap_or_default();
+    let slash = r.rfind('/').map_or(0, |i| i + 1);
+    let repo = match r[slash..].find(':') {
+        Some(colon) => &r[..slash + colon],
+        None => r,
+    };
+    format!("{repo}@{}", image.manifest_digest)
+}
+
+/// Upstream's default pull policy: `Always` for `:latest` or no tag, else `IfNotPresent`.
+pub fn default_pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].split_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+fn terminated(st: &ContainerStatus) -> Terminated {
+    let code = st.exit_code.unwrap_or(-1);
+    Terminated {
+        exit_code: code,
+        reason: st
+            .reason
+            .clone()
+            .unwrap_or_else(|| if code == 0 { "Completed" } else { "Error" }.to_string()),
+        message: st.message.clone(),
+        started_at: st.started_at.clone(),
+        finished_at: st.finished_at.clone(),
+        container_id: format!("k1s://{}", st.id),
+    }
+}
+
+/// Runs the worker of one pod until its runtime objects are gone and it is deleted.
+pub async fn run(
+    ctx: Arc<Ctx>,
+    pod: Value,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    shutdown: CancellationToken,
+) {
+    let uid = pod["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let start_time = pod["status"]["startTime"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(now_rfc3339);
+    let mut w = Worker {
+        ctx,
+        pod,
+        uid,
+        deleted: false,
+        tx,
+        sandbox: None,
+        conts: HashMap::new(),
+        watched: HashSet::new(),
+        pull_backoff: HashMap::new(),
+        start_time,
+        last_status: None,
+        wake: None,
+        init_reported: false,
+    };
+    w.adopt().await;
+    loop {
+        if w.sync().await {
+            return;
+        }
+        let sleep = w
+            .wake
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(3600));
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(sleep) => None,
+            m = rx.recv() => match m { Some(m) => Some(m), None => return },
+        };
+        let mut next = msg;
+        // Take everything queued: one sync serves them all.
+        loop {
+            match next {
+                Some(Msg::Update(p)) => w.pod = p,
+                Some(Msg::Deleted) => w.deleted = true,
+                Some(Msg::Exited) | None => {}
+            }
+            next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            };
+        }
+    }
+}
+
+impl Worker {
+    fn runtime(&self) -> Runtime {
+        self.ctx.runtime.clone()
+    }
+
+    fn node(&self) -> &str {
+        &self.ctx.config.node_name
+    }
+
+    fn event(&self, field: Option<String>, type_: &str, reason: &str, message: String) {
+        api::event(
+            &self.ctx.client,
+            self.node(),
+            &self.pod,
+            field.as_deref(),
+            type_,
+            reason,
+            message,
+        );
+    }
+
+    fn wake_at(&mut self, at: Instant) {
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+    }
+
+    fn qos(&self) -> QosClass {
+        qos::of(&self.pod)
+    }
+
+    fn cgroup_parent(&self) -> String {
+        cgroup_parent(&self.ctx.config.cgroup_root, self.qos(), &self.uid)
+    }
+
+    /// Finds the pod's sandbox and containers in the runtime (after a restart of k1s).
+    async fn adopt(&mut self) {
+        let rt = self.runtime();
+        let uid = self.uid.clone();
+        let found = blocking(move || {
+            let sandbox = rt
+                .sandboxes
+                .get(&uid)
+                .filter(|_| rt.sandboxes.is_alive(&uid));
+            let mut conts: Vec<ContainerStatus> = rt
+                .containers
+                .list()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| parse_id(&c.id).is_some_and(|(u, _, _)| u == uid))
+                .collect();
+            conts.sort_by_key(|c| parse_id(&c.id).map(|(_, _, a)| a));
+            (sandbox, conts)
+        })
+        .await;
+        let Some((sandbox, found)) = found else {
+            return;
+        };
+        self.sandbox = sandbox;
+        let mut by_name: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
+        for c in found {
+            if let Some((_, name, _)) = parse_id(&c.id) {
+                by_name.entry(name.to_string()).or_default().push(c);
+            }
+        }
+        for (name, mut runs) in by_name {
+            // Ascending attempts: the last is current, the one before backs lastState.
+            let current = runs.pop();
+            let previous = runs.pop();
+            let stale: Vec<String> = runs.into_iter().map(|c| c.id).collect();
+            if !stale.is_empty() {
+                let rt = self.runtime();
+                blocking(move || stale.iter().for_each(|id| drop(rt.containers.remove(id)))).await;
+            }
+            let Some(current) = current else { continue };
+            let attempt = parse_id(&current.id).map_or(0, |(_, _, a)| a);
+            let image_id = self.status_image_id(&name);
+            tracing::info!(pod = %self.key(), container = %name, id = %current.id, "re-adopted container");
+            self.conts.insert(
+                name,
+                Cont {
+                    attempt,
+                    current: Some(current.id),
+                    last: previous.as_ref().map(terminated),
+                    image_id,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    /// The imageID the API already shows for container `name` (kept across restarts).
+    fn status_image_id(&self, name: &str) -> String {
+        self.pod["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["imageID"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.pod["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default(),
+            self.pod["metadata"]["name"].as_str().unwrap_or_default()
+        )
+    }
+
+    /// One sync; `true` once the pod is gone and its worker can end.
+    async fn sync(&mut self) -> bool {
+        self.wake = None;
+        if self.deleted || !self.pod["metadata"]["deletionTimestamp"].is_null() {
+            return self.terminate().await;
+        }
+        if !self.ensure_sandbox().await {
+            self.wake_at(Instant::now() + RETRY);
+            self.write_status().await;
+            return false;
+        }
+        let init_pending = self.pod["spec"]["initContainers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        if init_pending {
+            if !self.init_reported {
+                self.init_reported = true;
+                self.event(
+                    None,
+                    "Warning",
+                    "FailedCreatePodContainer",
+                    "init containers are not supported by this kubelet yet".into(),
+                );
+            }
+        } else {
+            let specs: Vec<Value> = self.pod["spec"]["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for c in &specs {
+                self.sync_container(c).await;
+            }
+        }
+        self.write_status().await;
+        false
+    }
+
+    async fn ensure_sandbox(&mut self) -> bool {
+        if self.sandbox.is_some() {
+            return true;
+        }
+        let name = self.pod["metadata"]["name"].as_str().unwrap_or_default();
+        let hostname: String = self.pod["spec"]["hostname"]
+            .as_str()
+            .unwrap_or(name)
+            .chars()
+            .take(63)
+            .collect();
+        let spec = SandboxSpec {
+            id: self.uid.clone(),
+            hostname: hostname.trim_end_matches(['-', '.']).to_string(),
+            host_network: self.pod["spec"]["hostNetwork"].as_bool().unwrap_or(false),
+            resolv_conf: self.ctx.config.resolv_conf.clone(),
+        };
+        let rt = self.runtime();
+        let created = blocking(move || {
+            // A dead leftover (its namespaces gone) is replaced.
+            if rt.sandboxes.get(&spec.id).is_some() {
+                let _ = rt.sandboxes.remove(&spec.id);
+            }
+            rt.sandboxes.create(&spec)
+        })
+        .await;
+        match created {
+            Some(Ok(sb)) => {
+                self.sandbox = Some(sb);
+                true
+            }
+            Some(Err(e)) => {
+                self.event(
+                    None,
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn restart_wanted(&self, exit_code: i32) -> bool {
+        match self.pod["spec"]["restartPolicy"]
+            .as_str()
+            .unwrap_or("Always")
+        {
+            "Never" => false,
+            "OnFailure" => exit_code != 0,
+            _ => true,
+        }
+    }
+
+    async fn sync_container(&mut self, c: &Value) {
+        let name = c["name"].as_str().unwrap_or_default().to_string();
+        let pod_name = self.pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let field = Some(format!("spec.containers{{{name}}}"));
+        let current = self.conts.get(&name).and_then(|k| k.current.clone());
+        if let Some(id) = current {
+            let rt = self.runtime();
+            let idc = id.clone();
+            let st = blocking(move || rt.containers.status(&idc)).await;
+            match st {
+                Some(Ok(st)) if st.phase == Phase::Running => {
+                    self.watch_exit(&id);
+                    return;
+                }
+                Some(Ok(st)) if matches!(st.phase, Phase::Exited | Phase::Unknown) => {
+                    let t = terminated(&st);
+                    if !self.restart_wanted(t.exit_code) {
+                        return;
+                    }
+                    let now = Timestamp::now();
+                    let finished = ts(t.finished_at.as_deref()).unwrap_or(now);
+                    let ns = self.pod["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let cont = self.conts.entry(name.clone()).or_default();
+                    if let Some(until) = cont.backoff.wait_until(finished, now) {
+                        let msg = format!(
+                            "back-off {} restarting failed container={name} pod={pod_name}_{ns}({})",
+                            go_duration(cont.backoff.delay()),
+                            self.uid
+                        );
+                        cont.waiting = Some(("CrashLoopBackOff".into(), Some(msg.clone())));
+                        let report = cont.backoff_reported.as_deref() != Some(id.as_str());
+                        cont.backoff_reported = Some(id.clone());
+                        let left = until.duration_since(now).unsigned_abs();
+                        self.wake_at(Instant::now() + left);
+                        if report {
+                            self.event(field, "Warning", "BackOff", format!("Back-off restarting failed container {name} in pod {pod_name}_{ns}({})", self.uid));
+                        }
+                        return;
+                    }
+                    cont.backoff.next(now);
+                    // The run before this one goes; this one backs lastState.
+                    let stale = cont
+                        .last
+                        .take()
+                        .map(|l| l.container_id.trim_start_matches("k1s://").to_string());
+                    cont.last = Some(t);
+                    cont.current = None;
+                    cont.attempt += 1;
+                    if let Some(stale) = stale {
+                        let rt = self.runtime();
+                        blocking(move || drop(rt.containers.remove(&stale))).await;
+                    }
+                }
+                // Created but never started (k1s died in between), or its state is gone.
+                _ => {
+                    let rt = self.runtime();
+                    blocking(move || drop(rt.containers.remove(&id))).await;
+                    if let Some(cont) = self.conts.get_mut(&name) {
+                        cont.current = None;
+                        cont.attempt += 1;
+                    }
+                }
+            }
+        }
+        self.start_container(c, &name, field).await;
+    }
+
+    /// Pulls the image if needed, then creates and starts attempt `attempt` of container `c`.
+    async fn start_container(&mut self, c: &Value, name: &str, field: Option<String>) {
+        let image = match self.ensure_image(c, field.clone()).await {
+            Ok(image) => image,
+            Err((reason, message)) => {
+                self.conts.entry(name.to_string()).or_default().waiting =
+                    Some((reason, Some(message)));
+                return;
+            }
+        };
+        let attempt = self.conts.get(name).map_or(0, |k| k.attempt);
+        let id = container_id(&self.uid, name, attempt);
+        let mut pod = self.pod.clone();
+        if let Some(ip) = self.sandbox.as_ref().and_then(|s| s.ip) {
+            pod["status"]["podIP"] = json!(ip.to_string());
+        }
+        pod["status"]["hostIP"] = json!(self.ctx.host_ip.to_string());
+        let Some(sandbox) = self.sandbox.clone() else {
+            return;
+        };
+        let spec = containers::spec(
+            &pod,
+            c,
+            SpecInput {
+                id: id.clone(),
+                image: &image,
+                sandbox: &sandbox,
+                cgroup_parent: self.cgroup_parent(),
+            },
+        );
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                self.event(field, "Warning", "Failed", format!("Error: {e}"));
+                self.conts.entry(name.to_string()).or_default().waiting =
+                    Some(("CreateContainerConfigError".into(), Some(e.to_string())));
+                return;
+            }
+        };
+        let rt = self.runtime();
+        let result = blocking(move || {
+            // A leftover of a failed attempt with the same id.
+            let _ = rt.containers.remove(&spec.id);
+            rt.containers
+                .create(&spec)
+                .map_err(|e| ("CreateContainerError", e))?;
+            rt.containers
+                .start(&spec.id)
+                .map_err(|e| ("RunContainerError", e))
+        })
+        .await;
+        let cont = self.conts.entry(name.to_string()).or_default();
+        cont.image_id = image_id(&image);
+        match result {
+            Some(Ok(())) => {
+                cont.current = Some(id.clone());
+                cont.waiting = None;
+                self.event(
+                    field.clone(),
+                    "Normal",
+                    "Created",
+                    format!("Created container: {name}"),
+                );
+                self.event(
+                    field,
+                    "Normal",
+                    "Started",
+                    format!("Started container {name}"),
+                );
+                self.watch_exit(&id);
+            }
+            Some(Err((reason, e))) => {
+                // A failed start left an exited container: it counts as a run that failed.
+                cont.current = Some(id).filter(|_| reason == "RunContainerError");
+                let now = Timestamp::now();
+                if cont.current.is_none() {
+                    let delay = cont.backoff.delay();
+                    cont.backoff.next(now);
+                    cont.waiting = Some((reason.to_string(), Some(e.to_string())));
+                    self.wake_at(Instant::now() + delay);
+                }
+                self.event(field, "Warning", "Failed", format!("Error: {e}"));
+            }
+            None => {}
+        }
+    }
+
+    /// The image of `c` per its pull policy, or the waiting reason and message.
+    async fn ensure_image(
+        &mut self,
+        c: &Value,
+        field: Option<String>,
+    ) -> Result<Image, (String, String)> {
+        let reference = c["image"].as_str().unwrap_or_default().to_string();
+        let policy = c["imagePullPolicy"]
+            .as_str()
+            .unwrap_or_else(|| default_pull_policy(&reference))
+            .to_string();
+        if policy != "Always" {
+            let rt = self.runtime();
+            let r = reference.clone();
+            if let Some(Ok(Some(image))) = blocking(move || rt.images.get(&r)).await {
+                self.event(
+                    field,
+                    "Normal",
+                    "Pulled",
+                    format!("Container image \"{reference}\" already present on machine"),
+                );
+                return Ok(image);
+            }
+            if policy == "Never" {
+                let msg = format!(
+                    "Container image \"{reference}\" is not present with pull policy of Never"
+                );
+                self.event(field, "Warning", "ErrImageNeverPull", msg.clone());
+                return Err(("ErrImageNeverPull".into(), msg));
+            }
+        }
+        let now = Timestamp::now();
+        if let Some((b, failed)) = self.pull_backoff.get(&reference)
+            && let Some(until) = b.wait_until(*failed, now)
+        {
+            let msg = format!("Back-off pulling image \"{reference}\"");
+            self.wake_at(Instant::now() + until.duration_since(now).unsigned_abs());
+            self.event(field, "Normal", "BackOff", msg.clone());
+            return Err(("ImagePullBackOff".into(), msg));
+        }
+        self.event(
+            field.clone(),
+            "Normal",
+            "Pulling",
+            format!("Pulling image \"{reference}\""),
+        );
+        let started = Instant::now();
+        let auth = api::pull_auth(&self.ctx.client, &self.pod).await;
+        match self.ctx.runtime.images.pull(&reference, &auth).await {
+            Ok(image) => {
+                let took = go_duration_fine(started.elapsed());
+                self.pull_backoff.remove(&reference);
+                self.event(
+                    field,
+                    "Normal",
+                    "Pulled",
+                    format!("Successfully pulled image \"{reference}\" in {took} ({took} including waiting). Image size: {} bytes.", image.size),
+                );
+                Ok(image)
+            }
+            Err(e) => {
+                let msg = format!("Failed to pull image \"{reference}\": {e}");
+                self.event(field.clone(), "Warning", "Failed", msg.clone());
+                self.event(field, "Warning", "Failed", "Error: ErrImagePull".into());
+                let entry = self.pull_backoff.entry(reference).or_default();
+                entry.0.next(now);
+                entry.1 = now;
+                let delay = entry.0.delay();
+                self.wake_at(Instant::now() + delay);
+                Err(("ErrImagePull".into(), msg))
+            }
+        }
+    }
+
+    /// A thread that blocks in the runtime's `wait` and wakes the worker at the exit.
+    fn watch_exit(&mut self, id: &str) {
+        if !self.watched.insert(id.to_string()) {
+            return;
+        }
+        let mgr = self.ctx.runtime.containers.clone();
+        let tx = self.tx.clone();
+        let id = id.to_string();
+        let spawned = std::thread::Builder::new()
+            .name("k1s-wait".into())
+            .spawn(move || {
+                let _ = mgr.wait(&id);
+                let _ = tx.send(Msg::Exited);
+            });
+        if spawned.is_err() {
+            self.wake_at(Instant::now() + RETRY);
+        }
+    }
+
+    /// The current view of every container, for the status.
+    async fn view(&self) -> Vec<ContainerView> {
+        let specs: Vec<Value> = self.pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ids: Vec<Option<String>> = specs
+            .iter()
+            .map(|c| {
+                self.conts
+                    .get(c["name"].as_str().unwrap_or_default())
+                    .and_then(|k| k.current.clone())
+            })
+            .collect();
+        let rt = self.runtime();
+        let statuses = blocking(move || {
+            ids.iter()
+                .map(|id| id.as_ref().and_then(|id| rt.containers.status(id).ok()))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let name = c["name"].as_str().unwrap_or_default();
+                let cont = self.conts.get(name);
+                let st = statuses.get(i).cloned().flatten();
+                let state = match (&st, cont.and_then(|k| k.waiting.clone())) {
+                    (Some(st), _) if st.phase == Phase::Running => State::Running {
+                        started_at: st
+                            .started_at
+                            .clone()
+                            .unwrap_or_else(|| st.created_at.clone()),
+                    },
+                    (_, Some((reason, message))) => State::Waiting { reason, message },
+                    (Some(st), None) if matches!(st.phase, Phase::Exited | Phase::Unknown) => {
+                        State::Terminated(terminated(st))
+                    }
+                    _ => State::Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: None,
+                    },
+                };
+                ContainerView {
+                    name: name.to_string(),
+                    image: c["image"].as_str().unwrap_or_default().to_string(),
+                    image_id: cont.map(|k| k.image_id.clone()).unwrap_or_default(),
+                    container_id: st.as_ref().map(|s| format!("k1s://{}", s.id)),
+                    state,
+                    last: cont.and_then(|k| k.last.clone()),
+                    restart_count: cont.map_or(0, |k| k.attempt),
+                }
+            })
+            .collect()
+    }
+
+    async fn write_status(&mut self) {
+        // A waiting reason only holds until the next sync decides again.
+        let containers = self.view().await;
+        for k in self.conts.values_mut() {
+            k.waiting = None;
+        }
+        let init_pending = self.pod["spec"]["initContainers"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                let names: Vec<&str> = a.iter().filter_map(|c| c["name"].as_str()).collect();
+                format!("containers with incomplete status: [{}]", names.join(" "))
+            });
+        let view = PodView {
+            sandbox_ready: self.sandbox.is_some(),
+            pod_ip: self
+                .sandbox
+                .as_ref()
+                .and_then(|s| s.ip)
+                .map(|ip| ip.to_string()),
+            host_ip: self.ctx.host_ip.to_string(),
+            start_time: self.start_time.clone(),
+            qos: self.qos().as_str(),
+            containers,
+            init_pending,
+        };
+        let status = status::pod_status(&self.pod, &view, &now_rfc3339());
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        let ns = self.pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = self.pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match self
+            .ctx
+            .client
+            .merge_patch(
+                PODS,
+                Some(&ns),
+                &name,
+                Some("status"),
+                &json!({"status": status}),
+            )
+            .await
+        {
+            Ok(p) => {
+                self.pod["status"] = p["status"].clone();
+                self.last_status = Some(status);
+            }
+            Err(e) if e.code == 404 => self.deleted = true,
+            Err(e) => {
+                tracing::warn!(pod = %self.key(), error = %e.message, "writing pod status failed; retrying");
+                self.wake_at(Instant::now() + RETRY);
+            }
+        }
+    }
+
+    /// Stops the pod (SIGTERM, grace period, SIGKILL), removes its runtime objects, and deletes
+    /// the API object. `true` when done.
+    async fn terminate(&mut self) -> bool {
+        let grace = self.pod["metadata"]["deletionGracePeriodSeconds"]
+            .as_u64()
+            .or_else(|| self.pod["spec"]["terminationGracePeriodSeconds"].as_u64())
+            .unwrap_or(30);
+        let running: Vec<(String, String)> = self
+            .conts
+            .iter()
+            .filter_map(|(n, k)| k.current.clone().map(|id| (n.clone(), id)))
+            .collect();
+        let mut stops = tokio::task::JoinSet::new();
+        for (name, id) in running {
+            let rt = self.runtime();
+            let field = Some(format!("spec.containers{{{name}}}"));
+            let status = {
+                let rt = rt.clone();
+                let id = id.clone();
+                blocking(move || rt.containers.status(&id)).await
+            };
+            if matches!(status, Some(Ok(ref s)) if s.phase == Phase::Running) {
+                self.event(
+                    field,
+                    "Normal",
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
+            }
+            stops.spawn_blocking(move || {
+                rt.containers.stop(&id, SIGTERM, Duration::from_secs(grace))
+            });
+        }
+        while stops.join_next().await.is_some() {}
+        let rt = self.runtime();
+        let uid = self.uid.clone();
+        let parents: Vec<String> = [
+            QosClass::Guaranteed,
+            QosClass::Burstable,
+            QosClass::BestEffort,
+        ]
+        .iter()
+        .map(|q| cgroup_parent(&self.ctx.config.cgroup_root, *q, &uid))
+        .collect();
+        let cleaned = blocking(move || cleanup_pod(&rt, &uid, &parents)).await;
+        if let Some(Err(e)) = cleaned {
+            tracing::warn!(pod = %self.key(), error = %e, "cleaning up the pod failed; retrying");
+            self.wake_at(Instant::now() + RETRY);
+            return false;
+        }
+        self.sandbox = None;
+        if !self.deleted {
+            let ns = self.pod["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let name = self.pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if let Err(e) = api::delete_now(&self.ctx.client, &ns, &name, &self.uid).await {
+                tracing::warn!(pod = %self.key(), error = %e, "deleting the terminated pod failed; retrying");
+                self.wake_at(Instant::now() + RETRY);
+                return false;
+            }
+        }
+        tracing::info!(pod = %self.key(), "pod terminated and removed");
+        true
+    }
+}
+
+/// Removes every container, the sandbox and the cgroups of pod `uid` (running containers are
+/// killed). Blocking.
+pub fn cleanup_pod(rt: &Runtime, uid: &str, cgroup_parents: &[String]) -> Result<(), String> {
+    let conts = rt.containers.list().map_err(|e| e.to_string())?;
+    for c in conts
+        .iter()
+        .filter(|c| parse_id(&c.id).is_some_and(|(u, _, _)| u == uid))
+    {
+        if c.phase == Phase::Running {
+            let _ = rt.containers.stop(&c.id, 9, Duration::ZERO);
+        }
+        rt.containers.remove(&c.id).map_err(|e| e.to_string())?;
+    }
+    rt.sandboxes.remove(uid).map_err(|e| e.to_string())?;
+    for p in cgroup_parents {
+        cgroup::remove_pod(p).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policy_defaults() {
+        assert_eq!(default_pull_policy("busybox"), "Always");
+        assert_eq!(default_pull_policy("busybox:latest"), "Always");
+        assert_eq!(default_pull_policy("127.0.0.1:5000/busybox"), "Always");
+        assert_eq!(
+            default_pull_policy("127.0.0.1:5000/busybox:1.35"),
+            "IfNotPresent"
+        );
+        assert_eq!(default_pull_policy("busybox@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn image_ids() {
+        let image = Image {
+            reference: "127.0.0.1:5000/k1s/busybox:1".into(),
+            id: "sha256:c".into(),
+            manifest_digest: "sha256:m".into(),
+            config: Default::default(),
+            layers: vec![],
+            size: 0,
+        };
+        assert_eq!(image_id(&image), "127.0.0.1:5000/k1s/busybox@sha256:m");
+    }
+}
