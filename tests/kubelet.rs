@@ -1,0 +1,350 @@
+//! The kubelet end to end: `k1s server` with its kubelet, a busybox image built offline in a real
+//! registry on loopback, stock kubectl. The Node registers Ready with its columns; a Deployment's
+//! pods run and serve HTTP on their pod IPs; a crashing pod goes to CrashLoopBackOff; a deleted pod
+//! terminates gracefully and leaves no sandbox or cgroup; after `kill -9` of the server the running
+//! pod keeps its container.
+//!
+//! The whole test runs in a network namespace it creates (it re-executes itself under
+//! `unshare --net`), so the bridge, veths, routes and nft table vanish with it and no traffic
+//! reaches the host's network. Containers, sandboxes, cgroups and mounts are removed by guards,
+//! also when the test fails, and the outer run checks no mount was left.
+//! Needs: docker-registry, skopeo, umoci, busybox-static, util-linux (unshare), iproute2.
+
+mod common;
+#[path = "../runtime/tests/support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Cluster, Table, eventually};
+use k1s_runtime::container::ContainerManager;
+use k1s_runtime::sandbox::{NetworkConfig, SandboxManager};
+
+/// Set in the inner run: the scratch dir the outer run created (the inner run's TMPDIR).
+const INNER: &str = "K1S_KUBELET_TEST_DIR";
+const TEST: &str = "kubelet_runs_pods_from_a_registry";
+
+/// Removes every container, sandbox and the test's cgroup tree, whatever state the test left.
+struct RuntimeGuard {
+    runtime: PathBuf,
+    cgroup_root: String,
+}
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_k1s"));
+        if let Ok(mgr) = ContainerManager::open(&self.runtime, exe) {
+            for c in mgr.list().unwrap_or_default() {
+                let _ = mgr.stop(&c.id, 9, Duration::ZERO);
+                let _ = mgr.remove(&c.id);
+            }
+        }
+        if self.runtime.join("sandboxes").exists()
+            && let Ok(sb) = SandboxManager::open(self.runtime.clone(), NetworkConfig::default())
+        {
+            for s in sb.list() {
+                let _ = sb.remove(&s.id);
+            }
+            let _ = sb.teardown_node();
+        }
+        for hierarchy in cgroup_hierarchies() {
+            remove_tree(&hierarchy.join(&self.cgroup_root));
+        }
+    }
+}
+
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("/sys/fs/cgroup")];
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    out
+}
+
+/// rmdir a cgroup directory tree, children first.
+fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn cgroup_exists(root: &str, rel: &str) -> bool {
+    cgroup_hierarchies()
+        .iter()
+        .any(|h| h.join(root).join(rel).exists())
+}
+
+#[test]
+fn kubelet_runs_pods_from_a_registry() {
+    let Some(dir) = std::env::var_os(INNER) else {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = Command::new("unshare")
+            .args(["--net", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+            .env(INNER, tmp.path())
+            .env("TMPDIR", tmp.path())
+            .output()
+            .expect("running unshare (util-linux)");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let left: Vec<String> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(tmp.path().to_str().unwrap()))
+            .map(str::to_string)
+            .collect();
+        for m in &left {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+        assert!(
+            out.status.success(),
+            "inner run failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(left.is_empty(), "mounts left behind: {left:?}");
+        return;
+    };
+    inner(&PathBuf::from(dir));
+}
+
+fn http_get(ip: &str, port: u16) -> Option<String> {
+    let addr = format!("{ip}:{port}").parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn deployment(image: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      terminationGracePeriodSeconds: 3
+      containers:
+      - name: httpd
+        image: {image}
+        command: ["/bin/sh", "-c", "echo served-by-$(hostname) $(GREETING) > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"]
+        env:
+        - name: GREETING
+          value: hello
+"#
+    )
+}
+
+fn crasher(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: crasher
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: fail
+    image: {image}
+    command: ["/bin/sh", "-c", "echo failing; exit 1"]
+"#
+    )
+}
+
+fn inner(scratch: &Path) {
+    let ok = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("running ip (iproute2)");
+    assert!(ok.success());
+    let registry = support::Registry::start().expect("starting docker-registry");
+    registry.push("base", "k1s/busybox:1", false).unwrap();
+    let image = format!("{}/k1s/busybox:1", registry.addr);
+    let cgroup_root = format!("k1s-test-kubelet-{}", std::process::id());
+    let mut cluster = Cluster::start_with_kubelet(&[
+        "--insecure-registry",
+        &registry.addr,
+        "--node-name",
+        "k1s-test-node",
+        "--cgroup-root",
+        &cgroup_root,
+    ]);
+    // Declared after the cluster, so it runs after the server stopped.
+    let _guard = RuntimeGuard {
+        runtime: cluster.data_dir().join("runtime"),
+        cgroup_root: cgroup_root.clone(),
+    };
+    assert!(cluster.data_dir().starts_with(scratch));
+    let c = &cluster;
+
+    // The Node, Ready, with the columns `get nodes -o wide` shows.
+    eventually(Duration::from_secs(20), "the node to be Ready", || {
+        let out = c.kubectl(&["get", "node", "k1s-test-node"]);
+        out.success() && out.stdout.contains(" Ready ")
+    });
+    let nodes = Table::parse(&c.ok(&["get", "nodes", "-o", "wide"]));
+    let ip = nodes.cell("k1s-test-node", "INTERNAL-IP");
+    assert!(
+        !ip.is_empty() && ip != "<none>" && !ip.starts_with("10.42.") && !ip.starts_with("10.43."),
+        "{ip}"
+    );
+    assert_ne!(nodes.cell("k1s-test-node", "OS-IMAGE"), "<unknown>");
+    assert!(!nodes.cell("k1s-test-node", "KERNEL-VERSION").is_empty());
+    assert!(
+        nodes
+            .cell("k1s-test-node", "CONTAINER-RUNTIME")
+            .starts_with("k1s://"),
+        "{}",
+        nodes.cell("k1s-test-node", "CONTAINER-RUNTIME")
+    );
+    assert_eq!(
+        c.jsonpath(&["node", "k1s-test-node"], "{.spec.podCIDR}"),
+        "10.42.0.0/24"
+    );
+    assert!(
+        c.jsonpath(
+            &["lease", "-n", "kube-node-lease", "k1s-test-node"],
+            "{.spec.holderIdentity}"
+        ) == "k1s-test-node"
+    );
+
+    // A Deployment of two web servers: Running and Ready, each answering on its pod IP.
+    c.ok_stdin(&["apply", "-f", "-"], &deployment(&image));
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod",
+        "-l",
+        "app=web",
+        "--timeout=90s",
+    ]);
+    let pods = c.get_json(&["pods", "-l", "app=web"]);
+    let items = pods["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{pods}");
+    for p in items {
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let s = &p["status"];
+        assert_eq!(s["phase"], "Running", "{p}");
+        assert_eq!(s["qosClass"], "BestEffort");
+        let ip = s["podIP"].as_str().unwrap();
+        assert!(ip.starts_with("10.42.0.") && ip != "10.42.0.1", "{ip}");
+        assert_eq!(s["podIPs"][0]["ip"], ip);
+        let cs = &s["containerStatuses"][0];
+        assert!(
+            cs["containerID"].as_str().unwrap().starts_with("k1s://"),
+            "{cs}"
+        );
+        assert!(cs["imageID"].as_str().unwrap().contains("@sha256:"), "{cs}");
+        assert_eq!(cs["restartCount"], 0);
+        assert!(cs["state"]["running"]["startedAt"].is_string(), "{cs}");
+        let mut body = None;
+        eventually(Duration::from_secs(10), "httpd to answer", || {
+            body = http_get(ip, 8080);
+            body.is_some()
+        });
+        let body = body.unwrap();
+        assert!(body.contains(&format!("served-by-{name} hello")), "{body}");
+    }
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=Pod",
+    ]);
+    for reason in ["Pulled", "Created", "Started"] {
+        assert!(events.contains(reason), "no {reason} event:\n{events}");
+    }
+
+    // A container that exits 1: restarted at once, then CrashLoopBackOff.
+    c.ok_stdin(&["apply", "-f", "-"], &crasher(&image));
+    eventually(Duration::from_secs(30), "CrashLoopBackOff", || {
+        let p = c.get_json(&["pod", "crasher"]);
+        let cs = &p["status"]["containerStatuses"][0];
+        cs["restartCount"].as_u64().unwrap_or(0) >= 1
+            && cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    });
+    let p = c.get_json(&["pod", "crasher"]);
+    let cs = &p["status"]["containerStatuses"][0];
+    let msg = cs["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("back-off 10s restarting failed container=fail pod=crasher_default("),
+        "{msg}"
+    );
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
+    assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
+    assert_eq!(p["status"]["phase"], "Running");
+    let table = Table::parse(&c.ok(&["get", "pod", "crasher"]));
+    assert_eq!(table.cell("crasher", "STATUS"), "CrashLoopBackOff");
+
+    // Graceful deletion: the pod goes, and so do its sandbox and cgroup.
+    let victim = &items[0];
+    let victim_name = victim["metadata"]["name"].as_str().unwrap().to_string();
+    let victim_uid = victim["metadata"]["uid"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    c.ok(&["delete", "pod", &victim_name, "--timeout=30s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "deletion took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !c.data_dir()
+            .join("runtime/sandboxes")
+            .join(&victim_uid)
+            .exists()
+    );
+    assert!(
+        !cgroup_exists(&cgroup_root, &format!("besteffort/pod{victim_uid}")),
+        "the pod's cgroup is left"
+    );
+
+    // kill -9 and restart: the surviving pod keeps its container and becomes Ready again.
+    let survivor = items[1]["metadata"]["name"].as_str().unwrap().to_string();
+    let before = c.get_json(&["pod", &survivor]);
+    let id_before = before["status"]["containerStatuses"][0]["containerID"].clone();
+    cluster.kill9();
+    cluster.restart();
+    let c = &cluster;
+    eventually(
+        Duration::from_secs(20),
+        "the survivor to be reported again",
+        || {
+            let p = c.get_json(&["pod", &survivor]);
+            p["status"]["containerStatuses"][0]["containerID"] == id_before
+                && k1s_apimachinery::pod::is_ready(&p)
+        },
+    );
+    let after = c.get_json(&["pod", &survivor]);
+    assert_eq!(after["status"]["containerStatuses"][0]["restartCount"], 0);
+    let ip = after["status"]["podIP"].as_str().unwrap();
+    assert!(http_get(ip, 8080).is_some_and(|b| b.contains("served-by-")));
+    c.ok(&["delete", "deployment", "web"]);
+    c.ok(&["delete", "pod", "crasher", "--timeout=30s"]);
+    eventually(Duration::from_secs(30), "all pods gone", || {
+        c.ok(&["get", "pods", "-o", "name"]).trim().is_empty()
+    });
+    eventually(Duration::from_secs(10), "all sandboxes gone", || {
+        std::fs::read_dir(c.data_dir().join("runtime/sandboxes"))
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count() == 0)
+            .unwrap_or(true)
+    });
+}
