@@ -42,7 +42,7 @@ impl Capacity {
             .and_then(|m| mem_total(&m))
             .unwrap_or(0);
         let ephemeral_storage_bytes = nix::sys::statvfs::statvfs(data_dir)
-            .map(|s| (s.blocks() as u64).saturating_mul(s.fragment_size() as u64))
+            .map(|s| s.blocks().saturating_mul(s.fragment_size()))
             .unwrap_or(0);
         Capacity {
             cpus,

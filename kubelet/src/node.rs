@@ -71,7 +71,7 @@ impl Pressure {
         let disk = nix::sys::statvfs::statvfs(&facts.data_dir)
             .ok()
             .filter(|s| s.blocks() > 0)
-            .map(|s| (s.blocks_available() as u64) * 100 / (s.blocks() as u64));
+            .map(|s| s.blocks_available() * 100 / s.blocks());
         Pressure {
             memory: mem_available.is_some_and(|a| a < MEMORY_PRESSURE_BYTES),
             disk: disk.is_some_and(|p| p < DISK_PRESSURE_PERCENT),
@@ -409,7 +409,7 @@ pub fn parse_bytes(v: &str) -> Option<u64> {
     for (suffix, mult) in UNITS {
         if let Some(n) = v.strip_suffix(suffix) {
             let f: f64 = n.parse().ok()?;
-            return (f >= 0.0 && f.is_finite()).then(|| (f * mult as f64) as u64);
+            return (f >= 0.0 && f.is_finite()).then_some((f * mult as f64) as u64);
         }
     }
     if let Some(m) = v.strip_suffix('m') {
