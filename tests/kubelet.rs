@@ -143,6 +143,10 @@ spec:
       labels: {{app: web}}
     spec:
       terminationGracePeriodSeconds: 3
+      initContainers:
+      - name: init
+        image: {image}
+        command: ["/bin/sh", "-c", "echo initialising"]
       containers:
       - name: httpd
         image: {image}
@@ -256,6 +260,15 @@ fn inner(scratch: &Path) {
         assert!(cs["imageID"].as_str().unwrap().contains("@sha256:"), "{cs}");
         assert_eq!(cs["restartCount"], 0);
         assert!(cs["state"]["running"]["startedAt"].is_string(), "{cs}");
+        // The init container ran to completion before it.
+        let init = &s["initContainerStatuses"][0];
+        assert_eq!(init["state"]["terminated"]["reason"], "Completed", "{init}");
+        assert_eq!(init["ready"], true);
+        assert!(
+            init["state"]["terminated"]["finishedAt"].as_str().unwrap()
+                <= cs["state"]["running"]["startedAt"].as_str().unwrap(),
+            "{s}"
+        );
         let mut body = None;
         eventually(Duration::from_secs(10), "httpd to answer", || {
             body = http_get(ip, 8080);

@@ -60,12 +60,13 @@ pub struct ContainerView {
     pub state: State,
     pub last: Option<Terminated>,
     pub restart_count: u32,
+    /// Running and passing its readiness probe (an init container: completed).
+    pub ready: bool,
 }
 
 impl ContainerView {
-    /// No probes yet: a running container is ready.
     pub fn ready(&self) -> bool {
-        matches!(self.state, State::Running { .. })
+        self.ready
     }
 
     fn to_json(&self) -> Value {
@@ -106,8 +107,11 @@ pub struct PodView {
     pub start_time: String,
     pub qos: &'static str,
     pub containers: Vec<ContainerView>,
-    /// Init containers exist and did not all complete.
+    pub init_containers: Vec<ContainerView>,
+    /// Init containers exist and did not all complete: the Initialized condition's message.
     pub init_pending: Option<String>,
+    /// An init container failed and the pod's restartPolicy is Never.
+    pub init_failed: bool,
 }
 
 /// Upstream's `getPhase` over the regular containers.
@@ -175,7 +179,11 @@ fn condition(
 /// The status to write for `pod`.
 pub fn pod_status(pod: &Value, view: &PodView, now: &str) -> Value {
     let policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
-    let phase = phase(policy, &view.containers, view.init_pending.is_some());
+    let phase = if view.init_failed {
+        "Failed"
+    } else {
+        phase(policy, &view.containers, view.init_pending.is_some())
+    };
     let mut conds: Vec<Value> = pod["status"]["conditions"]
         .as_array()
         .cloned()
@@ -255,6 +263,13 @@ pub fn pod_status(pod: &Value, view: &PodView, now: &str) -> Value {
         "containerStatuses": view.containers.iter().map(ContainerView::to_json).collect::<Vec<_>>(),
         "qosClass": view.qos,
     });
+    if !view.init_containers.is_empty() {
+        status["initContainerStatuses"] = view
+            .init_containers
+            .iter()
+            .map(ContainerView::to_json)
+            .collect();
+    }
     if let Some(ip) = &view.pod_ip {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);
@@ -272,6 +287,7 @@ mod tests {
             image: "img".into(),
             image_id: "img@sha256:1".into(),
             container_id: Some("k1s://x".into()),
+            ready: matches!(state, State::Running { .. }),
             state,
             last: last.then(|| term(1)),
             restart_count: u32::from(last),
@@ -342,7 +358,9 @@ mod tests {
             start_time: "st".into(),
             qos: "BestEffort",
             containers: vec![c(waiting("CrashLoopBackOff"), true)],
+            init_containers: vec![],
             init_pending: None,
+            init_failed: false,
         };
         let s = pod_status(&pod, &view, "now");
         let types: Vec<&str> = s["conditions"]

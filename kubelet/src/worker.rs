@@ -73,7 +73,8 @@ struct Worker {
     start_time: String,
     last_status: Option<Value>,
     wake: Option<Instant>,
-    init_reported: bool,
+    /// An init container failed and the pod never restarts (the pod is Failed).
+    init_failed: bool,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -151,7 +152,7 @@ pub async fn run(
         start_time,
         last_status: None,
         wake: None,
-        init_reported: false,
+        init_failed: false,
     };
     w.adopt().await;
     loop {
@@ -305,26 +306,11 @@ impl Worker {
             self.write_status().await;
             return false;
         }
-        let init_pending = self.pod["spec"]["initContainers"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty());
-        if init_pending {
-            if !self.init_reported {
-                self.init_reported = true;
-                self.event(
-                    None,
-                    "Warning",
-                    "FailedCreatePodContainer",
-                    "init containers are not supported by this kubelet yet".into(),
-                );
-            }
-        } else {
-            let specs: Vec<Value> = self.pod["spec"]["containers"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+        if self.sync_init_containers().await {
+            let specs = self.specs("containers");
+            let policy = self.pod_policy().to_string();
             for c in &specs {
-                self.sync_container(c).await;
+                self.sync_container(c, &policy).await;
             }
         }
         self.write_status().await;
@@ -375,18 +361,69 @@ impl Worker {
         }
     }
 
-    fn restart_wanted(&self, exit_code: i32) -> bool {
-        match self.pod["spec"]["restartPolicy"]
+    fn pod_policy(&self) -> &str {
+        self.pod["spec"]["restartPolicy"]
             .as_str()
             .unwrap_or("Always")
-        {
+    }
+
+    fn specs(&self, field: &str) -> Vec<Value> {
+        self.pod["spec"][field]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The runtime status of container `name`'s current run.
+    async fn current_status(&self, name: &str) -> Option<ContainerStatus> {
+        let id = self.conts.get(name)?.current.clone()?;
+        let rt = self.runtime();
+        blocking(move || rt.containers.status(&id).ok())
+            .await
+            .flatten()
+    }
+
+    /// Runs init containers in order, each to completion (a sidecar, `restartPolicy: Always`,
+    /// only to running); `true` once all are done and the regular containers may start.
+    async fn sync_init_containers(&mut self) -> bool {
+        self.init_failed = false;
+        for c in &self.specs("initContainers") {
+            let name = c["name"].as_str().unwrap_or_default();
+            let sidecar = c["restartPolicy"] == "Always";
+            // Init containers are retried on failure unless the pod never restarts anything.
+            let policy = match (sidecar, self.pod_policy()) {
+                (true, _) => "Always",
+                (false, "Never") => "Never",
+                (false, _) => "OnFailure",
+            };
+            self.sync_container(c, policy).await;
+            let st = self.current_status(name).await;
+            match st {
+                Some(st) if sidecar && st.phase == Phase::Running => continue,
+                Some(st) if !sidecar && st.phase == Phase::Exited && st.exit_code == Some(0) => {
+                    continue;
+                }
+                Some(st)
+                    if policy == "Never" && matches!(st.phase, Phase::Exited | Phase::Unknown) =>
+                {
+                    self.init_failed = true;
+                    return false;
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn restart_wanted(policy: &str, exit_code: i32) -> bool {
+        match policy {
             "Never" => false,
             "OnFailure" => exit_code != 0,
             _ => true,
         }
     }
 
-    async fn sync_container(&mut self, c: &Value) {
+    async fn sync_container(&mut self, c: &Value, policy: &str) {
         let name = c["name"].as_str().unwrap_or_default().to_string();
         let pod_name = self.pod["metadata"]["name"]
             .as_str()
@@ -405,7 +442,7 @@ impl Worker {
                 }
                 Some(Ok(st)) if matches!(st.phase, Phase::Exited | Phase::Unknown) => {
                     let t = terminated(&st);
-                    if !self.restart_wanted(t.exit_code) {
+                    if !Self::restart_wanted(policy, t.exit_code) {
                         return;
                     }
                     let now = Timestamp::now();
@@ -640,11 +677,11 @@ impl Worker {
     }
 
     /// The current view of every container, for the status.
-    async fn view(&self) -> Vec<ContainerView> {
-        let specs: Vec<Value> = self.pod["spec"]["containers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+    /// The current view of the containers of `field` (`containers` or `initContainers`).
+    /// `default_reason`: the waiting reason of a container not created yet.
+    async fn view(&self, field: &str, default_reason: &str) -> Vec<ContainerView> {
+        let init = field == "initContainers";
+        let specs = self.specs(field);
         let ids: Vec<Option<String>> = specs
             .iter()
             .map(|c| {
@@ -680,11 +717,17 @@ impl Worker {
                         State::Terminated(terminated(st))
                     }
                     _ => State::Waiting {
-                        reason: "ContainerCreating".into(),
+                        reason: default_reason.into(),
                         message: None,
                     },
                 };
+                let ready = match &state {
+                    State::Running { .. } => true,
+                    State::Terminated(t) => init && t.exit_code == 0,
+                    State::Waiting { .. } => false,
+                };
                 ContainerView {
+                    ready,
                     name: name.to_string(),
                     image: c["image"].as_str().unwrap_or_default().to_string(),
                     image_id: cont.map(|k| k.image_id.clone()).unwrap_or_default(),
@@ -699,17 +742,27 @@ impl Worker {
 
     async fn write_status(&mut self) {
         // A waiting reason only holds until the next sync decides again.
-        let containers = self.view().await;
+        let init_containers = self.view("initContainers", "PodInitializing").await;
+        let incomplete: Vec<&str> = init_containers
+            .iter()
+            .filter(|c| !c.ready)
+            .map(|c| c.name.as_str())
+            .collect();
+        let init_pending = (!incomplete.is_empty()).then(|| {
+            format!(
+                "containers with incomplete status: [{}]",
+                incomplete.join(" ")
+            )
+        });
+        let default_reason = if init_pending.is_some() {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
+        let containers = self.view("containers", default_reason).await;
         for k in self.conts.values_mut() {
             k.waiting = None;
         }
-        let init_pending = self.pod["spec"]["initContainers"]
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                let names: Vec<&str> = a.iter().filter_map(|c| c["name"].as_str()).collect();
-                format!("containers with incomplete status: [{}]", names.join(" "))
-            });
         let view = PodView {
             sandbox_ready: self.sandbox.is_some(),
             pod_ip: self
@@ -721,7 +774,9 @@ impl Worker {
             start_time: self.start_time.clone(),
             qos: self.qos().as_str(),
             containers,
+            init_containers,
             init_pending,
+            init_failed: self.init_failed,
         };
         let status = status::pod_status(&self.pod, &view, &now_rfc3339());
         if self.last_status.as_ref() == Some(&status) {
