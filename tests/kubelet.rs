@@ -154,6 +154,14 @@ spec:
         env:
         - name: GREETING
           value: hello
+        ports:
+        - {{name: http, containerPort: 8080}}
+        readinessProbe:
+          httpGet: {{path: /index.html, port: http}}
+          periodSeconds: 1
+        livenessProbe:
+          tcpSocket: {{port: 8080}}
+          periodSeconds: 2
 "#
     )
 }
@@ -170,6 +178,32 @@ spec:
   - name: fail
     image: {image}
     command: ["/bin/sh", "-c", "echo failing; exit 1"]
+"#
+    )
+}
+
+fn probed(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: live
+    image: {image}
+    command: ["/bin/sleep", "3600"]
+    livenessProbe:
+      exec: {{command: ["/bin/sh", "-c", "exit 1"]}}
+      periodSeconds: 1
+      failureThreshold: 2
+  - name: unready
+    image: {image}
+    command: ["/bin/sleep", "3600"]
+    readinessProbe:
+      exec: {{command: ["/bin/false"]}}
+      periodSeconds: 1
 "#
     )
 }
@@ -307,6 +341,36 @@ fn inner(scratch: &Path) {
     assert_eq!(p["status"]["phase"], "Running");
     let table = Table::parse(&c.ok(&["get", "pod", "crasher"]));
     assert_eq!(table.cell("crasher", "STATUS"), "CrashLoopBackOff");
+
+    // Probes: a failing liveness probe restarts its container; a failing readiness probe keeps
+    // the pod Running but not Ready.
+    c.ok_stdin(&["apply", "-f", "-"], &probed(&image));
+    eventually(Duration::from_secs(40), "a liveness restart", || {
+        let p = c.get_json(&["pod", "probed"]);
+        p["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    });
+    let p = c.get_json(&["pod", "probed"]);
+    let unready = &p["status"]["containerStatuses"][1];
+    assert_eq!(unready["name"], "unready");
+    assert!(unready["state"]["running"].is_object(), "{unready}");
+    assert_eq!(unready["ready"], false);
+    assert!(!k1s_apimachinery::pod::is_ready(&p), "{p}");
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=probed",
+    ]);
+    assert!(events.contains("Liveness probe failed"), "{events}");
+    assert!(events.contains("Readiness probe failed"), "{events}");
+    assert!(
+        events.contains("failed liveness probe, will be restarted"),
+        "{events}"
+    );
+    c.ok(&["delete", "pod", "probed", "--timeout=30s"]);
 
     // Graceful deletion: the pod goes, and so do its sandbox and cgroup.
     let victim = &items[0];

@@ -4,7 +4,7 @@
 //!
 //! Module map: [`machine`] (facts about the host), [`node`] (Node, Lease, heartbeats), [`pods`]
 //! (watch of this node's pods, one worker per pod, clean-up of runtime objects without a pod),
-//! [`worker`] (a pod's sync loop), [`containers`] (pod container → runtime spec), [`envvars`],
+//! [`worker`] (a pod's sync loop), [`probe`] (readiness and liveness), [`containers`] (pod container → runtime spec), [`envvars`],
 //! [`status`] (pure status computation), [`qos`], [`backoff`], [`api`] (events, final delete).
 //!
 //! Invariants: runtime calls block, so they run in `spawn_blocking` or on dedicated threads
@@ -18,6 +18,7 @@ pub mod envvars;
 pub mod machine;
 pub mod node;
 pub mod pods;
+pub mod probe;
 pub mod qos;
 pub mod status;
 pub mod worker;

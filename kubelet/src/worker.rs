@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, PODS};
 use crate::backoff::{Backoff, go_duration, go_duration_fine};
 use crate::containers::{self, SpecInput, cgroup_parent, container_id, parse_id};
+use crate::probe;
 use crate::qos::{self, QosClass};
 use crate::status::{self, ContainerView, PodView, State, Terminated};
 use crate::{Ctx, Runtime};
@@ -40,6 +41,18 @@ pub enum Msg {
     Deleted,
     /// A container of the pod exited.
     Exited,
+    /// A probe's result flipped (after its thresholds) for container run `id`.
+    Probe {
+        id: String,
+        kind: probe::Kind,
+        ok: bool,
+        message: Option<String>,
+    },
+    /// A probe failed without flipping the result (an Unhealthy event).
+    ProbeFailed {
+        id: String,
+        message: String,
+    },
 }
 
 /// Retry delay after a failed sandbox set-up or status write.
@@ -75,6 +88,13 @@ struct Worker {
     wake: Option<Instant>,
     /// An init container failed and the pod never restarts (the pod is Failed).
     init_failed: bool,
+    /// Probers of running container runs, by runtime id.
+    probers: HashMap<String, CancellationToken>,
+    /// Readiness results by runtime id (none yet: not ready if a readiness probe is set).
+    readiness: HashMap<String, bool>,
+    /// Runs whose liveness probe failed: to be killed (and restarted per policy).
+    unhealthy: HashSet<String>,
+    shutdown: CancellationToken,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -153,10 +173,15 @@ pub async fn run(
         last_status: None,
         wake: None,
         init_failed: false,
+        probers: HashMap::new(),
+        readiness: HashMap::new(),
+        unhealthy: HashSet::new(),
+        shutdown: shutdown.clone(),
     };
     w.adopt().await;
     loop {
         if w.sync().await {
+            w.stop_probers(None);
             return;
         }
         let sleep = w
@@ -168,12 +193,22 @@ pub async fn run(
             _ = tokio::time::sleep(sleep) => None,
             m = rx.recv() => match m { Some(m) => Some(m), None => return },
         };
+        if shutdown.is_cancelled() {
+            return;
+        }
         let mut next = msg;
         // Take everything queued: one sync serves them all.
         loop {
             match next {
                 Some(Msg::Update(p)) => w.pod = p,
                 Some(Msg::Deleted) => w.deleted = true,
+                Some(Msg::Probe {
+                    id,
+                    kind,
+                    ok,
+                    message,
+                }) => w.on_probe(id, kind, ok, message),
+                Some(Msg::ProbeFailed { id, message }) => w.unhealthy_event(&id, message),
                 Some(Msg::Exited) | None => {}
             }
             next = match rx.try_recv() {
@@ -293,6 +328,74 @@ impl Worker {
                 .unwrap_or_default(),
             self.pod["metadata"]["name"].as_str().unwrap_or_default()
         )
+    }
+
+    fn unhealthy_event(&self, id: &str, message: String) {
+        if let Some((_, name, _)) = parse_id(id) {
+            let field = Some(format!("spec.containers{{{name}}}"));
+            self.event(field, "Warning", "Unhealthy", message);
+        }
+    }
+
+    fn on_probe(&mut self, id: String, kind: probe::Kind, ok: bool, message: Option<String>) {
+        if !self.probers.contains_key(&id) {
+            return;
+        }
+        if let Some(m) = message {
+            self.unhealthy_event(&id, m);
+        }
+        match kind {
+            probe::Kind::Readiness => {
+                self.readiness.insert(id, ok);
+            }
+            probe::Kind::Liveness if !ok => {
+                self.unhealthy.insert(id);
+            }
+            probe::Kind::Liveness => {}
+        }
+    }
+
+    /// Starts the probes container `c`'s run `id` asks for, once.
+    fn ensure_probers(&mut self, c: &Value, id: &str) {
+        if self.probers.contains_key(id) {
+            return;
+        }
+        let stop = self.shutdown.child_token();
+        for kind in [probe::Kind::Readiness, probe::Kind::Liveness] {
+            let spec = &c[kind.field()];
+            if !spec.is_object() {
+                continue;
+            }
+            let target = probe::Target {
+                containers: self.ctx.runtime.containers.clone(),
+                container_id: id.to_string(),
+                container: c.clone(),
+                pod_ip: self.sandbox.as_ref().and_then(|s| s.ip),
+            };
+            tokio::spawn(probe::run(
+                kind,
+                spec.clone(),
+                target,
+                self.tx.clone(),
+                stop.clone(),
+            ));
+        }
+        self.probers.insert(id.to_string(), stop);
+    }
+
+    /// Stops the probers of run `id` (all with `None`) and forgets their results.
+    fn stop_probers(&mut self, id: Option<&str>) {
+        let ids: Vec<String> = match id {
+            Some(id) => vec![id.to_string()],
+            None => self.probers.keys().cloned().collect(),
+        };
+        for id in ids {
+            if let Some(t) = self.probers.remove(&id) {
+                t.cancel();
+            }
+            self.readiness.remove(&id);
+            self.unhealthy.remove(&id);
+        }
     }
 
     /// One sync; `true` once the pod is gone and its worker can end.
@@ -438,9 +541,15 @@ impl Worker {
             match st {
                 Some(Ok(st)) if st.phase == Phase::Running => {
                     self.watch_exit(&id);
+                    if self.unhealthy.remove(&id) {
+                        self.kill_unhealthy(c, &name, &id);
+                    } else {
+                        self.ensure_probers(c, &id);
+                    }
                     return;
                 }
                 Some(Ok(st)) if matches!(st.phase, Phase::Exited | Phase::Unknown) => {
+                    self.stop_probers(Some(&id));
                     let t = terminated(&st);
                     if !Self::restart_wanted(policy, t.exit_code) {
                         return;
@@ -494,6 +603,30 @@ impl Worker {
             }
         }
         self.start_container(c, &name, field).await;
+    }
+
+    /// Stops a run whose liveness probe failed; its exit then restarts it per policy.
+    fn kill_unhealthy(&mut self, c: &Value, name: &str, id: &str) {
+        if let Some(t) = self.probers.get(id) {
+            t.cancel();
+        }
+        let field = Some(format!("spec.containers{{{name}}}"));
+        self.event(
+            field,
+            "Normal",
+            "Killing",
+            format!("Container {name} failed liveness probe, will be restarted"),
+        );
+        let grace = c["livenessProbe"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .or_else(|| self.pod["spec"]["terminationGracePeriodSeconds"].as_u64())
+            .unwrap_or(30);
+        let rt = self.runtime();
+        let id = id.to_string();
+        // The exit reaches the worker through the exit watcher.
+        tokio::task::spawn_blocking(move || {
+            let _ = rt.containers.stop(&id, SIGTERM, Duration::from_secs(grace));
+        });
     }
 
     /// Pulls the image if needed, then creates and starts attempt `attempt` of container `c`.
@@ -722,7 +855,13 @@ impl Worker {
                     },
                 };
                 let ready = match &state {
-                    State::Running { .. } => true,
+                    State::Running { .. } if init => true,
+                    State::Running { .. } => st.as_ref().is_some_and(|s| {
+                        self.readiness
+                            .get(&s.id)
+                            .copied()
+                            .unwrap_or(!c["readinessProbe"].is_object())
+                    }),
                     State::Terminated(t) => init && t.exit_code == 0,
                     State::Waiting { .. } => false,
                 };
@@ -817,6 +956,7 @@ impl Worker {
     /// Stops the pod (SIGTERM, grace period, SIGKILL), removes its runtime objects, and deletes
     /// the API object. `true` when done.
     async fn terminate(&mut self) -> bool {
+        self.stop_probers(None);
         let grace = self.pod["metadata"]["deletionGracePeriodSeconds"]
             .as_u64()
             .or_else(|| self.pod["spec"]["terminationGracePeriodSeconds"].as_u64())
