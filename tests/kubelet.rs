@@ -321,6 +321,20 @@ fn inner(scratch: &Path) {
         assert!(events.contains(reason), "no {reason} event:\n{events}");
     }
 
+    // kubectl logs: the init container, --tail, --timestamps, -f of a finished run, --previous.
+    let web = items[0]["metadata"]["name"].as_str().unwrap();
+    assert_eq!(c.ok(&["logs", web, "-c", "init"]), "initialising\n");
+    assert_eq!(c.ok(&["logs", web, "-c", "init", "--tail=0"]), "");
+    let stamped = c.ok(&["logs", web, "-c", "init", "--timestamps"]);
+    assert!(
+        stamped.ends_with(" initialising\n") && stamped.starts_with("20"),
+        "{stamped}"
+    );
+    assert_eq!(c.ok(&["logs", "-f", web, "-c", "init"]), "initialising\n");
+    assert_eq!(c.ok(&["logs", web]), "");
+    let err = c.fails(&["logs", web, "--previous"]);
+    assert!(err.contains("previous terminated container"), "{err}");
+
     // A container that exits 1: restarted at once, then CrashLoopBackOff.
     c.ok_stdin(&["apply", "-f", "-"], &crasher(&image));
     eventually(Duration::from_secs(30), "CrashLoopBackOff", || {
@@ -339,6 +353,7 @@ fn inner(scratch: &Path) {
     assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
     assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
     assert_eq!(p["status"]["phase"], "Running");
+    assert_eq!(c.ok(&["logs", "crasher", "--previous"]), "failing\n");
     let table = Table::parse(&c.ok(&["get", "pod", "crasher"]));
     assert_eq!(table.cell("crasher", "STATUS"), "CrashLoopBackOff");
 

@@ -5,7 +5,7 @@
 //! Module map: [`machine`] (facts about the host), [`node`] (Node, Lease, heartbeats), [`pods`]
 //! (watch of this node's pods, one worker per pod, clean-up of runtime objects without a pod),
 //! [`worker`] (a pod's sync loop), [`probe`] (readiness and liveness), [`containers`] (pod container → runtime spec), [`envvars`],
-//! [`status`] (pure status computation), [`qos`], [`backoff`], [`api`] (events, final delete).
+//! [`status`] (pure status computation), [`qos`], [`backoff`], [`api`] (events, final delete), [`logs`] (the `pods/log` source).
 //!
 //! Invariants: runtime calls block, so they run in `spawn_blocking` or on dedicated threads
 //! (container exits are awaited by one thread per running container, never polled); nothing
@@ -15,6 +15,7 @@ pub mod api;
 pub mod backoff;
 pub mod containers;
 pub mod envvars;
+pub mod logs;
 pub mod machine;
 pub mod node;
 pub mod pods;
@@ -127,6 +128,11 @@ pub async fn run(
         kube_version: config.kube_version.clone(),
         data_dir: config.data_dir.clone(),
     };
+    client
+        .state()
+        .set_pod_logs(std::sync::Arc::new(logs::RuntimeLogs {
+            containers: runtime.containers.clone(),
+        }));
     let node_task = tokio::spawn(node::run(client.clone(), facts, shutdown.clone()));
     let ctx = Arc::new(Ctx {
         client,
