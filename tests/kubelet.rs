@@ -153,7 +153,8 @@ spec:
         command: ["/bin/sh", "-c", "echo served-by-$(hostname) $(GREETING) > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"]
         env:
         - name: GREETING
-          value: hello
+          valueFrom:
+            configMapKeyRef: {{name: web-config, key: greeting}}
         ports:
         - {{name: http, containerPort: 8080}}
         readinessProbe:
@@ -266,6 +267,12 @@ fn inner(scratch: &Path) {
     );
 
     // A Deployment of two web servers: Running and Ready, each answering on its pod IP.
+    c.ok(&[
+        "create",
+        "configmap",
+        "web-config",
+        "--from-literal=greeting=hello",
+    ]);
     c.ok_stdin(&["apply", "-f", "-"], &deployment(&image));
     c.ok(&[
         "wait",

@@ -15,7 +15,8 @@ use tower::ServiceExt;
 
 pub const PODS: Gvr = Gvr::new("", "v1", "pods");
 const EVENTS: Gvr = Gvr::new("", "v1", "events");
-const SECRETS: Gvr = Gvr::new("", "v1", "secrets");
+pub const SECRETS: Gvr = Gvr::new("", "v1", "secrets");
+pub const CONFIGMAPS: Gvr = Gvr::new("", "v1", "configmaps");
 
 /// Records an Event about `pod` (`field_path` e.g. `spec.containers{web}`).
 pub fn event(

@@ -106,12 +106,13 @@ pub struct SpecInput<'a> {
     pub image: &'a Image,
     pub sandbox: &'a Sandbox,
     pub cgroup_parent: String,
+    pub env_sources: &'a envvars::EnvSources,
 }
 
 /// The runtime spec of container `c` of `pod`; `pod` should carry its pod IP (downward API).
 pub fn spec(pod: &Value, c: &Value, input: SpecInput) -> Result<ContainerSpec, EnvError> {
     let cfg = &input.image.config;
-    let env_pairs = envvars::container_env(pod, c)?;
+    let env_pairs = envvars::container_env(pod, c, input.env_sources)?;
     let spec_env: Vec<String> = env_pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let env = merge_env(&cfg.env, &spec_env);
     let command = envvars::expand_all(&strings(&c["command"]), &env);

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, PODS};
 use crate::backoff::{Backoff, go_duration, go_duration_fine};
 use crate::containers::{self, SpecInput, cgroup_parent, container_id, parse_id};
+use crate::envvars;
 use crate::probe;
 use crate::qos::{self, QosClass};
 use crate::status::{self, ContainerView, PodView, State, Terminated};
@@ -58,6 +59,8 @@ pub enum Msg {
 /// Retry delay after a failed sandbox set-up or status write.
 const RETRY: Duration = Duration::from_secs(2);
 const SIGTERM: i32 = 15;
+/// Retry delay of a container whose ConfigMap or Secret is missing.
+const CONFIG_RETRY: Duration = Duration::from_secs(5);
 
 /// One container's bookkeeping.
 #[derive(Default)]
@@ -649,6 +652,7 @@ impl Worker {
         let Some(sandbox) = self.sandbox.clone() else {
             return;
         };
+        let env_sources = self.env_sources(c).await;
         let spec = containers::spec(
             &pod,
             c,
@@ -657,6 +661,7 @@ impl Worker {
                 image: &image,
                 sandbox: &sandbox,
                 cgroup_parent: self.cgroup_parent(),
+                env_sources: &env_sources,
             },
         );
         let spec = match spec {
@@ -665,6 +670,8 @@ impl Worker {
                 self.event(field, "Warning", "Failed", format!("Error: {e}"));
                 self.conts.entry(name.to_string()).or_default().waiting =
                     Some(("CreateContainerConfigError".into(), Some(e.to_string())));
+                // ConfigMaps and Secrets are not watched: look again later, as upstream does.
+                self.wake_at(Instant::now() + CONFIG_RETRY);
                 return;
             }
         };
@@ -714,6 +721,35 @@ impl Worker {
             }
             None => {}
         }
+    }
+
+    /// The ConfigMaps and Secrets container `c`'s environment refers to.
+    async fn env_sources(&self, c: &Value) -> envvars::EnvSources {
+        let ns = self.pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let (cms, secrets) = envvars::referenced(c);
+        let mut out = envvars::EnvSources {
+            namespace: ns.clone(),
+            ..Default::default()
+        };
+        for (gvr, names, map) in [
+            (api::CONFIGMAPS, cms, &mut out.configmaps),
+            (api::SECRETS, secrets, &mut out.secrets),
+        ] {
+            for name in names {
+                let obj = self
+                    .ctx
+                    .client
+                    .get(gvr, Some(&ns), &name)
+                    .await
+                    .ok()
+                    .flatten();
+                map.insert(name, obj);
+            }
+        }
+        out
     }
 
     /// The image of `c` per its pull policy, or the waiting reason and message.
