@@ -113,6 +113,13 @@ fn kubelet_runs_pods_from_a_registry() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(left.is_empty(), "mounts left behind: {left:?}");
+        // Figures the inner run measured, for `cargo test --test kubelet -- --nocapture`.
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // The harness prints `test NAME ... ` before the test's own output on that line.
+            if let Some(i) = line.find("FIGURE ") {
+                println!("{}", &line[i..]);
+            }
+        }
         return;
     };
     inner(&PathBuf::from(dir));
@@ -363,6 +370,38 @@ fn inner(scratch: &Path) {
     assert_eq!(c.ok(&["logs", "crasher", "--previous"]), "failing\n");
     let table = Table::parse(&c.ok(&["get", "pod", "crasher"]));
     assert_eq!(table.cell("crasher", "STATUS"), "CrashLoopBackOff");
+
+    // A pod whose image is present: from `kubectl create` to Ready, as kubectl sees it (the
+    // figure includes two kubectl processes).
+    let started = std::time::Instant::now();
+    c.ok(&[
+        "run",
+        "quick",
+        "--image",
+        &image,
+        "--restart=Never",
+        "--command",
+        "--",
+        "/bin/sleep",
+        "3600",
+    ]);
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/quick",
+        "--timeout=30s",
+    ]);
+    println!(
+        "FIGURE pod startup, image present, kubectl run -> kubectl wait Ready: {} ms",
+        started.elapsed().as_millis()
+    );
+    c.ok(&[
+        "delete",
+        "pod",
+        "quick",
+        "--grace-period=1",
+        "--timeout=30s",
+    ]);
 
     // Probes: a failing liveness probe restarts its container; a failing readiness probe keeps
     // the pod Running but not Ready.

@@ -373,7 +373,12 @@ impl Worker {
                 containers: self.ctx.runtime.containers.clone(),
                 container_id: id.to_string(),
                 container: c.clone(),
-                pod_ip: self.sandbox.as_ref().and_then(|s| s.ip),
+                // hostNetwork pods answer on the node's address.
+                pod_ip: self
+                    .sandbox
+                    .as_ref()
+                    .and_then(|s| s.ip)
+                    .or(Some(self.ctx.host_ip)),
             };
             tokio::spawn(probe::run(
                 kind,
@@ -645,9 +650,12 @@ impl Worker {
         let attempt = self.conts.get(name).map_or(0, |k| k.attempt);
         let id = container_id(&self.uid, name, attempt);
         let mut pod = self.pod.clone();
-        if let Some(ip) = self.sandbox.as_ref().and_then(|s| s.ip) {
-            pod["status"]["podIP"] = json!(ip.to_string());
-        }
+        let pod_ip = self
+            .sandbox
+            .as_ref()
+            .and_then(|s| s.ip)
+            .unwrap_or(self.ctx.host_ip);
+        pod["status"]["podIP"] = json!(pod_ip.to_string());
         pod["status"]["hostIP"] = json!(self.ctx.host_ip.to_string());
         let Some(sandbox) = self.sandbox.clone() else {
             return;
@@ -940,11 +948,13 @@ impl Worker {
         }
         let view = PodView {
             sandbox_ready: self.sandbox.is_some(),
-            pod_ip: self
-                .sandbox
-                .as_ref()
-                .and_then(|s| s.ip)
-                .map(|ip| ip.to_string()),
+            // hostNetwork pods have the node's address.
+            pod_ip: match self.sandbox.as_ref() {
+                Some(sb) if self.pod["spec"]["hostNetwork"] == true => {
+                    Some(sb.ip.unwrap_or(self.ctx.host_ip).to_string())
+                }
+                sb => sb.and_then(|s| s.ip).map(|ip| ip.to_string()),
+            },
             host_ip: self.ctx.host_ip.to_string(),
             start_time: self.start_time.clone(),
             qos: self.qos().as_str(),
