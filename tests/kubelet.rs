@@ -403,6 +403,27 @@ fn inner(scratch: &Path) {
         "--timeout=30s",
     ]);
 
+    // An image the registry does not have: ErrImagePull, then ImagePullBackOff.
+    let missing = format!("{}/k1s/missing:1", registry.addr);
+    c.ok(&["run", "missing", "--image", &missing, "--restart=Never"]);
+    eventually(Duration::from_secs(40), "ImagePullBackOff", || {
+        let p = c.get_json(&["pod", "missing"]);
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    });
+    assert_eq!(
+        c.jsonpath(&["pod", "missing"], "{.status.phase}"),
+        "Pending"
+    );
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=missing",
+    ]);
+    assert!(events.contains("Failed to pull image"), "{events}");
+    assert!(events.contains("ErrImagePull"), "{events}");
+    c.ok(&["delete", "pod", "missing", "--timeout=30s"]);
+
     // Probes: a failing liveness probe restarts its container; a failing readiness probe keeps
     // the pod Running but not Ready.
     c.ok_stdin(&["apply", "-f", "-"], &probed(&image));
