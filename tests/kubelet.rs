@@ -11,22 +11,19 @@
 //! Needs: docker-registry, skopeo, umoci, busybox-static, util-linux (unshare), iproute2.
 
 mod common;
+#[path = "runtime_support/netns.rs"]
+mod netns;
 #[path = "../runtime/tests/support/mod.rs"]
 mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Cluster, Table, eventually};
 use k1s_runtime::container::ContainerManager;
 use k1s_runtime::sandbox::{NetworkConfig, SandboxManager};
-
-/// Set in the inner run: the scratch dir the outer run created (the inner run's TMPDIR).
-const INNER: &str = "K1S_KUBELET_TEST_DIR";
-const TEST: &str = "kubelet_runs_pods_from_a_registry";
 
 /// Removes every container, sandbox and the test's cgroup tree, whatever state the test left.
 struct RuntimeGuard {
@@ -85,44 +82,7 @@ fn cgroup_exists(root: &str, rel: &str) -> bool {
 
 #[test]
 fn kubelet_runs_pods_from_a_registry() {
-    let Some(dir) = std::env::var_os(INNER) else {
-        let tmp = tempfile::tempdir().unwrap();
-        let out = Command::new("unshare")
-            .args(["--net", "--"])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-            .env(INNER, tmp.path())
-            .env("TMPDIR", tmp.path())
-            .output()
-            .expect("running unshare (util-linux)");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let left: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(tmp.path().to_str().unwrap()))
-            .map(str::to_string)
-            .collect();
-        for m in &left {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-        assert!(
-            out.status.success(),
-            "inner run failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(left.is_empty(), "mounts left behind: {left:?}");
-        // Figures the inner run measured, for `cargo test --test kubelet -- --nocapture`.
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            // The harness prints `test NAME ... ` before the test's own output on that line.
-            if let Some(i) = line.find("FIGURE ") {
-                println!("{}", &line[i..]);
-            }
-        }
-        return;
-    };
-    inner(&PathBuf::from(dir));
+    netns::in_own_netns("kubelet_runs_pods_from_a_registry", inner);
 }
 
 fn http_get(ip: &str, port: u16) -> Option<String> {
@@ -217,11 +177,6 @@ spec:
 }
 
 fn inner(scratch: &Path) {
-    let ok = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .expect("running ip (iproute2)");
-    assert!(ok.success());
     let registry = support::Registry::start().expect("starting docker-registry");
     registry.push("base", "k1s/busybox:1", false).unwrap();
     let image = format!("{}/k1s/busybox:1", registry.addr);
