@@ -176,6 +176,30 @@ spec:
     )
 }
 
+fn limited(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: limited
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: {image}
+    command: ["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
+    resources:
+      limits: {{memory: 16Mi}}
+  - name: whoami
+    image: {image}
+    command: ["/bin/sh", "-c", "id -u; id -g"]
+    securityContext:
+      runAsUser: 65534
+      runAsGroup: 65534
+"#
+    )
+}
+
 fn inner(scratch: &Path) {
     let registry = support::Registry::start().expect("starting docker-registry");
     registry.push("base", "k1s/busybox:1", false).unwrap();
@@ -378,6 +402,20 @@ fn inner(scratch: &Path) {
     assert!(events.contains("Failed to pull image"), "{events}");
     assert!(events.contains("ErrImagePull"), "{events}");
     c.ok(&["delete", "pod", "missing", "--timeout=30s"]);
+
+    // Resources and security context: over its memory limit a container is OOMKilled; runAsUser
+    // and runAsGroup set its identity. With restartPolicy Never the pod ends Failed.
+    c.ok_stdin(&["apply", "-f", "-"], &limited(&image));
+    eventually(Duration::from_secs(30), "the limited pod to fail", || {
+        c.jsonpath(&["pod", "limited"], "{.status.phase}") == "Failed"
+    });
+    let p = c.get_json(&["pod", "limited"]);
+    assert_eq!(p["status"]["qosClass"], "Burstable");
+    let hog = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(hog["reason"], "OOMKilled", "{p}");
+    assert_eq!(hog["exitCode"], 137);
+    assert_eq!(c.ok(&["logs", "limited", "-c", "whoami"]), "65534\n65534\n");
+    c.ok(&["delete", "pod", "limited", "--timeout=30s"]);
 
     // Probes: a failing liveness probe restarts its container; a failing readiness probe keeps
     // the pod Running but not Ready.
