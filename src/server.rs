@@ -233,6 +233,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             &state,
             &data_dir,
             args.service_cidr,
+            // Pods resolve through the cluster DNS when the server runs it (the service proxy
+            // carries its ClusterIP to the listen address).
+            args.dns.dns_listen.map(|_| {
+                (
+                    dns::cluster_dns_ip(&args.dns, args.service_cidr),
+                    args.dns.cluster_domain.clone(),
+                )
+            }),
             shutdown.clone(),
         )?
     {

@@ -196,6 +196,9 @@ spec:
     securityContext:
       runAsUser: 65534
       runAsGroup: 65534
+  - name: resolv
+    image: {image}
+    command: ["/bin/cat", "/etc/resolv.conf", "/etc/hosts"]
 "#
     )
 }
@@ -212,6 +215,8 @@ fn inner(scratch: &Path) {
         "k1s-test-node",
         "--cgroup-root",
         &cgroup_root,
+        "--dns-listen",
+        "127.0.0.1:0",
     ]);
     // Declared after the cluster, so it runs after the server stopped.
     let _guard = RuntimeGuard {
@@ -415,6 +420,21 @@ fn inner(scratch: &Path) {
     assert_eq!(hog["reason"], "OOMKilled", "{p}");
     assert_eq!(hog["exitCode"], 137);
     assert_eq!(c.ok(&["logs", "limited", "-c", "whoami"]), "65534\n65534\n");
+    // Cluster DNS (the server runs it) in resolv.conf; the pod's IP and name in /etc/hosts.
+    let files = c.ok(&["logs", "limited", "-c", "resolv"]);
+    assert!(
+        files.contains("search default.svc.cluster.local svc.cluster.local cluster.local\n")
+            && files.contains("nameserver 10.43.0.10\n")
+            && files.contains("options ndots:5\n"),
+        "{files}"
+    );
+    let pod_ip = p["status"]["podIP"].as_str().unwrap();
+    assert!(
+        files
+            .lines()
+            .any(|l| l.starts_with(pod_ip) && l.ends_with("limited")),
+        "{files}"
+    );
     c.ok(&["delete", "pod", "limited", "--timeout=30s"]);
 
     // Probes: a failing liveness probe restarts its container; a failing readiness probe keeps

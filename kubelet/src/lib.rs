@@ -14,6 +14,7 @@
 pub mod api;
 pub mod backoff;
 pub mod containers;
+pub mod dns;
 pub mod envvars;
 pub mod logs;
 pub mod machine;
@@ -68,8 +69,9 @@ pub struct KubeletConfig {
     pub shim_exe: PathBuf,
     /// The Kubernetes version the API server reports.
     pub kube_version: String,
-    /// Contents of pods' `/etc/resolv.conf`; `None`: the host's.
-    pub resolv_conf: Option<String>,
+    /// The cluster DNS pods resolve through (`dnsPolicy: ClusterFirst`); `None`: the host's
+    /// resolvers.
+    pub cluster_dns: Option<dns::ClusterDns>,
 }
 
 /// The runtime's three managers.

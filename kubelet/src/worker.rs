@@ -443,7 +443,7 @@ impl Worker {
             id: self.uid.clone(),
             hostname: hostname.trim_end_matches(['-', '.']).to_string(),
             host_network: self.pod["spec"]["hostNetwork"].as_bool().unwrap_or(false),
-            resolv_conf: self.ctx.config.resolv_conf.clone(),
+            resolv_conf: crate::dns::resolv_conf(&self.pod, self.ctx.config.cluster_dns.as_ref()),
         };
         let rt = self.runtime();
         let created = blocking(move || {

@@ -46,6 +46,7 @@ pub fn start(
     state: &AppState,
     data_dir: &Path,
     service_cidr: (std::net::Ipv4Addr, u8),
+    dns: Option<(std::net::Ipv4Addr, String)>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !rustix::process::geteuid().is_root() {
@@ -79,7 +80,7 @@ pub fn start(
         reserved: args.kube_reserved.unwrap_or_default(),
         shim_exe: std::env::current_exe().context("locating the k1s binary for the shim")?,
         kube_version: k1s_apiserver::router::GIT_VERSION.to_string(),
-        resolv_conf: None,
+        cluster_dns: dns.map(|(ip, domain)| k1s_kubelet::dns::ClusterDns { ip, domain }),
     };
     let client = k1s_apiserver::client::Client::new(state.clone(), "kubelet");
     Ok(Some(tokio::spawn(async move {
