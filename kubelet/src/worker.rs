@@ -716,16 +716,20 @@ impl Worker {
                 self.watch_exit(&id);
             }
             Some(Err((reason, e))) => {
-                // A failed start left an exited container: it counts as a run that failed.
-                cont.current = Some(id).filter(|_| reason == "RunContainerError");
-                let now = Timestamp::now();
-                if cont.current.is_none() {
+                // A failed start left an exited container: it counts as a run that failed, and
+                // its exit (already recorded) wakes the worker to restart it per policy.
+                let ran = reason == "RunContainerError";
+                cont.current = ran.then(|| id.clone());
+                if !ran {
                     let delay = cont.backoff.delay();
-                    cont.backoff.next(now);
+                    cont.backoff.next(Timestamp::now());
                     cont.waiting = Some((reason.to_string(), Some(e.to_string())));
                     self.wake_at(Instant::now() + delay);
                 }
                 self.event(field, "Warning", "Failed", format!("Error: {e}"));
+                if ran {
+                    self.watch_exit(&id);
+                }
             }
             None => {}
         }
