@@ -15,8 +15,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start the cluster: store, API server (and, as they land, controllers, scheduler, kubelet).
-    Server(server::ServerArgs),
+    /// Start the cluster: store, API server, controllers, scheduler, kubelet.
+    Server(Box<server::ServerArgs>),
     /// Benchmarks against a running server or the store.
     Bench(bench::BenchArgs),
     /// Debug the built-in container runtime (like ctr/crictl): images, containers, logs, exec.
@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     }
     let cli = Cli::parse();
     match cli.command {
-        Command::Server(args) => server::main(args),
+        Command::Server(args) => server::main(*args),
         Command::Bench(args) => bench::main(args),
         Command::Runtime(args) => exit_with(runtime_cli::main(args)?),
         Command::Images(args) => exit_with(runtime_cli::images_main(args)?),

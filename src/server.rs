@@ -11,6 +11,7 @@ use k1s_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
 mod dns;
+mod kubelet;
 mod proxy;
 
 #[derive(Args, Debug, Clone)]
@@ -49,6 +50,7 @@ pub struct ServerArgs {
     )]
     pub simulated_node_capacity: k1s_nodesim::Capacity,
     /// Components not to run (comma-separated): `controllers`, `scheduler`, `proxy`.
+    /// Components not to run (comma-separated): `controllers`, `scheduler`, `kubelet`.
     #[arg(long, env = "K1S_DISABLE", value_delimiter = ',', value_enum)]
     pub disable: Vec<Component>,
     /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
@@ -58,6 +60,8 @@ pub struct ServerArgs {
     pub dns: dns::DnsArgs,
     #[command(flatten)]
     pub proxy: proxy::ProxyArgs,
+    #[command(flatten)]
+    pub kubelet: kubelet::KubeletArgs,
 }
 
 /// Parts of the control plane that can be switched off.
@@ -68,6 +72,8 @@ pub enum Component {
     Scheduler,
     /// The service proxy (nftables table `ip k1s`).
     Proxy,
+    /// The real node: registers this machine and runs its pods (needs root).
+    Kubelet,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -226,6 +232,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.simulated_node_capacity.clone(),
             shutdown.clone(),
         )));
+    }
+    if !args.disable.contains(&Component::Kubelet)
+        && let Some(task) = kubelet::start(
+            &args.kubelet,
+            &state,
+            &data_dir,
+            args.service_cidr,
+            // Pods resolve through the cluster DNS when the server runs it (the service proxy
+            // carries its ClusterIP to the listen address).
+            args.dns.dns_listen.map(|_| {
+                (
+                    dns::cluster_dns_ip(&args.dns, args.service_cidr),
+                    args.dns.cluster_domain.clone(),
+                )
+            }),
+            shutdown.clone(),
+        )?
+    {
+        tasks.push(task);
     }
     let dns = dns::start(&args.dns, &state, args.service_cidr, shutdown.clone()).await?;
     let proxy = if args.disable.contains(&Component::Proxy) {

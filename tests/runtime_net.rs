@@ -6,16 +6,15 @@
 //! `unshare --net`), so the bridge, veths, routes and nft table vanish with it and no traffic
 //! reaches the host's network. Needs: docker-registry, skopeo, umoci, busybox-static, unshare.
 
+#[path = "runtime_support/netns.rs"]
+mod netns;
 #[path = "../runtime/tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Set in the inner run: the data dir the outer run created.
-const INNER: &str = "K1S_RUNTIME_NET_TEST_DIR";
 
 fn k1s(data: &Path, registry: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_k1s"));
@@ -65,46 +64,13 @@ impl Drop for CgroupGuard {
 
 #[test]
 fn pull_and_run_networked_containers_from_a_registry() {
-    let Some(dir) = std::env::var_os(INNER) else {
-        let tmp = tempfile::tempdir().unwrap();
-        let out = Command::new("unshare")
-            .args(["--net", "--"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "pull_and_run_networked_containers_from_a_registry",
-                "--nocapture",
-            ])
-            .env(INNER, tmp.path())
-            .output()
-            .expect("running unshare (util-linux)");
-        // Whatever the inner run left mounted (it failed half-way) is unmounted here, then reported.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let left: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(tmp.path().to_str().unwrap()))
-            .map(str::to_string)
-            .collect();
-        for m in &left {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-        assert!(
-            out.status.success(),
-            "inner run failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(left.is_empty(), "mounts left behind: {left:?}");
-        return;
-    };
-    inner(&PathBuf::from(dir));
+    netns::in_own_netns(
+        "pull_and_run_networked_containers_from_a_registry",
+        |scratch| inner(&scratch.join("data")),
+    );
 }
 
 fn inner(data: &Path) {
-    // A fresh netns has only a downed loopback: the registry listens there.
-    ok(Command::new("ip").args(["link", "set", "lo", "up"]));
     let registry = support::Registry::start().expect("starting docker-registry");
     registry.push("base", "k1s/busybox:1", false).unwrap();
     let image = format!("{}/k1s/busybox:1", registry.addr);

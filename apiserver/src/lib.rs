@@ -15,6 +15,7 @@ pub mod kubeconfig;
 pub mod namespace_lifecycle;
 pub mod openapi;
 pub mod openapi_serve;
+pub mod pod_logs;
 pub mod printers;
 pub mod protobuf;
 pub mod request;

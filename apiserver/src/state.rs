@@ -62,6 +62,8 @@ pub struct Inner {
     pub schema_cache: Mutex<HashMap<String, Arc<crate::openapi::SchemaIndex>>>,
     /// Serialises ClusterIP/NodePort allocation.
     pub alloc_lock: tokio::sync::Mutex<()>,
+    /// Where `pods/log` reads from (set by the kubelet's host).
+    pod_logs: std::sync::OnceLock<crate::pod_logs::SharedPodLogs>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             openapi_cache: Mutex::new(HashMap::new()),
             schema_cache: Mutex::new(HashMap::new()),
             alloc_lock: tokio::sync::Mutex::new(()),
+            pod_logs: std::sync::OnceLock::new(),
         }))
     }
 
@@ -115,6 +118,15 @@ impl AppState {
 
     pub fn set_ready(&self) {
         self.0.ready.store(true, Ordering::Release);
+    }
+
+    /// Installs the source `pods/log` reads from; the first one set stays.
+    pub fn set_pod_logs(&self, source: crate::pod_logs::SharedPodLogs) {
+        let _ = self.0.pod_logs.set(source);
+    }
+
+    pub fn pod_logs(&self) -> Option<crate::pod_logs::SharedPodLogs> {
+        self.0.pod_logs.get().cloned()
     }
 }
 

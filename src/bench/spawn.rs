@@ -50,6 +50,9 @@ pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Serve
         .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
         // Benchmarks run in the host's network namespace: no nftables table there.
         .arg("--disable=proxy")
+        // The benchmarks measure the control plane; the kubelet would add the pod bridge to
+        // the host network namespace.
+        .args(["--disable", "kubelet"])
         .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

@@ -4,6 +4,8 @@
 mod containers;
 mod images;
 
+pub use images::registry_config;
+
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};

@@ -50,6 +50,9 @@ pub struct Cluster {
     server: Option<ServerProc>,
     /// Extra `k1s server` flags, kept across restarts.
     args: Vec<String>,
+    /// Run the kubelet. Off unless a test asks: it creates the pod bridge in the network
+    /// namespace the server runs in, so only tests in a network namespace of their own ask.
+    kubelet: bool,
 }
 
 /// What a finished command returned.
@@ -97,8 +100,17 @@ impl Cluster {
         Cluster::start_with(&[])
     }
 
-    /// Starts a server on a fresh data dir with extra `k1s server` flags.
+    /// Starts a server on a fresh data dir with extra `k1s server` flags, without the kubelet.
     pub fn start_with(args: &[&str]) -> Cluster {
+        Cluster::start_inner(args, false)
+    }
+
+    /// Starts a server with the kubelet. Call it only inside a network namespace the test made.
+    pub fn start_with_kubelet(args: &[&str]) -> Cluster {
+        Cluster::start_inner(args, true)
+    }
+
+    fn start_inner(args: &[&str], kubelet: bool) -> Cluster {
         let tmp = tempfile::Builder::new()
             .prefix("k1s-e2e-")
             .tempdir()
@@ -109,6 +121,7 @@ impl Cluster {
             tmp,
             server: None,
             args,
+            kubelet,
         };
         cluster.boot();
         cluster
@@ -191,6 +204,11 @@ impl Cluster {
             // Tests share the host network namespace: no nftables table of theirs there.
             .arg("--disable=proxy")
             .args(&self.args)
+            .args(if self.kubelet {
+                &[][..]
+            } else {
+                &["--disable", "kubelet"][..]
+            })
             .env_remove("K1S_LISTEN")
             .env_remove("K1S_DATA_DIR")
             .env_remove("K1S_EPHEMERAL")

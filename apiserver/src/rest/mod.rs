@@ -201,10 +201,7 @@ pub async fn handle(
         (&Method::PATCH, true, Some("scale")) => scale::patch(ctx, body).await,
         (&Method::DELETE, true, None) => delete::delete(ctx, body).await,
         (&Method::DELETE, false, None) => delete::delete_collection(ctx, body).await,
-        (_, _, Some("log")) => Err(ApiError(StatusError::bad_request(format!(
-            "pod {:?} has no running containers to read logs from yet",
-            ctx.name()
-        )))),
+        (&Method::GET, true, Some("log")) => crate::pod_logs::get(ctx).await,
         _ => Err(ApiError(StatusError::method_not_supported(
             &ctx.res.group,
             &ctx.res.plural,

@@ -1,0 +1,97 @@
+//! Pod termination: stop the containers with the grace period, remove every runtime object of the
+//! pod, then delete the API object with a UID precondition.
+
+use super::*;
+
+/// Removes every container, the sandbox and the cgroups of pod `uid` (running containers are
+/// killed). Blocking.
+pub fn cleanup_pod(rt: &Runtime, uid: &str, cgroup_parents: &[String]) -> Result<(), String> {
+    let conts = rt.containers.list().map_err(|e| e.to_string())?;
+    for c in conts
+        .iter()
+        .filter(|c| parse_id(&c.id).is_some_and(|(u, _, _)| u == uid))
+    {
+        if c.phase == Phase::Running {
+            let _ = rt.containers.stop(&c.id, 9, Duration::ZERO);
+        }
+        rt.containers.remove(&c.id).map_err(|e| e.to_string())?;
+    }
+    rt.sandboxes.remove(uid).map_err(|e| e.to_string())?;
+    for p in cgroup_parents {
+        cgroup::remove_pod(p).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+impl Worker {
+    /// Stops the pod (SIGTERM, grace period, SIGKILL), removes its runtime objects, and deletes
+    /// the API object. `true` when done.
+    pub(super) async fn terminate(&mut self) -> bool {
+        self.stop_probers(None);
+        let grace = self.pod["metadata"]["deletionGracePeriodSeconds"]
+            .as_u64()
+            .or_else(|| self.pod["spec"]["terminationGracePeriodSeconds"].as_u64())
+            .unwrap_or(30);
+        let running: Vec<(String, String)> = self
+            .conts
+            .iter()
+            .filter_map(|(n, k)| k.current.clone().map(|id| (n.clone(), id)))
+            .collect();
+        let mut stops = tokio::task::JoinSet::new();
+        for (name, id) in running {
+            let rt = self.runtime();
+            let field = Some(format!("spec.containers{{{name}}}"));
+            let status = {
+                let rt = rt.clone();
+                let id = id.clone();
+                blocking(move || rt.containers.status(&id)).await
+            };
+            if matches!(status, Some(Ok(ref s)) if s.phase == Phase::Running) {
+                self.event(
+                    field,
+                    "Normal",
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
+            }
+            stops.spawn_blocking(move || {
+                rt.containers.stop(&id, SIGTERM, Duration::from_secs(grace))
+            });
+        }
+        while stops.join_next().await.is_some() {}
+        let rt = self.runtime();
+        let uid = self.uid.clone();
+        let parents: Vec<String> = [
+            QosClass::Guaranteed,
+            QosClass::Burstable,
+            QosClass::BestEffort,
+        ]
+        .iter()
+        .map(|q| cgroup_parent(&self.ctx.config.cgroup_root, *q, &uid))
+        .collect();
+        let cleaned = blocking(move || cleanup_pod(&rt, &uid, &parents)).await;
+        if let Some(Err(e)) = cleaned {
+            tracing::warn!(pod = %self.key(), error = %e, "cleaning up the pod failed; retrying");
+            self.wake_at(Instant::now() + RETRY);
+            return false;
+        }
+        self.sandbox = None;
+        if !self.deleted {
+            let ns = self.pod["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let name = self.pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if let Err(e) = api::delete_now(&self.ctx.client, &ns, &name, &self.uid).await {
+                tracing::warn!(pod = %self.key(), error = %e, "deleting the terminated pod failed; retrying");
+                self.wake_at(Instant::now() + RETRY);
+                return false;
+            }
+        }
+        tracing::info!(pod = %self.key(), "pod terminated and removed");
+        true
+    }
+}
