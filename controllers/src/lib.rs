@@ -11,6 +11,7 @@ pub mod replicaset;
 pub mod rootca;
 pub mod runtime;
 pub mod serviceaccount;
+pub mod worker;
 
 use k1s_apiserver::client::Client;
 use tokio::task::JoinHandle;
