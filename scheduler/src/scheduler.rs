@@ -22,9 +22,11 @@ const PODS: Gvr = Gvr::new("", "v1", "pods");
 const NODES: Gvr = Gvr::new("", "v1", "nodes");
 
 /// Binds in flight at once: enough for the store's group commit to batch them.
-const BIND_CONCURRENCY: usize = 32;
-/// Event and status writes in flight at once.
-const REPORT_CONCURRENCY: usize = 32;
+const BIND_CONCURRENCY: usize = 64;
+/// Event and status writes in flight at once. Fewer than binds: during a burst the `Scheduled`
+/// events trail the binds instead of taking the store writer's batches from them (upstream's
+/// event broadcaster is asynchronous too).
+const REPORT_CONCURRENCY: usize = 8;
 /// An unschedulable pod is tried again at least this often, even if nothing seems to change.
 const FLUSH_AFTER: Duration = Duration::from_secs(60);
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
