@@ -212,26 +212,36 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         )),
     ];
+    // One set of informers (one cache and one parse of every pod) for controllers, scheduler and
+    // simulated nodes.
+    let informers = k1s_controllers::informers::Informers::new(
+        k1s_apiserver::client::Client::new(state.clone(), "k1s-controller-manager"),
+        shutdown.clone(),
+    );
     if !args.disable.contains(&Component::Controllers) {
         let client = k1s_apiserver::client::Client::new(state.clone(), "k1s-controller-manager");
-        tasks.extend(k1s_controllers::start_all(
+        tasks.extend(k1s_controllers::start_all_with(
             client,
+            &informers,
             pki.ca_cert_pem.clone(),
             shutdown.clone(),
         ));
     }
     if !args.disable.contains(&Component::Scheduler) {
         let client = k1s_apiserver::client::Client::new(state.clone(), "default-scheduler");
-        tasks.push(tokio::spawn(k1s_scheduler::run(client, shutdown.clone())));
+        let informers = informers.clone();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            k1s_scheduler::run_with(client, &informers, shutdown).await
+        }));
     }
     if args.simulated_nodes > 0 {
         let client = k1s_apiserver::client::Client::new(state.clone(), "k1s-nodesim");
-        tasks.push(tokio::spawn(k1s_nodesim::run(
-            client,
-            args.simulated_nodes,
-            args.simulated_node_capacity.clone(),
-            shutdown.clone(),
-        )));
+        let (informers, shutdown) = (informers.clone(), shutdown.clone());
+        let (nodes, capacity) = (args.simulated_nodes, args.simulated_node_capacity.clone());
+        tasks.push(tokio::spawn(async move {
+            k1s_nodesim::run_with(client, &informers, nodes, capacity, shutdown).await
+        }));
     }
     if !args.disable.contains(&Component::Kubelet)
         && let Some(task) = kubelet::start(

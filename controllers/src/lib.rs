@@ -11,6 +11,7 @@ pub mod replicaset;
 pub mod rootca;
 pub mod runtime;
 pub mod serviceaccount;
+pub mod worker;
 
 use k1s_apiserver::client::Client;
 use tokio::task::JoinHandle;
@@ -24,7 +25,18 @@ pub fn start_all(
     shutdown: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let informers = informers::Informers::new(client.clone(), shutdown.clone());
-    let (c, i, s) = (&client, &informers, &shutdown);
+    start_all_with(client, &informers, ca_pem, shutdown)
+}
+
+/// As [`start_all`], with caches from `informers`, which the scheduler and the node simulator can
+/// share (one list, watch, parse and cache of every pod in the process).
+pub fn start_all_with(
+    client: Client,
+    informers: &informers::Informers,
+    ca_pem: String,
+    shutdown: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let (c, i, s) = (&client, informers, &shutdown);
     vec![
         spawn_with(c, i, s, |c, i, s| async move {
             deployment::run_with(c, &i, s).await

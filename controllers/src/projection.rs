@@ -103,41 +103,85 @@ fn pick(from: &mut Value, fields: &[&str]) -> Value {
     Value::Object(out)
 }
 
-/// The pod projection: [`POD_METADATA`]; `spec.nodeName`, `hostname`, `subdomain` and each
-/// container's `name` and `ports`; `status.phase`, `podIP`, `podIPs`, the `Ready` condition's
-/// `status` and `lastTransitionTime`, and each container status's `restartCount`.
+/// Container fields kept: the endpoints controller's (`name`, `ports`), the scheduler's
+/// (`resources`, and `restartPolicy` of init containers) and the node simulator's (`image`,
+/// `readinessProbe`).
+const POD_CONTAINER: &[&str] = &[
+    "name",
+    "ports",
+    "image",
+    "readinessProbe",
+    "restartPolicy",
+    "resources",
+];
+
+/// Spec fields kept besides containers: placement (`nodeName` and what the scheduler filters on),
+/// DNS (`hostname`, `subdomain`).
+const POD_SPEC: &[&str] = &[
+    "nodeName",
+    "hostname",
+    "subdomain",
+    "schedulerName",
+    "schedulingGates",
+    "nodeSelector",
+    "tolerations",
+    "overhead",
+];
+
+/// Condition fields kept: what the ReplicaSet controller reads of `Ready` and what the node
+/// simulator's next report carries over for every condition.
+const POD_CONDITION: &[&str] = &["type", "status", "lastTransitionTime", "reason", "message"];
+
+/// Container status fields kept: `restartCount` (ReplicaSet ranking) and what the node
+/// simulator carries over (ids, readiness, state).
+const POD_CONTAINER_STATUS: &[&str] = &["name", "containerID", "ready", "state", "restartCount"];
+
+/// The pod projection, one for every in-process reader (controllers, scheduler, node simulator):
+/// [`POD_METADATA`]; [`POD_SPEC`], `affinity.nodeAffinity` and each (init) container's
+/// [`POD_CONTAINER`]; `status.phase`, `podIP`, `podIPs`, `startTime`, the conditions'
+/// [`POD_CONDITION`] and the (init) container statuses' [`POD_CONTAINER_STATUS`].
 fn pod(mut obj: Value) -> Value {
     let mut spec = obj.get_mut("spec").map(Value::take).unwrap_or_default();
     let mut status = obj.get_mut("status").map(Value::take).unwrap_or_default();
     let mut out = metadata_only(obj);
     out["metadata"] = pick(&mut out["metadata"], POD_METADATA);
-    let mut kept_spec = pick(&mut spec, &["nodeName", "hostname", "subdomain"]);
-    if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
-        let cs: Vec<Value> = cs.iter_mut().map(|c| pick(c, &["name", "ports"])).collect();
-        kept_spec["containers"] = Value::Array(cs);
-    }
-    let mut kept_status = pick(&mut status, &["phase", "podIP", "podIPs"]);
-    // Only readiness is read (its status and since when).
-    if let Some(ready) = status
-        .get_mut("conditions")
-        .and_then(Value::as_array_mut)
-        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "Ready"))
+    let mut kept_spec = pick(&mut spec, POD_SPEC);
+    if let Some(na) = spec
+        .get_mut("affinity")
+        .and_then(|a| a.get_mut("nodeAffinity"))
+        .map(Value::take)
+        .filter(|na| !na.is_null())
     {
-        let ready = pick(ready, &["type", "status", "lastTransitionTime"]);
-        kept_status["conditions"] = Value::Array(vec![ready]);
+        kept_spec["affinity"] = serde_json::json!({ "nodeAffinity": na });
     }
-    if let Some(cs) = status
-        .get_mut("containerStatuses")
-        .and_then(Value::as_array_mut)
-    {
-        let cs: Vec<Value> = cs.iter_mut().map(|c| pick(c, &["restartCount"])).collect();
-        kept_status["containerStatuses"] = Value::Array(cs);
+    for field in ["containers", "initContainers"] {
+        if let Some(cs) = pick_each(&mut spec, field, POD_CONTAINER) {
+            kept_spec[field] = cs;
+        }
+    }
+    let mut kept_status = pick(&mut status, &["phase", "podIP", "podIPs", "startTime"]);
+    for (field, keep) in [
+        ("conditions", POD_CONDITION),
+        ("containerStatuses", POD_CONTAINER_STATUS),
+        ("initContainerStatuses", POD_CONTAINER_STATUS),
+    ] {
+        if let Some(v) = pick_each(&mut status, field, keep) {
+            kept_status[field] = v;
+        }
     }
     if let Some(o) = out.as_object_mut() {
         o.insert("spec".into(), kept_spec);
         o.insert("status".into(), kept_status);
     }
     out
+}
+
+/// [`pick`] applied to every element of the list field `field` of `from`, if it is a list.
+fn pick_each(from: &mut Value, field: &str, fields: &[&str]) -> Option<Value> {
+    let items = from.get_mut(field)?.as_array_mut()?;
+    Some(Value::Array(
+        items.iter_mut().map(|i| pick(i, fields)).collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -175,12 +219,15 @@ mod tests {
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"a": "b"},
                              "ownerReferences": [{"uid": "o", "controller": true}], "resourceVersion": "5"},
-                "spec": {"nodeName": "n1", "hostname": "h",
-                         "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 80}]}]},
+                "spec": {"nodeName": "n1", "hostname": "h", "tolerations": [{"key": "k"}],
+                         "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 80}],
+                                         "image": "i"}]},
                 "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}],
-                           "conditions": [{"type": "Ready", "status": "True",
+                           "conditions": [{"type": "Initialized", "status": "True"},
+                                          {"type": "Ready", "status": "True",
                                            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-                           "containerStatuses": [{"restartCount": 2}]}
+                           "containerStatuses": [{"name": "c", "ready": true, "state": {"running": {}},
+                                                  "restartCount": 2}]}
             })
         );
     }

@@ -14,8 +14,8 @@ use axum::http::{Method, Request, header};
 use k1s_apimachinery::meta::{now_rfc3339, now_rfc3339_micro};
 use k1s_apimachinery::status::StatusError;
 use k1s_apiserver::client::{Client, Gvr};
-use k1s_controllers::runtime::{Event, WorkQueue, key_of, split_key};
-use k1s_scheduler::informer::{SlimInformer, pick, pick_each};
+use k1s_controllers::informers::Informers;
+use k1s_controllers::runtime::{Event, Informer, WorkQueue, key_of, split_key};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +40,8 @@ pub struct Sim {
     nodes: HashMap<String, usize>,
     /// When each node's conditions last transitioned (registration).
     since: Vec<String>,
-    pods: SlimInformer,
+    /// The shared pod cache (every pod; [`Sim::ours`] picks those of our nodes).
+    pods: Informer,
     queue: WorkQueue,
     ips: Mutex<IpAllocator>,
 }
@@ -69,52 +70,19 @@ pub(crate) fn seconds_since(t: &Value) -> i64 {
         })
 }
 
-/// What the simulator keeps of a pod: nothing unless it is bound to a simulated node (of this run
-/// or a bigger earlier one); then what a kubelet's status report reads.
-pub fn project_pod(pod: &Value) -> Option<Value> {
-    if !assigned_node(pod)?.starts_with(node::NODE_PREFIX) {
-        return None;
-    }
-    let spec = &pod["spec"];
-    let container = ["name", "image", "readinessProbe", "restartPolicy"];
-    let mut out_spec = pick(spec, &["nodeName"]);
-    out_spec["containers"] = pick_each(spec, "containers", &container).unwrap_or(json!([]));
-    if let Some(i) = pick_each(spec, "initContainers", &container) {
-        out_spec["initContainers"] = i;
-    }
-    let mut status = pick(&pod["status"], &["phase", "podIP", "startTime"]);
-    // Of conditions and container statuses, what the next report carries over (transition
-    // times, container ids and start times, readiness).
-    let condition = ["type", "status", "lastTransitionTime", "reason", "message"];
-    let container_status = ["name", "containerID", "ready", "state"];
-    for (field, keep) in [
-        ("conditions", &condition[..]),
-        ("containerStatuses", &container_status[..]),
-        ("initContainerStatuses", &container_status[..]),
-    ] {
-        if let Some(v) = pick_each(&pod["status"], field, keep) {
-            status[field] = v;
-        }
-    }
-    Some(json!({
-        "metadata": pick(&pod["metadata"], &["name", "namespace", "uid", "resourceVersion", "deletionTimestamp"]),
-        "spec": out_spec,
-        "status": status,
-    }))
-}
-
 impl Sim {
     fn ips(&self) -> MutexGuard<'_, IpAllocator> {
         self.ips.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub async fn run(client: Client, n: usize, capacity: Capacity, shutdown: CancellationToken) {
-        let pods = SlimInformer::start(
-            client.clone(),
-            PODS,
-            Arc::new(project_pod),
-            shutdown.clone(),
-        );
+    pub async fn run(
+        client: Client,
+        informers: &Informers,
+        n: usize,
+        capacity: Capacity,
+        shutdown: CancellationToken,
+    ) {
+        let pods = informers.get(PODS);
         let events = pods.subscribe();
         let now = now_rfc3339();
         let sim = Arc::new(Sim {
@@ -278,7 +246,7 @@ impl Sim {
                 tracing::warn!(node = %name, error = %e.message, "removing stale simulated node failed");
             }
         }
-        for p in self.pods.list() {
+        for p in self.pods.list(None) {
             if assigned_node(&p).is_some_and(|n| stale.contains(n)) {
                 let key = key_of(&p);
                 let (ns, name) = split_key(&key);
@@ -296,7 +264,7 @@ impl Sim {
 
     /// Rebuilds the address allocations from the pod cache and queues every pod of our nodes.
     fn resync(&self) {
-        let pods = self.pods.list();
+        let pods = self.pods.list(None);
         let mut live = HashSet::new();
         let mut keys = Vec::new();
         {
@@ -462,8 +430,9 @@ mod tests {
         assert_eq!(seconds_since(&json!("garbage")), 0);
     }
 
+    /// The shared pod cache (the controllers' projection) keeps what a status report reads.
     #[test]
-    fn only_pods_of_simulated_nodes_are_kept() {
+    fn projection_keeps_what_reports_read() {
         let pod = |node: Value| {
             json!({
                 "metadata": {"name": "p", "namespace": "ns", "uid": "u", "managedFields": []},
@@ -472,9 +441,7 @@ mod tests {
                 "status": {"phase": "Running", "podIP": "10.42.0.2", "qosClass": "BestEffort"},
             })
         };
-        assert!(project_pod(&pod(json!(null))).is_none());
-        assert!(project_pod(&pod(json!("real-node"))).is_none());
-        let p = project_pod(&pod(json!("k1s-sim-7"))).unwrap();
+        let p = k1s_controllers::projection::project(PODS, pod(json!("k1s-sim-7")));
         assert_eq!(
             p["spec"]["containers"][0]["readinessProbe"]["initialDelaySeconds"],
             3

@@ -15,11 +15,25 @@ pub mod node;
 pub mod pod;
 
 use k1s_apiserver::client::Client;
+use k1s_controllers::informers::Informers;
 use tokio_util::sync::CancellationToken;
 
 pub use capacity::{Capacity, CapacityError};
 
-/// Registers `nodes` simulated nodes with `capacity` each and serves them until `shutdown`.
+/// Registers `nodes` simulated nodes with `capacity` each and serves them until `shutdown`, with a
+/// pod informer of its own.
 pub async fn run(client: Client, nodes: usize, capacity: Capacity, shutdown: CancellationToken) {
-    agent::Sim::run(client, nodes, capacity, shutdown).await;
+    let informers = Informers::new(client.clone(), shutdown.clone());
+    run_with(client, &informers, nodes, capacity, shutdown).await;
+}
+
+/// As [`run`], reading pods from the shared `informers` (the controllers' pod cache).
+pub async fn run_with(
+    client: Client,
+    informers: &Informers,
+    nodes: usize,
+    capacity: Capacity,
+    shutdown: CancellationToken,
+) {
+    agent::Sim::run(client, informers, nodes, capacity, shutdown).await;
 }

@@ -10,16 +10,23 @@
 pub mod cache;
 pub mod events;
 pub mod filter;
-pub mod informer;
 pub mod quantity;
 mod scheduler;
 
 use k1s_apiserver::client::Client;
+use k1s_controllers::informers::Informers;
 use tokio_util::sync::CancellationToken;
 
 pub use scheduler::SCHEDULER_NAME;
 
-/// Runs the scheduler until `shutdown`.
+/// Runs the scheduler until `shutdown`, with informers of its own.
 pub async fn run(client: Client, shutdown: CancellationToken) {
-    scheduler::Scheduler::start(client, shutdown.clone()).await;
+    let informers = Informers::new(client.clone(), shutdown.clone());
+    run_with(client, &informers, shutdown).await;
+}
+
+/// Runs the scheduler until `shutdown`, reading pods and nodes from the shared `informers` (the
+/// controllers' caches: one list, watch and parse of every pod for the whole control plane).
+pub async fn run_with(client: Client, informers: &Informers, shutdown: CancellationToken) {
+    scheduler::Scheduler::start(client, informers, shutdown.clone()).await;
 }

@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use k1s_apiserver::client::{Client, Gvr};
+use k1s_controllers::informers::Informers;
 use k1s_controllers::runtime::{Event, Informer, WorkQueue, key_of, split_key};
-
-use crate::informer::{SlimInformer, pick, pick_each};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -23,9 +22,11 @@ const PODS: Gvr = Gvr::new("", "v1", "pods");
 const NODES: Gvr = Gvr::new("", "v1", "nodes");
 
 /// Binds in flight at once: enough for the store's group commit to batch them.
-const BIND_CONCURRENCY: usize = 32;
-/// Event and status writes in flight at once.
-const REPORT_CONCURRENCY: usize = 32;
+const BIND_CONCURRENCY: usize = 64;
+/// Event and status writes in flight at once. Fewer than binds: during a burst the `Scheduled`
+/// events trail the binds instead of taking the store writer's batches from them (upstream's
+/// event broadcaster is asynchronous too).
+const REPORT_CONCURRENCY: usize = 8;
 /// An unschedulable pod is tried again at least this often, even if nothing seems to change.
 const FLUSH_AFTER: Duration = Duration::from_secs(60);
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
@@ -33,7 +34,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Scheduler {
     client: Client,
-    pods: SlimInformer,
+    pods: Informer,
     nodes: Informer,
     queue: WorkQueue,
     cache: Arc<Mutex<Cache>>,
@@ -64,56 +65,6 @@ fn terminal(pod: &Value) -> bool {
     )
 }
 
-/// What the scheduler keeps of a pod: identity, what placement reads, and for a bound pod only what
-/// its node accounts.
-pub fn project_pod(pod: &Value) -> Option<Value> {
-    let spec = &pod["spec"];
-    let mut meta = pick(
-        &pod["metadata"],
-        &[
-            "name",
-            "namespace",
-            "uid",
-            "resourceVersion",
-            "deletionTimestamp",
-        ],
-    );
-    let mut out_spec = pick(spec, &["nodeName", "overhead"]);
-    let containers = pick_each(spec, "containers", &["resources"]);
-    let inits = pick_each(spec, "initContainers", &["resources", "restartPolicy"]);
-    out_spec["containers"] = containers.unwrap_or_else(|| json!([]));
-    if let Some(i) = inits {
-        out_spec["initContainers"] = i;
-    }
-    let status = if assigned_node(pod).is_some() {
-        pick(&pod["status"], &["phase"])
-    } else {
-        for (k, v) in pick(
-            spec,
-            &[
-                "schedulerName",
-                "schedulingGates",
-                "nodeSelector",
-                "tolerations",
-            ],
-        )
-        .as_object()
-        .into_iter()
-        .flatten()
-        {
-            out_spec[k] = v.clone();
-        }
-        if let Some(na) = spec["affinity"].get("nodeAffinity") {
-            out_spec["affinity"] = json!({"nodeAffinity": na});
-        }
-        if let Some(l) = pod["metadata"].get("labels") {
-            meta["labels"] = l.clone();
-        }
-        pick(&pod["status"], &["phase", "conditions"])
-    };
-    Some(json!({"metadata": meta, "spec": out_spec, "status": status}))
-}
-
 /// Whether a node change can make a pod fit that did not.
 fn node_changed(old: &Value, new: &Value) -> bool {
     old["metadata"]["labels"] != new["metadata"]["labels"]
@@ -128,14 +79,9 @@ impl Scheduler {
     }
 
     /// Starts the informers and runs until `shutdown`.
-    pub async fn start(client: Client, shutdown: CancellationToken) {
-        let pods = SlimInformer::start(
-            client.clone(),
-            PODS,
-            Arc::new(project_pod),
-            shutdown.clone(),
-        );
-        let nodes = Informer::start(client.clone(), NODES, shutdown.clone());
+    pub async fn start(client: Client, informers: &Informers, shutdown: CancellationToken) {
+        let pods = informers.get(PODS);
+        let nodes = informers.get(NODES);
         let s = Scheduler {
             client,
             pods,
@@ -245,7 +191,7 @@ impl Scheduler {
 
     /// Rebuilds the accounting from the pod cache; keeps assumptions whose bind is still in flight.
     fn resync_pods(&self) {
-        let pods = self.pods.list();
+        let pods = self.pods.list(None);
         let mut to_queue = Vec::new();
         {
             let mut c = self.lock();
@@ -548,9 +494,14 @@ mod tests {
         })
     }
 
+    fn project_pod(pod: &Value) -> Value {
+        k1s_controllers::projection::project(PODS, pod.clone())
+    }
+
+    /// The shared pod cache (the controllers' projection) keeps what placement reads.
     #[test]
     fn projection_keeps_what_placement_reads() {
-        let p = project_pod(&full_pod(None)).unwrap();
+        let p = project_pod(&full_pod(None));
         assert!(responsible(&p));
         assert_eq!(p["metadata"]["labels"]["a"], "b");
         assert!(p["metadata"].get("managedFields").is_none());
@@ -558,7 +509,7 @@ mod tests {
         assert_eq!(p["spec"]["affinity"], json!({"nodeAffinity": {"x": 1}}));
         assert_eq!(
             p["spec"]["containers"],
-            json!([{"resources": {"requests": {"cpu": "1"}}}])
+            json!([{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}])
         );
         assert!(p["spec"].get("volumes").is_none());
         assert_eq!(p["status"]["conditions"][0]["type"], "PodScheduled");
@@ -567,11 +518,9 @@ mod tests {
             Request::of_pod(&full_pod(None)),
             "requests survive the projection"
         );
-        // A bound pod keeps only what its node accounts.
-        let b = project_pod(&full_pod(Some("n1"))).unwrap();
+        let b = project_pod(&full_pod(Some("n1")));
         assert_eq!(assigned_node(&b), Some("n1"));
-        assert!(b["spec"].get("tolerations").is_none());
-        assert!(b["status"].get("conditions").is_none());
+        assert!(!responsible(&b));
         assert_eq!(Request::of_pod(&b).milli_cpu, 1000);
     }
 }

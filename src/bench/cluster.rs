@@ -111,6 +111,7 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
     let ep = endpoint_from_kubeconfig(&server.kubeconfig)?;
     let result = steps(&args, &ep, server.pid).await;
     if let Ok((rss, hwm)) = server.rss_kib() {
+        // After step 5's list of every pod (the bench's own, as a `kubectl get pods -A`).
         println!("server RSS at the end: {} (peak {})", mib(rss), mib(hwm));
     }
     let stopped = server.stop().await;
@@ -284,6 +285,14 @@ async fn steps(args: &ClusterArgs, ep: &Endpoint, pid: u32) -> Result<Vec<String
     let after = cpu_ticks(pid)?;
     let secs = t0.elapsed().as_secs_f64();
     let pct = (after - before) as f64 / CLOCK_TICKS / secs * 100.0;
+    // Before the list below: answering a list of every pod is itself a burst of server memory.
+    if let Ok((rss, hwm)) = spawn::rss_kib(pid) {
+        println!(
+            "   server RSS after the idle phase: {} (peak {})",
+            mib(rss),
+            mib(hwm)
+        );
+    }
     let pods = count_pods(&mut admin).await.unwrap_or(0);
     println!(
         "5. idle CPU with {pods} pods: {pct:.2}% of one core over {secs:.1} s ({} ticks, after {:.0} s settling) (target < 1%: {})",

@@ -40,8 +40,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::informers::Informers;
 use crate::replicaset::events::Recorder;
-use crate::replicaset::{CONFLICT_RETRY, PODS, REPLICASETS, backoff};
+use crate::replicaset::{PODS, REPLICASETS};
 use crate::runtime::{Event, Informer, Key, WorkQueue, key_of};
+use crate::worker;
 
 /// `apps/v1` deployments.
 pub const DEPLOYMENTS: Gvr = Gvr::new("apps", "v1", "deployments");
@@ -101,7 +102,7 @@ pub async fn run_with(client: Client, informers: &Informers, shutdown: Cancellat
     }
     for _ in 0..WORKERS {
         let (c, s) = (ctrl.clone(), shutdown.clone());
-        workers.spawn(async move { c.work(s).await });
+        workers.spawn(async move { worker::work(&*c, s).await });
     }
     loop {
         tokio::select! {
@@ -134,40 +135,6 @@ pub(crate) struct Controller {
 }
 
 impl Controller {
-    async fn work(&self, shutdown: CancellationToken) {
-        loop {
-            let key = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                k = self.queue.next() => k,
-            };
-            let result = self.sync(&key).await;
-            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-            match result {
-                Ok(requeue) => {
-                    failures.remove(&key);
-                    if let Some(after) = requeue {
-                        self.requeue_after(&key, after);
-                    }
-                }
-                // A conflict means the cache is behind a newer version whose event is on its
-                // way (and will enqueue the key again): retry soon, without backing off.
-                Err(e) if e.is_conflict() => {
-                    tracing::debug!(key = %key, error = %e, "deployment sync conflicted; retrying");
-                    self.queue.add_after(key.clone(), CONFLICT_RETRY);
-                }
-                Err(e) => {
-                    let n = failures.entry(key.clone()).or_insert(0);
-                    *n += 1;
-                    let delay = backoff(*n);
-                    tracing::warn!(key = %key, error = %e, retry_in = ?delay, "deployment sync failed");
-                    self.queue.add_after(key.clone(), delay);
-                }
-            }
-            drop(failures);
-            self.queue.done(&key);
-        }
-    }
-
     /// Syncs `key` again after `after`, unless a requeue that fires no later is already pending:
     /// every sync of a rollout asks for one at its progress deadline, and one timer is enough.
     fn requeue_after(&self, key: &Key, after: Duration) {
@@ -281,5 +248,30 @@ impl Controller {
                 self.queue.add(key_of(&d));
             }
         }
+    }
+}
+
+impl worker::KeyedSync for Controller {
+    type Error = Error;
+    const NAME: &'static str = "deployment";
+
+    fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    fn failures(&self) -> &Mutex<HashMap<Key, u32>> {
+        &self.failures
+    }
+
+    fn sync_key(&self, key: &str) -> impl Future<Output = Result<Option<Duration>, Error>> + Send {
+        self.sync(key)
+    }
+
+    fn is_conflict(e: &Error) -> bool {
+        e.is_conflict()
+    }
+
+    fn requeue_after(&self, key: &Key, after: Duration) {
+        Controller::requeue_after(self, key, after);
     }
 }

@@ -38,21 +38,21 @@ pub fn get<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == kind)
 }
 
-/// Sets a condition as upstream does: unchanged when status and reason are the same; the
-/// transition time kept when only the reason changes.
-pub fn set(status: &mut Value, mut cond: Value) {
-    if let Some(cur) = get(status, cond["type"].as_str().unwrap_or_default()) {
-        if cur["status"] == cond["status"] && cur["reason"] == cond["reason"] {
-            return;
-        }
-        if cur["status"] == cond["status"] {
-            cond["lastTransitionTime"] = cur["lastTransitionTime"].clone();
-        }
+/// Sets a condition as upstream does: unchanged when status and reason are the same (so
+/// `lastUpdateTime` says when the reason last changed); otherwise replaced, keeping the transition
+/// time when only the reason changes.
+pub fn set(status: &mut Value, cond: Value) {
+    let kind = cond["type"].as_str().unwrap_or_default();
+    if get(status, kind)
+        .is_some_and(|cur| cur["status"] == cond["status"] && cur["reason"] == cond["reason"])
+    {
+        return;
     }
-    remove(status, cond["type"].as_str().unwrap_or_default());
-    match status["conditions"].as_array_mut() {
-        Some(a) => a.push(cond),
-        None => status["conditions"] = json!([cond]),
+    if !status["conditions"].is_array() {
+        status["conditions"] = json!([]);
+    }
+    if let Some(list) = status["conditions"].as_array_mut() {
+        k1s_apimachinery::conditions::set(list, cond);
     }
 }
 

@@ -36,6 +36,7 @@ pub use expectations::Expectations;
 
 use crate::informers::Informers;
 use crate::runtime::{Event, Informer, Key, WorkQueue, key_of};
+use crate::worker;
 
 /// `apps/v1` replicasets.
 pub const REPLICASETS: Gvr = Gvr::new("apps", "v1", "replicasets");
@@ -97,7 +98,7 @@ pub async fn run_with(client: Client, informers: &Informers, shutdown: Cancellat
     for _ in 0..WORKERS {
         let c = ctrl.clone();
         let s = shutdown.clone();
-        workers.spawn(async move { c.work(s).await });
+        workers.spawn(async move { worker::work(&*c, s).await });
     }
     loop {
         tokio::select! {
@@ -130,40 +131,6 @@ pub(crate) struct Controller {
 }
 
 impl Controller {
-    async fn work(&self, shutdown: CancellationToken) {
-        loop {
-            let key = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                k = self.queue.next() => k,
-            };
-            let result = self.sync(&key).await;
-            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-            match result {
-                Ok(requeue) => {
-                    failures.remove(&key);
-                    if let Some(after) = requeue {
-                        self.queue.add_after(key.clone(), after);
-                    }
-                }
-                // A conflict means the cache is behind a newer version whose event is on its
-                // way (and will enqueue the key again): retry soon, without backing off.
-                Err(e) if e.is_conflict() => {
-                    tracing::debug!(key = %key, error = %e, "replica set sync conflicted; retrying");
-                    self.queue.add_after(key.clone(), CONFLICT_RETRY);
-                }
-                Err(e) => {
-                    let n = failures.entry(key.clone()).or_insert(0);
-                    *n += 1;
-                    let delay = backoff(*n);
-                    tracing::warn!(key = %key, error = %e, retry_in = ?delay, "replica set sync failed");
-                    self.queue.add_after(key.clone(), delay);
-                }
-            }
-            drop(failures);
-            self.queue.done(&key);
-        }
-    }
-
     fn on_replicaset(&self, ev: Event) {
         match ev {
             Event::Upsert { new, .. } => self.queue.add(key_of(&new)),
@@ -294,10 +261,23 @@ impl Controller {
     }
 }
 
-/// Retry delay after a write conflicted.
-pub(crate) const CONFLICT_RETRY: Duration = Duration::from_millis(20);
+impl worker::KeyedSync for Controller {
+    type Error = Error;
+    const NAME: &'static str = "replica set";
 
-/// Retry delay after `n` consecutive failures: 5 ms doubling, at most 30 s.
-pub(crate) fn backoff(n: u32) -> Duration {
-    Duration::from_millis(5u64.saturating_mul(1 << n.min(13))).min(Duration::from_secs(30))
+    fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    fn failures(&self) -> &Mutex<HashMap<Key, u32>> {
+        &self.failures
+    }
+
+    fn sync_key(&self, key: &str) -> impl Future<Output = Result<Option<Duration>, Error>> + Send {
+        self.sync(key)
+    }
+
+    fn is_conflict(e: &Error) -> bool {
+        e.is_conflict()
+    }
 }
