@@ -321,6 +321,50 @@ async fn basic_auth_and_pull_secrets() -> Result<()> {
     Ok(())
 }
 
+/// Docker Hub's flow for public images: the registry challenges with `Bearer realm=...`, the puller
+/// fetches a token from the realm without credentials and retries with it.
+#[tokio::test]
+async fn anonymous_bearer_token_flow() -> Result<()> {
+    let reg = Registry::start_with_token()?;
+    reg.push("base", "public/busybox:1", false)?;
+    let server = reg.token.as_ref().expect("token server");
+    let pushes = server.requests().len();
+    anyhow::ensure!(pushes > 0, "skopeo pushed without asking the token server");
+
+    // Without a token the registry refuses and names the realm.
+    let mut stream = std::net::TcpStream::connect(&reg.addr)?;
+    use std::io::{Read as _, Write as _};
+    write!(
+        stream,
+        "GET /v2/public/busybox/manifests/1 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        reg.addr
+    )?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    assert!(
+        reply.contains(&format!("Bearer realm=\"{}\"", server.realm)),
+        "{reply}"
+    );
+
+    let (_d, s) = store(&reg)?;
+    let reference = format!("{}/public/busybox:1", reg.addr);
+    assert_busybox(&s.pull(&reference, &RegistryAuth::Anonymous).await?);
+    let pulls: Vec<_> = server.requests().into_iter().skip(pushes).collect();
+    assert!(
+        pulls.iter().any(|r| r
+            .target
+            .contains("scope=repository%3Apublic%2Fbusybox%3Apull")
+            || r.target.contains("scope=repository:public/busybox:pull")),
+        "the pull asked no token for the repository: {pulls:?}"
+    );
+    assert!(
+        pulls.iter().all(|r| !r.authorized),
+        "an anonymous pull sent credentials to the realm: {pulls:?}"
+    );
+    Ok(())
+}
+
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use sha2::Digest as _;
 
+pub mod token;
+
 /// Runs a command, failing with its stderr if it does not succeed; returns stdout.
 pub fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd
@@ -141,20 +143,34 @@ pub struct Registry {
     child: Child,
     log: PathBuf,
     pub creds: Option<(String, String)>,
+    /// The token server of a registry started with [`Registry::start_with_token`].
+    pub token: Option<token::TokenServer>,
+    token_dir: Option<tempfile::TempDir>,
 }
 
 impl Registry {
     /// An open registry.
     pub fn start() -> Result<Self> {
-        Self::spawn(None)
+        Self::spawn(None, None)
+    }
+
+    /// A registry that takes only bearer tokens from its own token server (which hands them to
+    /// anyone, as Docker Hub does for public images): the anonymous bearer-token flow.
+    pub fn start_with_token() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let server = token::TokenServer::start(dir.path())?;
+        let mut reg = Self::spawn(None, Some(&server))?;
+        reg.token = Some(server);
+        reg.token_dir = Some(dir);
+        Ok(reg)
     }
 
     /// A registry requiring basic auth (htpasswd, bcrypt).
     pub fn start_with_auth(user: &str, password: &str) -> Result<Self> {
-        Self::spawn(Some((user.to_string(), password.to_string())))
+        Self::spawn(Some((user.to_string(), password.to_string())), None)
     }
 
-    fn spawn(creds: Option<(String, String)>) -> Result<Self> {
+    fn spawn(creds: Option<(String, String)>, token: Option<&token::TokenServer>) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
@@ -170,6 +186,15 @@ impl Registry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: k1s-test\n    path: {}\n",
                 htpasswd.display()
+            ));
+        }
+        if let Some(t) = token {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                t.realm,
+                token::SERVICE,
+                token::ISSUER,
+                t.cert.display()
             ));
         }
         let config_path = dir.path().join("config.yml");
@@ -190,6 +215,8 @@ impl Registry {
             child,
             log,
             creds,
+            token: None,
+            token_dir: None,
         };
         reg.wait_ready()?;
         Ok(reg)
