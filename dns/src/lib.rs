@@ -228,3 +228,23 @@ fn socket(addr: SocketAddr, ty: Type, freebind: bool) -> std::io::Result<Socket>
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn freebind_binds_an_address_no_interface_has_yet() {
+        // TEST-NET-2: on no interface of any test machine. Binding sends nothing.
+        let addr: SocketAddr = "198.51.100.7:0".parse().unwrap();
+        let err = bind(addr, false).err().expect("bound without freebind");
+        assert!(
+            matches!(&err, DnsError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrNotAvailable),
+            "{err}"
+        );
+        let (udp, tcp) = bind(addr, true).expect("freebind");
+        let port = udp.local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        assert_eq!(tcp.local_addr().unwrap(), SocketAddr::new(addr.ip(), port));
+    }
+}
