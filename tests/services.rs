@@ -95,6 +95,52 @@ fn pod_get(netns: &Path, ip: &str, port: u16) -> String {
         .to_string()
 }
 
+/// One HTTP/1.0 request on a new connection, timed; `None` if it failed.
+fn timed_get(addr: SocketAddr) -> Option<Duration> {
+    let t = Instant::now();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(REQUEST).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    (!out.is_empty()).then(|| t.elapsed())
+}
+
+/// Request latency from inside a pod's network namespace (a thread that joins it; no process per
+/// request): `rounds` interleaved requests straight to the pods and through the ClusterIP.
+/// Returns the sorted samples (direct, via the service).
+fn latency_from(
+    netns: &Path,
+    pods: &[SocketAddr],
+    service: SocketAddr,
+    rounds: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let ns = std::fs::File::open(netns).expect("opening the pod's netns");
+    let pods = pods.to_vec();
+    std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns into the pod's netns");
+        let (mut direct, mut via) = (Vec::new(), Vec::new());
+        for i in 0..rounds {
+            direct.push(timed_get(pods[i % pods.len()]).expect("a direct request"));
+            via.push(timed_get(service).expect("a request through the ClusterIP"));
+        }
+        direct.sort();
+        via.sort();
+        (direct, via)
+    })
+    .join()
+    .expect("the latency thread")
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
 fn web(image: &str) -> String {
     format!(
         r#"apiVersion: apps/v1
@@ -334,6 +380,25 @@ fn inner(_scratch: &Path) {
             pod_get(&own, &cluster_ip, 80) == me
         });
     }
+
+    // Request latency from the client pod, straight to the pods vs through the ClusterIP (new
+    // connection per request, as a figure: the NAT's cost per connection).
+    let direct: Vec<SocketAddr> = pods
+        .iter()
+        .map(|(_, ip)| format!("{ip}:8080").parse().unwrap())
+        .collect();
+    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
+    latency_from(&client, &direct, service, 50); // warm-up: caches, conntrack, httpd
+    let (d, v) = latency_from(&client, &direct, service, 1000);
+    let (d50, v50) = (percentile(&d, 50), percentile(&v, 50));
+    println!(
+        "FIGURE request latency from a pod, new connection per request, 1000 each: pod IP p50 {} us p99 {} us; ClusterIP p50 {} us p99 {} us; p50 overhead {:+.1} %",
+        d50.as_micros(),
+        percentile(&d, 99).as_micros(),
+        v50.as_micros(),
+        percentile(&v, 99).as_micros(),
+        (v50.as_secs_f64() / d50.as_secs_f64() - 1.0) * 100.0
+    );
 
     // From the test's namespace (the host): the ClusterIP (routed onto the bridge while the proxy
     // runs), the LoadBalancer on the node IP, the NodePorts.
