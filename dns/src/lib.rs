@@ -237,7 +237,7 @@ mod tests {
     async fn freebind_binds_an_address_no_interface_has_yet() {
         // TEST-NET-2: on no interface of any test machine. Binding sends nothing.
         let addr: SocketAddr = "198.51.100.7:0".parse().unwrap();
-        let err = bind(addr, false).err().expect("bound without freebind");
+        let err = bind(addr, false).expect_err("bound without freebind");
         assert!(
             matches!(&err, DnsError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrNotAvailable),
             "{err}"
