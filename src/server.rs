@@ -262,6 +262,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     )
     .await?;
     let dns_ip = dns::cluster_dns_ip(&args.dns, args.service_cidr);
+    let proxy = if args.disable.contains(&Component::Proxy) {
+        None
+    } else {
+        let dns = dns.as_ref().map(|d| (dns_ip, d.local_addr()));
+        proxy::start(&node, &state, args.service_cidr, dns, shutdown.clone()).await
+    };
     let network_ready = Arc::new(Notify::new());
     if kubelet_on
         && let Some(task) = kubelet::start(
@@ -270,22 +276,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             &state,
             &data_dir,
             args.service_cidr,
-            // Pods resolve through the cluster DNS when the server runs it (the service proxy
-            // carries its ClusterIP to the listen address).
             dns.as_ref()
-                .map(|_| (dns_ip, args.dns.cluster_domain.clone())),
+                .and_then(|d| dns::pod_nameserver(dns_ip, d.local_addr(), proxy.is_some()))
+                .map(|ip| (ip, args.dns.cluster_domain.clone())),
             network_ready.clone(),
             shutdown.clone(),
         )?
     {
         tasks.push(task);
     }
-    let proxy = if args.disable.contains(&Component::Proxy) {
-        None
-    } else {
-        let dns = dns.as_ref().map(|d| (dns_ip, d.local_addr()));
-        proxy::start(&node, &state, args.service_cidr, dns, shutdown.clone()).await
-    };
     // The host reaches ClusterIPs once the proxy owns them (see `routes`).
     let service_route = (proxy.is_some() && kubelet_on).then(|| {
         let (ready, shutdown) = (network_ready.clone(), shutdown.clone());

@@ -154,15 +154,14 @@ fn inner(scratch: &Path) {
     registry.push("base", "k1s/busybox:1", false).unwrap();
     let image = format!("{}/k1s/busybox:1", registry.addr);
     let cgroup_root = format!("k1s-test-kubelet-{}", std::process::id());
-    let mut cluster = Cluster::start_with_kubelet(&[
+    // The proxy and the cluster DNS with their defaults: pods get the kube-dns ClusterIP.
+    let mut cluster = Cluster::start_with_kubelet_and_proxy(&[
         "--insecure-registry",
         &registry.addr,
         "--node-name",
         "k1s-test-node",
         "--cgroup-root",
         &cgroup_root,
-        "--dns-listen",
-        "127.0.0.1:0",
     ]);
     // Declared after the cluster, so it runs after the server stopped.
     let _guard = RuntimeGuard {

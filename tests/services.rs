@@ -191,6 +191,7 @@ for n in web web.default.svc.cluster.local; do
 done
 echo "headless $(addr web-headless.default.svc.cluster.local | sort | tr '\n' ' ')"
 nslookup -type=SRV _http._tcp.web-headless.default.svc.cluster.local | grep service | sed 's/^/srv /'
+sed 's/^/resolv /' /etc/resolv.conf
 "#;
     serde_json::json!({
         "apiVersion": "v1",
@@ -337,6 +338,19 @@ fn inner(_scratch: &Path) {
     assert_eq!(
         line("headless ").trim_end(),
         format!("headless {}", pod_ips.join(" ")),
+        "{log}"
+    );
+    let resolv: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("resolv "))
+        .collect();
+    assert_eq!(
+        resolv,
+        [
+            "search default.svc.cluster.local svc.cluster.local cluster.local",
+            "nameserver 10.43.0.10",
+            "options ndots:5"
+        ],
         "{log}"
     );
     let srv: Vec<&str> = log.lines().filter(|l| l.starts_with("srv ")).collect();
@@ -487,6 +501,11 @@ fn inner(_scratch: &Path) {
         Duration::from_secs(20),
         "service traffic after restart",
         || served(&pod_get(&client, &cluster_ip, 80)),
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the host to reach the ClusterIP again",
+        || http_get(&format!("{cluster_ip}:80")).is_some_and(|b| served(&b)),
     );
 
     // Scale to one: one second after the others are marked for deletion, only the survivor

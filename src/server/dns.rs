@@ -51,6 +51,22 @@ pub fn cluster_dns_ip(args: &DnsArgs, service_cidr: (Ipv4Addr, u8)) -> Ipv4Addr 
         .unwrap_or_else(|| Ipv4Addr::from(u32::from(service_cidr.0) + 10))
 }
 
+/// The nameserver `ClusterFirst` pods get: the `kube-dns` ClusterIP when the service proxy runs
+/// (it DNATs `<cluster-ip>:53` to the server); without the proxy, the server's own address when
+/// pods can use it as a nameserver (IPv4, not loopback, port 53); else none (pods get the host's
+/// resolvers rather than a nameserver nothing answers on).
+pub fn pod_nameserver(cluster_ip: Ipv4Addr, listen: SocketAddr, proxied: bool) -> Option<Ipv4Addr> {
+    match listen {
+        _ if proxied => Some(cluster_ip),
+        SocketAddr::V4(a)
+            if a.port() == 53 && !a.ip().is_loopback() && !a.ip().is_unspecified() =>
+        {
+            Some(*a.ip())
+        }
+        _ => None,
+    }
+}
+
 /// Publishes `kube-dns` and starts the DNS server on --dns-listen, else on `pod_gateway` (when
 /// the kubelet runs pods), else not at all.
 pub async fn start(
@@ -127,6 +143,18 @@ mod tests {
             resolv_conf: "/etc/resolv.conf".into(),
         };
         let cidr = (Ipv4Addr::new(10, 43, 0, 0), 16);
+        let dns = Ipv4Addr::new(10, 43, 0, 10);
+        let gw: SocketAddr = "10.42.0.1:53".parse().unwrap();
+        assert_eq!(pod_nameserver(dns, gw, true), Some(dns));
+        assert_eq!(
+            pod_nameserver(dns, gw, false),
+            Some(Ipv4Addr::new(10, 42, 0, 1))
+        );
+        let other_port: SocketAddr = "10.42.0.1:5353".parse().unwrap();
+        assert_eq!(pod_nameserver(dns, other_port, false), None);
+        let lo: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        assert_eq!(pod_nameserver(dns, lo, false), None);
+        assert_eq!(pod_nameserver(dns, lo, true), Some(dns));
         assert_eq!(cluster_dns_ip(&args, cidr), Ipv4Addr::new(10, 43, 0, 10));
     }
 }
