@@ -238,8 +238,8 @@ fn web_pods(c: &Cluster) -> Vec<(String, String)> {
 fn inner(_scratch: &Path) {
     for tool in ["nsenter", "busybox", "nft", "ip"] {
         assert!(
-            Command::new("which")
-                .arg(tool)
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
                 .stdout(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success()),
