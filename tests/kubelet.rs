@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{Cluster, Table, eventually};
-use guard::{RuntimeGuard, cgroup_exists};
+use guard::{Guarded, cgroup_exists};
 
 #[test]
 fn kubelet_runs_pods_from_a_registry() {
@@ -155,21 +155,19 @@ fn inner(scratch: &Path) {
     let image = format!("{}/k1s/busybox:1", registry.addr);
     let cgroup_root = format!("k1s-test-kubelet-{}", std::process::id());
     // The proxy and the cluster DNS with their defaults: pods get the kube-dns ClusterIP.
-    let mut cluster = Cluster::start_with_kubelet_and_proxy(&[
-        "--insecure-registry",
-        &registry.addr,
-        "--node-name",
-        "k1s-test-node",
-        "--cgroup-root",
+    let mut cluster = Guarded::new(
+        Cluster::start_with_kubelet_and_proxy(&[
+            "--insecure-registry",
+            &registry.addr,
+            "--node-name",
+            "k1s-test-node",
+            "--cgroup-root",
+            &cgroup_root,
+        ]),
         &cgroup_root,
-    ]);
-    // Declared after the cluster, so it runs after the server stopped.
-    let _guard = RuntimeGuard {
-        runtime: cluster.data_dir().join("runtime"),
-        cgroup_root: cgroup_root.clone(),
-    };
+    );
     assert!(cluster.data_dir().starts_with(scratch));
-    let c = &cluster;
+    let c = &*cluster;
 
     // The Node, Ready, with the columns `get nodes -o wide` shows.
     eventually(Duration::from_secs(20), "the node to be Ready", || {
@@ -440,7 +438,7 @@ fn inner(scratch: &Path) {
     let id_before = before["status"]["containerStatuses"][0]["containerID"].clone();
     cluster.kill9();
     cluster.restart();
-    let c = &cluster;
+    let c = &*cluster;
     eventually(
         Duration::from_secs(20),
         "the survivor to be reported again",

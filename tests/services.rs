@@ -31,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Cluster, Table, eventually};
-use guard::RuntimeGuard;
+use guard::Guarded;
 
 const NODE_IP: &str = "192.0.2.10";
 
@@ -255,20 +255,18 @@ fn inner(_scratch: &Path) {
     registry.push("base", "k1s/busybox:1", false).unwrap();
     let image = format!("{}/k1s/busybox:1", registry.addr);
     let cgroup_root = format!("k1s-test-services-{}", std::process::id());
-    let mut cluster = Cluster::start_with_kubelet_and_proxy(&[
-        "--insecure-registry",
-        &registry.addr,
-        "--node-name",
-        "k1s-svc-node",
-        "--cgroup-root",
+    let mut cluster = Guarded::new(
+        Cluster::start_with_kubelet_and_proxy(&[
+            "--insecure-registry",
+            &registry.addr,
+            "--node-name",
+            "k1s-svc-node",
+            "--cgroup-root",
+            &cgroup_root,
+        ]),
         &cgroup_root,
-    ]);
-    // Declared after the cluster, so it runs after the server stopped.
-    let _guard = RuntimeGuard {
-        runtime: cluster.data_dir().join("runtime"),
-        cgroup_root,
-    };
-    let c = &cluster;
+    );
+    let c = &*cluster;
 
     // Defaults: DNS on the pod gateway's port 53, the node IP detected for kubelet and proxy.
     assert_eq!(c.dns_addr(), "10.42.0.1:53".parse().unwrap());
@@ -486,7 +484,7 @@ fn inner(_scratch: &Path) {
     assert_eq!(count(&before), 1, "{before}");
     cluster.kill9();
     cluster.restart();
-    let c = &cluster;
+    let c = &*cluster;
     eventually(
         Duration::from_secs(20),
         "the table to be reconciled",

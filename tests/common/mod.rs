@@ -283,6 +283,14 @@ impl Cluster {
         }
     }
 
+    /// SIGKILL the server if it runs (for guards that must stop it before cleaning up).
+    pub fn kill_if_running(&mut self) {
+        if let Some(mut proc) = self.server.take() {
+            let _ = proc.child.kill();
+            let _ = proc.child.wait();
+        }
+    }
+
     /// SIGKILL: the server gets no chance to clean up.
     pub fn kill9(&mut self) {
         let mut proc = self.server.take().expect("server is not running");

@@ -1,11 +1,16 @@
 //! A guard that removes what a kubelet test's pods left in the runtime (containers, sandboxes,
 //! the node's bridge and routes) and the test's cgroup tree, also when the test fails.
+//!
+//! Order matters: the server must be gone first (its kubelet would restart what the guard stops),
+//! and the cluster's data dir (where the runtime state lives) must still exist. [`Guarded`] does
+//! both: its `drop` kills the server, then the guard cleans up, then the cluster's dir goes.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::Cluster;
 use k1s_runtime::container::ContainerManager;
 use k1s_runtime::sandbox::{NetworkConfig, SandboxManager};
 
@@ -62,4 +67,43 @@ pub fn cgroup_exists(root: &str, rel: &str) -> bool {
     cgroup_hierarchies()
         .iter()
         .any(|h| h.join(root).join(rel).exists())
+}
+
+/// A kubelet cluster with its runtime guard, dropped in the right order (see the module docs).
+pub struct Guarded {
+    // Field order is drop order: the guard cleans up before the cluster removes its data dir.
+    guard: RuntimeGuard,
+    cluster: Cluster,
+}
+
+impl Guarded {
+    /// Guards `cluster`, whose pods' cgroups live under `cgroup_root`.
+    pub fn new(cluster: Cluster, cgroup_root: &str) -> Self {
+        Guarded {
+            guard: RuntimeGuard {
+                runtime: cluster.data_dir().join("runtime"),
+                cgroup_root: cgroup_root.to_string(),
+            },
+            cluster,
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.cluster.kill_if_running();
+    }
+}
+
+impl std::ops::Deref for Guarded {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
 }
