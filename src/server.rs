@@ -2,17 +2,21 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use k1s_apiserver::{ApiConfig, AppState};
 use k1s_store::{Store, StoreConfig};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod dns;
 mod kubelet;
+mod node;
 mod proxy;
+mod routes;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -49,8 +53,7 @@ pub struct ServerArgs {
         default_value = "cpu=8,memory=32Gi,pods=110"
     )]
     pub simulated_node_capacity: k1s_nodesim::Capacity,
-    /// Components not to run (comma-separated): `controllers`, `scheduler`, `proxy`.
-    /// Components not to run (comma-separated): `controllers`, `scheduler`, `kubelet`.
+    /// Components not to run (comma-separated): `controllers`, `scheduler`, `proxy`, `kubelet`.
     #[arg(long, env = "K1S_DISABLE", value_delimiter = ',', value_enum)]
     pub disable: Vec<Component>,
     /// Log filter (tracing syntax, e.g. `info`, `k1s_apiserver=debug`); RUST_LOG overrides it.
@@ -59,7 +62,7 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub dns: dns::DnsArgs,
     #[command(flatten)]
-    pub proxy: proxy::ProxyArgs,
+    pub node: node::NodeArgs,
     #[command(flatten)]
     pub kubelet: kubelet::KubeletArgs,
 }
@@ -243,40 +246,64 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             k1s_nodesim::run_with(client, &informers, nodes, capacity, shutdown).await
         }));
     }
-    if !args.disable.contains(&Component::Kubelet)
+    // One node identity for the kubelet and the proxy.
+    let network = kubelet::network(&args.kubelet, args.service_cidr);
+    let excluded = [network.cluster_cidr, network.service_cidr];
+    let node_args = args.node.clone();
+    let node = tokio::task::spawn_blocking(move || node::resolve(&node_args, &excluded)).await?;
+    let kubelet_on = !args.disable.contains(&Component::Kubelet) && kubelet::can_run();
+    // With pods to serve, DNS listens on the pod bridge's gateway by default.
+    let dns = dns::start(
+        &args.dns,
+        &state,
+        args.service_cidr,
+        kubelet_on.then(|| network.gateway()),
+        shutdown.clone(),
+    )
+    .await?;
+    let dns_ip = dns::cluster_dns_ip(&args.dns, args.service_cidr);
+    let proxy = if args.disable.contains(&Component::Proxy) {
+        None
+    } else {
+        let dns = dns.as_ref().map(|d| (dns_ip, d.local_addr()));
+        proxy::start(&node, &state, args.service_cidr, dns, shutdown.clone()).await
+    };
+    let network_ready = Arc::new(Notify::new());
+    if kubelet_on
         && let Some(task) = kubelet::start(
             &args.kubelet,
+            &node,
             &state,
             &data_dir,
             args.service_cidr,
-            // Pods resolve through the cluster DNS when the server runs it (the service proxy
-            // carries its ClusterIP to the listen address).
-            args.dns.dns_listen.map(|_| {
-                (
-                    dns::cluster_dns_ip(&args.dns, args.service_cidr),
-                    args.dns.cluster_domain.clone(),
-                )
-            }),
+            dns.as_ref()
+                .and_then(|d| dns::pod_nameserver(dns_ip, d.local_addr(), proxy.is_some()))
+                .map(|ip| (ip, args.dns.cluster_domain.clone())),
+            network_ready.clone(),
             shutdown.clone(),
         )?
     {
         tasks.push(task);
     }
-    let dns = dns::start(&args.dns, &state, args.service_cidr, shutdown.clone()).await?;
-    let proxy = if args.disable.contains(&Component::Proxy) {
-        None
-    } else {
-        let dns_ip = dns::cluster_dns_ip(&args.dns, args.service_cidr);
-        let dns = dns.as_ref().map(|d| (dns_ip, d.local_addr()));
-        proxy::start(
-            &args.proxy,
-            &state,
-            args.service_cidr,
-            dns,
-            shutdown.clone(),
-        )
-        .await
-    };
+    // The host reaches ClusterIPs once the proxy owns them (see `routes`).
+    let service_route = (proxy.is_some() && kubelet_on).then(|| {
+        let (ready, shutdown) = (network_ready.clone(), shutdown.clone());
+        let (bridge, gateway) = (network.bridge.clone(), network.gateway());
+        let cidr = network.service_cidr;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = ready.notified() => {}
+                _ = shutdown.cancelled() => return false,
+            }
+            match routes::via_bridge(&bridge, gateway, cidr).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, %cidr, "the host cannot reach ClusterIPs: no route onto the pod bridge");
+                    false
+                }
+            }
+        })
+    });
     state.set_ready();
     // Anything added goes after the parenthesis, so older parsers of this line keep working.
     let dns_note = dns
@@ -306,6 +333,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     if let Some(proxy) = proxy {
         proxy.wait().await;
+    }
+    if let Some(route) = service_route
+        && route.await.unwrap_or(false)
+        && let Err(e) = routes::unreachable(network.service_cidr).await
+    {
+        tracing::warn!(error = %e, "restoring the service range's unreachable route");
     }
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.shutdown()).await?;

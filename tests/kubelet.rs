@@ -11,6 +11,8 @@
 //! Needs: docker-registry, skopeo, umoci, busybox-static, util-linux (unshare), iproute2.
 
 mod common;
+#[path = "runtime_support/guard.rs"]
+mod guard;
 #[path = "runtime_support/netns.rs"]
 mod netns;
 #[path = "../runtime/tests/support/mod.rs"]
@@ -18,67 +20,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{Cluster, Table, eventually};
-use k1s_runtime::container::ContainerManager;
-use k1s_runtime::sandbox::{NetworkConfig, SandboxManager};
-
-/// Removes every container, sandbox and the test's cgroup tree, whatever state the test left.
-struct RuntimeGuard {
-    runtime: PathBuf,
-    cgroup_root: String,
-}
-
-impl Drop for RuntimeGuard {
-    fn drop(&mut self) {
-        let exe = PathBuf::from(env!("CARGO_BIN_EXE_k1s"));
-        if let Ok(mgr) = ContainerManager::open(&self.runtime, exe) {
-            for c in mgr.list().unwrap_or_default() {
-                let _ = mgr.stop(&c.id, 9, Duration::ZERO);
-                let _ = mgr.remove(&c.id);
-            }
-        }
-        if self.runtime.join("sandboxes").exists()
-            && let Ok(sb) = SandboxManager::open(self.runtime.clone(), NetworkConfig::default())
-        {
-            for s in sb.list() {
-                let _ = sb.remove(&s.id);
-            }
-            let _ = sb.teardown_node();
-        }
-        for hierarchy in cgroup_hierarchies() {
-            remove_tree(&hierarchy.join(&self.cgroup_root));
-        }
-    }
-}
-
-fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let mut out = vec![PathBuf::from("/sys/fs/cgroup")];
-    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-        out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-    }
-    out
-}
-
-/// rmdir a cgroup directory tree, children first.
-fn remove_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
-
-fn cgroup_exists(root: &str, rel: &str) -> bool {
-    cgroup_hierarchies()
-        .iter()
-        .any(|h| h.join(root).join(rel).exists())
-}
+use guard::{Guarded, cgroup_exists};
 
 #[test]
 fn kubelet_runs_pods_from_a_registry() {
@@ -208,23 +154,20 @@ fn inner(scratch: &Path) {
     registry.push("base", "k1s/busybox:1", false).unwrap();
     let image = format!("{}/k1s/busybox:1", registry.addr);
     let cgroup_root = format!("k1s-test-kubelet-{}", std::process::id());
-    let mut cluster = Cluster::start_with_kubelet(&[
-        "--insecure-registry",
-        &registry.addr,
-        "--node-name",
-        "k1s-test-node",
-        "--cgroup-root",
+    // The proxy and the cluster DNS with their defaults: pods get the kube-dns ClusterIP.
+    let mut cluster = Guarded::new(
+        Cluster::start_with_kubelet_and_proxy(&[
+            "--insecure-registry",
+            &registry.addr,
+            "--node-name",
+            "k1s-test-node",
+            "--cgroup-root",
+            &cgroup_root,
+        ]),
         &cgroup_root,
-        "--dns-listen",
-        "127.0.0.1:0",
-    ]);
-    // Declared after the cluster, so it runs after the server stopped.
-    let _guard = RuntimeGuard {
-        runtime: cluster.data_dir().join("runtime"),
-        cgroup_root: cgroup_root.clone(),
-    };
+    );
     assert!(cluster.data_dir().starts_with(scratch));
-    let c = &cluster;
+    let c = &*cluster;
 
     // The Node, Ready, with the columns `get nodes -o wide` shows.
     eventually(Duration::from_secs(20), "the node to be Ready", || {
@@ -495,7 +438,7 @@ fn inner(scratch: &Path) {
     let id_before = before["status"]["containerStatuses"][0]["containerID"].clone();
     cluster.kill9();
     cluster.restart();
-    let c = &cluster;
+    let c = &*cluster;
     eventually(
         Duration::from_secs(20),
         "the survivor to be reported again",

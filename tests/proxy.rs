@@ -84,7 +84,7 @@ fn server_proxy_lifecycle() {
             "server",
             "--listen",
             "127.0.0.1:0",
-            "--proxy-node-ip",
+            "--node-ip",
             "127.0.0.1",
         ])
         .args(["--disable", "controllers,scheduler"])

@@ -30,6 +30,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k1s_apiserver::client::Client;
+use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -64,6 +65,9 @@ pub struct DnsConfig {
     pub resolv_conf: PathBuf,
     /// Record TTL in seconds (also the SOA minimum, so the negative-caching time).
     pub ttl: u32,
+    /// Bind even if `listen`'s address is not (yet) on any interface (`IP_FREEBIND`): the server
+    /// may start before the pod bridge that carries its address exists.
+    pub freebind: bool,
 }
 
 impl Default for DnsConfig {
@@ -76,6 +80,7 @@ impl Default for DnsConfig {
             upstreams: None,
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             ttl: DEFAULT_TTL,
+            freebind: false,
         }
     }
 }
@@ -135,7 +140,7 @@ pub async fn start(
         serial,
     )
     .ok_or_else(|| DnsError::Domain(config.cluster_domain.clone()))?;
-    let (udp, tcp) = bind(config.listen).await?;
+    let (udp, tcp) = bind(config.listen, config.freebind)?;
     let addr = udp.local_addr().map_err(|source| DnsError::Bind {
         addr: config.listen,
         source,
@@ -175,20 +180,71 @@ pub async fn start(
 }
 
 /// UDP and TCP on the same address; with port 0, a port free for both.
-async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
+fn bind(listen: SocketAddr, freebind: bool) -> Result<(UdpSocket, TcpListener), DnsError> {
     let err = |source| DnsError::Bind {
         addr: listen,
         source,
     };
     let mut tries = 0;
     loop {
-        let udp = UdpSocket::bind(listen).await.map_err(err)?;
-        let addr = udp.local_addr().map_err(err)?;
-        match TcpListener::bind(addr).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+        let udp = socket(listen, Type::DGRAM, freebind).map_err(err)?;
+        let addr = udp
+            .local_addr()
+            .map_err(err)?
+            .as_socket()
+            .ok_or_else(|| err(std::io::Error::other("UDP socket has no IP address")))?;
+        match socket(addr, Type::STREAM, freebind) {
+            Ok(tcp) => {
+                return Ok((
+                    UdpSocket::from_std(udp.into()).map_err(err)?,
+                    TcpListener::from_std(tcp.into()).map_err(err)?,
+                ));
+            }
             // The port the kernel chose for UDP is taken for TCP: pick another.
             Err(_) if listen.port() == 0 && tries < 10 => tries += 1,
             Err(e) => return Err(err(e)),
         }
+    }
+}
+
+/// A bound non-blocking socket (listening, for TCP), as tokio's `bind` makes it, plus
+/// `IP_FREEBIND` when asked.
+fn socket(addr: SocketAddr, ty: Type, freebind: bool) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, None)?;
+    if ty == Type::STREAM {
+        // As tokio's TcpListener::bind: a restarted server rebinds at once.
+        s.set_reuse_address(true)?;
+    }
+    if freebind {
+        match addr {
+            SocketAddr::V4(_) => s.set_freebind_v4(true)?,
+            SocketAddr::V6(_) => s.set_freebind_v6(true)?,
+        }
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    if ty == Type::STREAM {
+        s.listen(1024)?;
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn freebind_binds_an_address_no_interface_has_yet() {
+        // TEST-NET-2: on no interface of any test machine. Binding sends nothing.
+        let addr: SocketAddr = "198.51.100.7:0".parse().unwrap();
+        let err = bind(addr, false).expect_err("bound without freebind");
+        assert!(
+            matches!(&err, DnsError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrNotAvailable),
+            "{err}"
+        );
+        let (udp, tcp) = bind(addr, true).expect("freebind");
+        let port = udp.local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        assert_eq!(tcp.local_addr().unwrap(), SocketAddr::new(addr.ip(), port));
     }
 }

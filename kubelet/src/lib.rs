@@ -72,6 +72,10 @@ pub struct KubeletConfig {
     /// The cluster DNS pods resolve through (`dnsPolicy: ClusterFirst`); `None`: the host's
     /// resolvers.
     pub cluster_dns: Option<dns::ClusterDns>,
+    /// The Node's InternalIP; `None`: detected ([`machine::primary_ip`]).
+    pub node_ip: Option<IpAddr>,
+    /// Notified once the node's pod network (bridge, gateway address, fallback routes) is set up.
+    pub network_ready: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The runtime's three managers.
@@ -109,14 +113,18 @@ pub async fn run(
         })
     })
     .await??;
+    if let Some(ready) = &config.network_ready {
+        ready.notify_one();
+    }
     let net = &config.network;
     let excluded = [net.cluster_cidr, net.service_cidr];
     let data_dir = config.data_dir.clone();
+    let node_ip = config.node_ip;
     let (capacity, info, host_ip) = tokio::task::spawn_blocking(move || {
         (
             machine::Capacity::detect(&data_dir),
             machine::Info::detect(),
-            machine::primary_ip(&excluded),
+            node_ip.unwrap_or_else(|| machine::primary_ip(&excluded)),
         )
     })
     .await?;

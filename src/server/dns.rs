@@ -1,5 +1,9 @@
 //! `k1s server`'s DNS flags and start-up: the in-process cluster DNS (crate `k1s-dns`) and the
 //! `kube-dns` Service that publishes its address.
+//!
+//! Where it listens: `--dns-listen` when given; else, when the kubelet runs pods, the pod bridge's
+//! gateway address (port 53, or a free port when 53 is taken), bound with `IP_FREEBIND` because
+//! the bridge may not exist yet; else nowhere. Never on all addresses by default.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -13,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// Cluster DNS flags.
 #[derive(Args, Debug, Clone)]
 pub struct DnsArgs {
-    /// Where the cluster DNS server listens (UDP and TCP), e.g. `10.0.0.5:53` or `127.0.0.1:0`;
-    /// unset: no DNS server and no `kube-dns` Service.
+    /// Where the cluster DNS server listens (UDP and TCP), e.g. `10.0.0.5:53` or `127.0.0.1:0`.
+    /// Default: the pod bridge's gateway (`10.42.0.1:53`, or a free port if 53 is taken) when
+    /// the kubelet runs; else no DNS server and no `kube-dns` Service.
     #[arg(long, env = "K1S_DNS_LISTEN")]
     pub dns_listen: Option<SocketAddr>,
     /// The cluster domain DNS answers for.
@@ -46,15 +51,35 @@ pub fn cluster_dns_ip(args: &DnsArgs, service_cidr: (Ipv4Addr, u8)) -> Ipv4Addr 
         .unwrap_or_else(|| Ipv4Addr::from(u32::from(service_cidr.0) + 10))
 }
 
-/// Publishes `kube-dns` and starts the DNS server when --dns-listen is set.
+/// The nameserver `ClusterFirst` pods get: the `kube-dns` ClusterIP when the service proxy runs
+/// (it DNATs `<cluster-ip>:53` to the server); without the proxy, the server's own address when
+/// pods can use it as a nameserver (IPv4, not loopback, port 53); else none (pods get the host's
+/// resolvers rather than a nameserver nothing answers on).
+pub fn pod_nameserver(cluster_ip: Ipv4Addr, listen: SocketAddr, proxied: bool) -> Option<Ipv4Addr> {
+    match listen {
+        _ if proxied => Some(cluster_ip),
+        SocketAddr::V4(a)
+            if a.port() == 53 && !a.ip().is_loopback() && !a.ip().is_unspecified() =>
+        {
+            Some(*a.ip())
+        }
+        _ => None,
+    }
+}
+
+/// Publishes `kube-dns` and starts the DNS server on --dns-listen, else on `pod_gateway` (when
+/// the kubelet runs pods), else not at all.
 pub async fn start(
     args: &DnsArgs,
     state: &AppState,
     service_cidr: (Ipv4Addr, u8),
+    pod_gateway: Option<Ipv4Addr>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<DnsServer>> {
-    let Some(listen) = args.dns_listen else {
-        return Ok(None);
+    let (listen, freebind) = match (args.dns_listen, pod_gateway) {
+        (Some(listen), _) => (listen, false),
+        (None, Some(gw)) => (SocketAddr::from((gw, 53)), true),
+        (None, None) => return Ok(None),
     };
     let ip = cluster_dns_ip(args, service_cidr);
     // An address already taken by a user's Service must not stop the cluster: DNS still serves.
@@ -69,12 +94,30 @@ pub async fn start(
         service_cidr,
         upstreams: (!args.dns_upstream.is_empty()).then(|| args.dns_upstream.clone()),
         resolv_conf: args.resolv_conf.clone(),
+        freebind,
         ..Default::default()
     };
-    let server = k1s_dns::start(client, config, shutdown)
-        .await
-        .context("starting cluster DNS")?;
-    Ok(Some(server))
+    let first = k1s_dns::start(client.clone(), config.clone(), shutdown.clone()).await;
+    let server = match first {
+        // The default port 53 is the host resolver's, or k1s is not allowed it: any free port
+        // does, since pods reach DNS through the proxy's DNAT of `<cluster-dns>:53`.
+        Err(k1s_dns::DnsError::Bind { source, .. })
+            if freebind
+                && matches!(
+                    source.kind(),
+                    std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied
+                ) =>
+        {
+            tracing::info!(%listen, error = %source, "port 53 unavailable: cluster DNS takes a free port");
+            let config = DnsConfig {
+                listen: SocketAddr::new(listen.ip(), 0),
+                ..config
+            };
+            k1s_dns::start(client, config, shutdown).await
+        }
+        other => other,
+    };
+    Ok(Some(server.context("starting cluster DNS")?))
 }
 
 #[cfg(test)]
@@ -100,6 +143,18 @@ mod tests {
             resolv_conf: "/etc/resolv.conf".into(),
         };
         let cidr = (Ipv4Addr::new(10, 43, 0, 0), 16);
+        let dns = Ipv4Addr::new(10, 43, 0, 10);
+        let gw: SocketAddr = "10.42.0.1:53".parse().unwrap();
+        assert_eq!(pod_nameserver(dns, gw, true), Some(dns));
+        assert_eq!(
+            pod_nameserver(dns, gw, false),
+            Some(Ipv4Addr::new(10, 42, 0, 1))
+        );
+        let other_port: SocketAddr = "10.42.0.1:5353".parse().unwrap();
+        assert_eq!(pod_nameserver(dns, other_port, false), None);
+        let lo: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        assert_eq!(pod_nameserver(dns, lo, false), None);
+        assert_eq!(pod_nameserver(dns, lo, true), Some(dns));
         assert_eq!(cluster_dns_ip(&args, cidr), Ipv4Addr::new(10, 43, 0, 10));
     }
 }

@@ -2,22 +2,22 @@
 //! state under `<data-dir>/runtime`, the same state `k1s runtime` drives.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use k1s_apiserver::AppState;
 use k1s_runtime::sandbox::{Ipv4Cidr, NetworkConfig};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::node::Node;
 use crate::runtime_cli::{RuntimeFlags, registry_config};
 
 /// Kubelet flags.
 #[derive(Args, Debug, Clone)]
 pub struct KubeletArgs {
-    /// Name of this node. Default: the host name, lower-cased.
-    #[arg(long, env = "K1S_NODE_NAME")]
-    pub node_name: Option<String>,
     /// Range of pod IPs; this node's pods get its first /24.
     #[arg(long, env = "K1S_CLUSTER_CIDR", default_value = "10.42.0.0/16")]
     pub cluster_cidr: Ipv4Cidr,
@@ -36,20 +36,39 @@ pub struct KubeletArgs {
 }
 
 /// This node's pod range: the first /24 of the cluster CIDR (the whole range if smaller).
-fn node_pod_cidr(cluster: Ipv4Cidr) -> Ipv4Cidr {
+pub fn node_pod_cidr(cluster: Ipv4Cidr) -> Ipv4Cidr {
     Ipv4Cidr::new(cluster.network(), cluster.prefix().max(24))
 }
 
-/// Starts the kubelet, or says why it does not run (not root).
+/// Whether the kubelet can run here: pods need root (namespaces, mounts, cgroups).
+pub fn can_run() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The node's pod network for these flags.
+pub fn network(args: &KubeletArgs, service_cidr: (std::net::Ipv4Addr, u8)) -> NetworkConfig {
+    NetworkConfig {
+        cluster_cidr: args.cluster_cidr,
+        node_pod_cidr: node_pod_cidr(args.cluster_cidr),
+        service_cidr: Ipv4Cidr::new(service_cidr.0, service_cidr.1),
+        ..Default::default()
+    }
+}
+
+/// Starts the kubelet as `node`, or says why it does not run (not root). `network_ready` is
+/// notified once the pod bridge and its routes are set up.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     args: &KubeletArgs,
+    node: &Node,
     state: &AppState,
     data_dir: &Path,
     service_cidr: (std::net::Ipv4Addr, u8),
     dns: Option<(std::net::Ipv4Addr, String)>,
+    network_ready: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    if !rustix::process::geteuid().is_root() {
+    if !can_run() {
         tracing::warn!(
             "the kubelet is off: running pods needs root (namespaces, mounts, cgroups); the control plane runs on"
         );
@@ -60,18 +79,10 @@ pub fn start(
         insecure_registries: args.insecure_registries.clone(),
         registry_config: args.registry_config.clone(),
     };
-    let network = NetworkConfig {
-        cluster_cidr: args.cluster_cidr,
-        node_pod_cidr: node_pod_cidr(args.cluster_cidr),
-        service_cidr: Ipv4Cidr::new(service_cidr.0, service_cidr.1),
-        ..Default::default()
-    };
+    let network = network(args, service_cidr);
     network.validate().context("kubelet network")?;
     let config = k1s_kubelet::KubeletConfig {
-        node_name: args
-            .node_name
-            .clone()
-            .unwrap_or_else(k1s_kubelet::machine::hostname),
+        node_name: node.name.clone(),
         data_dir: data_dir.to_path_buf(),
         runtime_root: flags.runtime_root(),
         registries: registry_config(&flags)?,
@@ -81,6 +92,8 @@ pub fn start(
         shim_exe: std::env::current_exe().context("locating the k1s binary for the shim")?,
         kube_version: k1s_apiserver::router::GIT_VERSION.to_string(),
         cluster_dns: dns.map(|(ip, domain)| k1s_kubelet::dns::ClusterDns { ip, domain }),
+        node_ip: Some(node.ip.into()),
+        network_ready: Some(network_ready),
     };
     let client = k1s_apiserver::client::Client::new(state.clone(), "kubelet");
     Ok(Some(tokio::spawn(async move {

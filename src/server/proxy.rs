@@ -1,26 +1,14 @@
 //! `k1s server`'s service proxy flags and start-up (crate `k1s-proxy`): table `ip k1s` is programmed
-//! from Services and EndpointSlices while the server runs and deleted when it stops cleanly.
+//! from Services and EndpointSlices while the server runs and deleted when it stops cleanly. The
+//! node's name and address are the kubelet's (`--node-name`, `--node-ip`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use clap::Args;
 use k1s_apiserver::AppState;
 use k1s_proxy::{Proxy, ProxyConfig};
-use tokio_util::sync::CancellationToken;
 
-/// Service proxy flags.
-#[derive(Args, Debug, Clone)]
-pub struct ProxyArgs {
-    /// The node address LoadBalancer services are exposed on (their EXTERNAL-IP) and the cluster
-    /// DNS is reached through when --dns-listen is a wildcard address; unset: LoadBalancer
-    /// services stay pending.
-    #[arg(long, env = "K1S_PROXY_NODE_IP")]
-    pub proxy_node_ip: Option<Ipv4Addr>,
-    /// The node name `Local` traffic policies compare endpoints' `nodeName` with. Default: the
-    /// host name.
-    #[arg(long, env = "K1S_PROXY_NODE_NAME")]
-    pub proxy_node_name: Option<String>,
-}
+use super::node::Node;
+use tokio_util::sync::CancellationToken;
 
 /// Where DNAT for `<cluster-dns>:53` should go, given where the DNS server listens: its own
 /// address when specific, the node IP when it listens on all addresses.
@@ -34,30 +22,25 @@ pub fn dns_target(listen: SocketAddr, node_ip: Option<Ipv4Addr>) -> Option<Socke
     }
 }
 
-/// Starts the proxy; a host where `nft` cannot run (not root, no nftables) gets a warning and no
-/// proxy rather than no cluster.
+/// Starts the proxy for `node`; a host where `nft` cannot run (not root, no nftables) gets a
+/// warning and no proxy rather than no cluster.
 pub async fn start(
-    args: &ProxyArgs,
+    node: &Node,
     state: &AppState,
     service_cidr: (Ipv4Addr, u8),
     dns: Option<(Ipv4Addr, SocketAddr)>,
     shutdown: CancellationToken,
 ) -> Option<Proxy> {
-    let node_name = args.proxy_node_name.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "k1s".into())
-    });
     let dns = dns.and_then(|(ip, listen)| {
-        let target = dns_target(listen, args.proxy_node_ip);
+        let target = dns_target(listen, Some(node.ip));
         if target.is_none() {
-            tracing::warn!(%listen, "cluster DNS is not reachable through its ClusterIP: set --proxy-node-ip or a specific IPv4 --dns-listen");
+            tracing::warn!(%listen, "cluster DNS is not reachable through its ClusterIP: give --dns-listen an IPv4 address");
         }
         Some((ip, target?))
     });
     let config = ProxyConfig {
-        node_name,
-        node_ip: args.proxy_node_ip,
+        node_name: node.name.clone(),
+        node_ip: Some(node.ip),
         service_cidr,
         dns,
         route_localnet: true,

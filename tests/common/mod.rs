@@ -53,6 +53,8 @@ pub struct Cluster {
     /// Run the kubelet. Off unless a test asks: it creates the pod bridge in the network
     /// namespace the server runs in, so only tests in a network namespace of their own ask.
     kubelet: bool,
+    /// Run the service proxy (same rule as the kubelet).
+    proxy: bool,
 }
 
 /// What a finished command returned.
@@ -102,15 +104,21 @@ impl Cluster {
 
     /// Starts a server on a fresh data dir with extra `k1s server` flags, without the kubelet.
     pub fn start_with(args: &[&str]) -> Cluster {
-        Cluster::start_inner(args, false)
+        Cluster::start_inner(args, false, false)
     }
 
     /// Starts a server with the kubelet. Call it only inside a network namespace the test made.
     pub fn start_with_kubelet(args: &[&str]) -> Cluster {
-        Cluster::start_inner(args, true)
+        Cluster::start_inner(args, true, false)
     }
 
-    fn start_inner(args: &[&str], kubelet: bool) -> Cluster {
+    /// Starts a server with the kubelet and the service proxy (its nftables table). Call it only
+    /// inside a network namespace the test made.
+    pub fn start_with_kubelet_and_proxy(args: &[&str]) -> Cluster {
+        Cluster::start_inner(args, true, true)
+    }
+
+    fn start_inner(args: &[&str], kubelet: bool, proxy: bool) -> Cluster {
         let tmp = tempfile::Builder::new()
             .prefix("k1s-e2e-")
             .tempdir()
@@ -122,6 +130,7 @@ impl Cluster {
             server: None,
             args,
             kubelet,
+            proxy,
         };
         cluster.boot();
         cluster
@@ -202,7 +211,11 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.data_dir())
             // Tests share the host network namespace: no nftables table of theirs there.
-            .arg("--disable=proxy")
+            .args(if self.proxy {
+                &[][..]
+            } else {
+                &["--disable=proxy"][..]
+            })
             .args(&self.args)
             .args(if self.kubelet {
                 &[][..]
@@ -267,6 +280,14 @@ impl Cluster {
                     self.server_log()
                 );
             }
+        }
+    }
+
+    /// SIGKILL the server if it runs (for guards that must stop it before cleaning up).
+    pub fn kill_if_running(&mut self) {
+        if let Some(mut proc) = self.server.take() {
+            let _ = proc.child.kill();
+            let _ = proc.child.wait();
         }
     }
 

@@ -1,0 +1,109 @@
+//! A guard that removes what a kubelet test's pods left in the runtime (containers, sandboxes,
+//! the node's bridge and routes) and the test's cgroup tree, also when the test fails.
+//!
+//! Order matters: the server must be gone first (its kubelet would restart what the guard stops),
+//! and the cluster's data dir (where the runtime state lives) must still exist. [`Guarded`] does
+//! both: its `drop` kills the server, then the guard cleans up, then the cluster's dir goes.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::Cluster;
+use k1s_runtime::container::ContainerManager;
+use k1s_runtime::sandbox::{NetworkConfig, SandboxManager};
+
+/// Removes every container, sandbox and the test's cgroup tree, whatever state the test left.
+pub struct RuntimeGuard {
+    pub runtime: PathBuf,
+    pub cgroup_root: String,
+}
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_k1s"));
+        if let Ok(mgr) = ContainerManager::open(&self.runtime, exe) {
+            for c in mgr.list().unwrap_or_default() {
+                let _ = mgr.stop(&c.id, 9, Duration::ZERO);
+                let _ = mgr.remove(&c.id);
+            }
+        }
+        if self.runtime.join("sandboxes").exists()
+            && let Ok(sb) = SandboxManager::open(self.runtime.clone(), NetworkConfig::default())
+        {
+            for s in sb.list() {
+                let _ = sb.remove(&s.id);
+            }
+            let _ = sb.teardown_node();
+        }
+        for hierarchy in cgroup_hierarchies() {
+            remove_tree(&hierarchy.join(&self.cgroup_root));
+        }
+    }
+}
+
+pub fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("/sys/fs/cgroup")];
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    out
+}
+
+/// rmdir a cgroup directory tree, children first.
+fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+pub fn cgroup_exists(root: &str, rel: &str) -> bool {
+    cgroup_hierarchies()
+        .iter()
+        .any(|h| h.join(root).join(rel).exists())
+}
+
+/// A kubelet cluster with its runtime guard, dropped in the right order (see the module docs).
+pub struct Guarded {
+    // Field order is drop order: the guard cleans up before the cluster removes its data dir.
+    guard: RuntimeGuard,
+    cluster: Cluster,
+}
+
+impl Guarded {
+    /// Guards `cluster`, whose pods' cgroups live under `cgroup_root`.
+    pub fn new(cluster: Cluster, cgroup_root: &str) -> Self {
+        Guarded {
+            guard: RuntimeGuard {
+                runtime: cluster.data_dir().join("runtime"),
+                cgroup_root: cgroup_root.to_string(),
+            },
+            cluster,
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.cluster.kill_if_running();
+    }
+}
+
+impl std::ops::Deref for Guarded {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+}
