@@ -61,8 +61,29 @@ fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> SandboxError 
 
 /// The host-side netlink connection and the runtime that drives it.
 pub(crate) struct Netlink {
-    rt: tokio::runtime::Runtime,
+    rt: OwnRuntime,
     host: Handle,
+}
+
+/// A private current-thread runtime that may be dropped anywhere: the manager owning it can end
+/// up dropped inside a caller's async task (a kubelet shutting down), where dropping a `Runtime`
+/// normally panics because it would block; `shutdown_background` does not wait.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for OwnRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        // Only `drop` takes it out.
+        self.0.as_ref().expect("netlink runtime present until drop")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Netlink {
@@ -77,7 +98,10 @@ impl Netlink {
             rtnetlink::new_connection().map_err(|e| SandboxError::io("opening netlink", "", e))?
         };
         rt.spawn(conn);
-        Ok(Netlink { rt, host })
+        Ok(Netlink {
+            rt: OwnRuntime(Some(rt)),
+            host,
+        })
     }
 
     /// The runtime pod connections register with.
