@@ -85,7 +85,7 @@ spec:
 }
 
 /// Runs `line` through a shell on a pseudo-terminal (util-linux `script`), as a user would.
-fn on_tty(c: &Cluster, line: &str) -> common::Output {
+fn on_tty(c: &Cluster, line: &str, input: Option<&str>) -> common::Output {
     let kubectl = c.kubectl_cmd(&[]);
     let mut cmd = Command::new("script");
     cmd.args(["-qec", line, "/dev/null"]);
@@ -99,7 +99,7 @@ fn on_tty(c: &Cluster, line: &str) -> common::Output {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    run(cmd, None, Duration::from_secs(60))
+    run(cmd, input, Duration::from_secs(60))
 }
 
 #[test]
@@ -178,6 +178,7 @@ fn inner(scratch: &Path) {
             "stty rows 33 cols 77; {kubectl} exec -it box -c main -- sh -c \
              'tty; i=0; while [ \"$(stty size)\" != \"33 77\" ] && [ $i -lt 100 ]; do usleep 50000; i=$((i+1)); done; echo size=$(stty size)'"
         ),
+        None,
     );
     assert!(out.success(), "{out}");
     assert!(out.stdout.contains("/dev/pts/"), "{out}");
@@ -186,4 +187,117 @@ fn inner(scratch: &Path) {
         "FIGURE streams: exec (6 kubectl exec runs incl. a tty): {} ms",
         started.elapsed().as_millis()
     );
+
+    // cp both ways (tar through exec), content checked byte for byte.
+    let t = Instant::now();
+    let local = c.scratch().join("up.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&local, &data).unwrap();
+    let local_s = local.to_str().unwrap();
+    c.ok(&["cp", local_s, "box:/tmp/up.bin", "-c", "main"]);
+    let sum = c.ok(&["exec", "box", "-c", "main", "--", "md5sum", "/tmp/up.bin"]);
+    let want = Command::new("md5sum").arg(&local).output().unwrap();
+    let want = String::from_utf8_lossy(&want.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(sum.starts_with(&want), "{sum} vs {want}");
+    let back = c.scratch().join("down.bin");
+    c.ok(&[
+        "cp",
+        "box:/tmp/up.bin",
+        back.to_str().unwrap(),
+        "-c",
+        "main",
+    ]);
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    let dir = c.scratch().join("tree");
+    c.ok(&[
+        "exec",
+        "box",
+        "-c",
+        "side",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /tmp/t/sub && echo deep > /tmp/t/sub/f",
+    ]);
+    c.ok(&["cp", "box:/tmp/t", dir.to_str().unwrap(), "-c", "side"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sub/f")).unwrap(),
+        "deep\n"
+    );
+    println!(
+        "FIGURE streams: cp (2 cp up/down of 300 kB, 1 dir): {} ms",
+        t.elapsed().as_millis()
+    );
+
+    // attach to a container that keeps stdin open (stdinOnce: our EOF is its EOF).
+    let t = Instant::now();
+    c.ok_stdin(&["apply", "-f", "-"], &echoer(&image));
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/echoer",
+        "--timeout=60s",
+    ]);
+    let out = c.kubectl_stdin(&["attach", "-i", "echoer"], "a\nb\n");
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("got a\ngot b\nbye\n"), "{out}");
+
+    // run -i --rm and run -it --rm: create, attach, delete.
+    let out = c.kubectl_stdin(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "once",
+            "--image",
+            &image,
+            "--restart=Never",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got-$x",
+        ],
+        "hi\n",
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("got-hi"), "{out}");
+    let out = on_tty(
+        c,
+        &format!(
+            "{kubectl} run -it --rm term --image {image} --restart=Never --command -- sh -c 'read x; echo got-$x-$(tty)'"
+        ),
+        Some("yo\n"),
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("got-yo-/dev/pts/"), "{out}");
+    common::eventually(Duration::from_secs(30), "the --rm pods to be gone", || {
+        c.kubectl(&["get", "pods", "-o", "name"]).stdout.trim() == "pod/box\npod/echoer"
+    });
+    println!(
+        "FIGURE streams: attach + run -i --rm + run -it --rm: {} ms",
+        t.elapsed().as_millis()
+    );
+}
+
+fn echoer(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: echoer
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {image}
+    stdin: true
+    stdinOnce: true
+    command: ["/bin/sh", "-c", "while read l; do echo got $l; done; echo bye"]
+"#
+    )
 }

@@ -173,11 +173,15 @@ fn open_attach(
             opts.container
         ))
     })?;
-    let stdin = session
-        .stdin
-        .as_ref()
+    // Without a tty the relay owns the container's stdin, so our end of input is its EOF
+    // (`stdinOnce`); with one the session keeps the master for resizes and the relay a copy.
+    let stdin = if session.tty {
+        session.stdin.as_ref().and_then(|f| f.try_clone().ok())
+    } else {
+        session.stdin.take()
+    };
+    let stdin = stdin
         .filter(|_| opts.stdin)
-        .and_then(|f| f.try_clone().ok())
         .map(|f| write_pump(f, "attach-stdin"));
     let stdout_file = session.stdout.try_clone().ok();
     let (stdout, out_done) = output(stdout_file, opts.stdout, "attach-stdout");

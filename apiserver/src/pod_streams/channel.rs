@@ -186,17 +186,17 @@ async fn run(socket: WebSocket, v5: bool, open: OpenSession) {
                 pump(stdout, STDOUT, out.clone()),
                 pump(stderr, STDERR, out.clone()),
             );
-            let exit = tokio::select! {
+            tokio::select! {
                 _ = outputs => {
                     let _ = done_tx.send(());
-                    Some(exit.await.unwrap_or_else(|_| {
+                    let exit = exit.await.unwrap_or_else(|_| {
                         Exit::Error("the session ended without an exit status".into())
-                    }))
+                    });
+                    (Some(exit), Some(reader))
                 }
                 // The client went away first.
-                _ = &mut reader => None,
-            };
-            (exit, Some(reader))
+                _ = &mut reader => (None, None),
+            }
         }
         Err(e) => {
             drop(done_tx);
