@@ -256,6 +256,7 @@ fn inner(scratch: &Path) {
             "--image",
             &image,
             "--restart=Never",
+            "--command",
             "--",
             "sh",
             "-c",
