@@ -12,9 +12,7 @@ use std::thread;
 
 use bytes::Bytes;
 use k1s_apimachinery::status::StatusError;
-use k1s_apiserver::pod_streams::{
-    Exit, OpenConn, OpenSession, PodStreams, StreamOptions, StreamSession,
-};
+use k1s_apiserver::pod_streams::{Exit, OpenSession, PodStreams, StreamOptions, StreamSession};
 use k1s_runtime::container::{ContainerManager, ExecSpec};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -232,9 +230,5 @@ impl PodStreams for RuntimeStreams {
 
     fn attach(&self, pod: &Value, opts: StreamOptions) -> OpenSession {
         off_worker(self.containers.clone(), pod.clone(), opts, open_attach)
-    }
-
-    fn connect(&self, _pod: &Value, port: u16) -> OpenConn {
-        Box::pin(async move { Err(format!("port-forward to {port} is not served yet")) })
     }
 }

@@ -1,6 +1,6 @@
-//! `pods/exec`, `pods/attach` and `pods/portforward`: the streaming subresources. The API server
-//! owns the wire protocols (WebSocket channels, SPDY for port-forward); the node installs the
-//! [`PodStreams`] source that runs the processes and opens the connections
+//! `pods/exec` and `pods/attach`: the streaming subresources (`pods/portforward` is refused with
+//! 400: it is not implemented). The API server owns the wire protocol (WebSocket channels); the
+//! node installs the [`PodStreams`] source that runs the processes
 //! ([`crate::state::AppState::set_pod_streams`]), so the API server never depends on the runtime.
 //!
 //! Invariants: a request is checked (pod exists, container valid, at least one stream) before
@@ -54,21 +54,12 @@ pub struct StreamSession {
 /// Opening a session may block (it runs off the async workers in the implementation).
 pub type OpenSession = Pin<Box<dyn Future<Output = Result<StreamSession, StatusError>> + Send>>;
 
-/// A byte stream to a port in a pod (port-forward).
-pub trait PodConn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> PodConn for T {}
-
-/// Connecting to a pod's port.
-pub type OpenConn = Pin<Box<dyn Future<Output = Result<Box<dyn PodConn>, String>> + Send>>;
-
-/// What runs commands in containers and reaches pods' ports (the kubelet).
+/// What runs commands in containers (the kubelet).
 pub trait PodStreams: Send + Sync {
     /// Starts `opts.command` in `opts.container` of `pod`.
     fn exec(&self, pod: &Value, opts: StreamOptions) -> OpenSession;
     /// Attaches to the stdio of `opts.container` of `pod`.
     fn attach(&self, pod: &Value, opts: StreamOptions) -> OpenSession;
-    /// Connects to `127.0.0.1:port` inside the pod's network namespace.
-    fn connect(&self, pod: &Value, port: u16) -> OpenConn;
 }
 
 /// A shared source.
@@ -124,8 +115,9 @@ async fn prepare(
         ))));
     }
     if sub == "portforward" {
+        // Not implemented: kubectl's port-forward needs SPDY/3.1 (tunnelled in a WebSocket).
         return Err(ApiError(StatusError::bad_request(
-            "port-forward is not served yet",
+            "k1s does not serve port-forward",
         )));
     }
     let mut opts = options::parse(parts.uri.query(), sub == "attach")?;
