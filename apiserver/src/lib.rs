@@ -16,6 +16,7 @@ pub mod namespace_lifecycle;
 pub mod openapi;
 pub mod openapi_serve;
 pub mod pod_logs;
+pub mod pod_streams;
 pub mod printers;
 pub mod protobuf;
 pub mod request;

@@ -59,7 +59,7 @@ fn number(ctx: &Ctx, key: &str) -> Result<Option<u64>, StatusError> {
 }
 
 /// The container a log request means.
-fn container_name(pod: &Value, asked: Option<&str>) -> Result<String, StatusError> {
+pub(crate) fn container_name(pod: &Value, asked: Option<&str>) -> Result<String, StatusError> {
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let names: Vec<&str> = ["initContainers", "containers"]
         .iter()

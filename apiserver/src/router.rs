@@ -72,6 +72,9 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         Route::OpenApiIndex if read_only => Ok(openapi_serve::index(&state)),
         Route::OpenApiDoc(path) if read_only => openapi_serve::document(&state, &path),
         Route::OpenApiV2 if read_only => Ok(openapi_serve::v2(&parts.headers)),
+        Route::Resource(path) if crate::pod_streams::is_stream(&path) => {
+            Ok(crate::pod_streams::serve(state, path, parts).await)
+        }
         Route::Resource(path) => match crate::review::handle(&method, &path, user.as_ref()) {
             Some(resp) => Ok(resp),
             None => rest::handle(state, method, path, query, parts.headers, user, body).await,

@@ -64,6 +64,8 @@ pub struct Inner {
     pub alloc_lock: tokio::sync::Mutex<()>,
     /// Where `pods/log` reads from (set by the kubelet's host).
     pod_logs: std::sync::OnceLock<crate::pod_logs::SharedPodLogs>,
+    /// Where `pods/exec`, `attach` and `portforward` go (set by the kubelet's host).
+    pod_streams: std::sync::OnceLock<crate::pod_streams::SharedPodStreams>,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             schema_cache: Mutex::new(HashMap::new()),
             alloc_lock: tokio::sync::Mutex::new(()),
             pod_logs: std::sync::OnceLock::new(),
+            pod_streams: std::sync::OnceLock::new(),
         }))
     }
 
@@ -127,6 +130,15 @@ impl AppState {
 
     pub fn pod_logs(&self) -> Option<crate::pod_logs::SharedPodLogs> {
         self.0.pod_logs.get().cloned()
+    }
+
+    /// Installs the source of exec/attach/port-forward; the first one set stays.
+    pub fn set_pod_streams(&self, source: crate::pod_streams::SharedPodStreams) {
+        let _ = self.0.pod_streams.set(source);
+    }
+
+    pub fn pod_streams(&self) -> Option<crate::pod_streams::SharedPodStreams> {
+        self.0.pod_streams.get().cloned()
     }
 }
 

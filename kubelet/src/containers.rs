@@ -155,6 +155,7 @@ pub fn spec(pod: &Value, c: &Value, input: SpecInput) -> Result<ContainerSpec, E
         readonly_rootfs: sc["readOnlyRootFilesystem"].as_bool().unwrap_or(false),
         tty: c["tty"].as_bool().unwrap_or(false),
         stdin: c["stdin"].as_bool().unwrap_or(false),
+        stdin_once: c["stdinOnce"].as_bool().unwrap_or(false),
         resources: resources(c),
         cgroup_parent: input.cgroup_parent,
         ..Default::default()

@@ -23,6 +23,7 @@ pub mod pods;
 pub mod probe;
 pub mod qos;
 pub mod status;
+pub mod streams;
 pub mod worker;
 
 use std::net::IpAddr;
@@ -141,6 +142,11 @@ pub async fn run(
     client
         .state()
         .set_pod_logs(std::sync::Arc::new(logs::RuntimeLogs {
+            containers: runtime.containers.clone(),
+        }));
+    client
+        .state()
+        .set_pod_streams(std::sync::Arc::new(streams::RuntimeStreams {
             containers: runtime.containers.clone(),
         }));
     let node_task = tokio::spawn(node::run(client.clone(), facts, shutdown.clone()));

@@ -30,7 +30,12 @@ pub struct RuntimeLogs {
 }
 
 /// The runtime id of the run to read: the latest of `name` in pod `uid`, or the one before.
-fn pick_run(mgr: &ContainerManager, uid: &str, name: &str, previous: bool) -> Option<String> {
+pub(crate) fn pick_run(
+    mgr: &ContainerManager,
+    uid: &str,
+    name: &str,
+    previous: bool,
+) -> Option<String> {
     let mut runs: Vec<(u32, String)> = mgr
         .list()
         .ok()?

@@ -1,0 +1,304 @@
+//! Streaming commands end to end with stock kubectl (default flags): `exec` (exit codes, stdin,
+//! a TTY with resize, `-c`), `cp` both ways, `attach` and `run -it --rm`, against a busybox pod
+//! run by the kubelet from a registry on loopback.
+//!
+//! Like `tests/kubelet.rs`, the whole test runs in a network namespace it creates (it
+//! re-executes itself under `unshare --net`); containers, sandboxes and cgroups are removed by
+//! a guard, also when the test fails.
+//! Needs: docker-registry, skopeo, umoci, busybox-static, util-linux (unshare, script), iproute2.
+
+mod common;
+#[path = "runtime_support/netns.rs"]
+mod netns;
+#[path = "../runtime/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Cluster, run};
+use k1s_runtime::container::ContainerManager;
+use k1s_runtime::sandbox::{NetworkConfig, SandboxManager};
+
+/// Removes every container, sandbox and the test's cgroup tree, whatever state the test left.
+struct RuntimeGuard {
+    runtime: PathBuf,
+    cgroup_root: String,
+}
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_k1s"));
+        if let Ok(mgr) = ContainerManager::open(&self.runtime, exe) {
+            for c in mgr.list().unwrap_or_default() {
+                let _ = mgr.stop(&c.id, 9, Duration::ZERO);
+                let _ = mgr.remove(&c.id);
+            }
+        }
+        if self.runtime.join("sandboxes").exists()
+            && let Ok(sb) = SandboxManager::open(self.runtime.clone(), NetworkConfig::default())
+        {
+            for s in sb.list() {
+                let _ = sb.remove(&s.id);
+            }
+            let _ = sb.teardown_node();
+        }
+        let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            roots.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        for h in roots {
+            remove_tree(&h.join(&self.cgroup_root));
+        }
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn pod(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: box
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {image}
+    command: ["/bin/sleep", "3600"]
+  - name: side
+    image: {image}
+    command: ["/bin/sh", "-c", "echo side > /tmp/who && exec sleep 3600"]
+"#
+    )
+}
+
+/// Runs `line` through a shell on a pseudo-terminal (util-linux `script`), as a user would.
+fn on_tty(c: &Cluster, line: &str, input: Option<&str>) -> common::Output {
+    let kubectl = c.kubectl_cmd(&[]);
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", line, "/dev/null"]);
+    for (k, v) in kubectl.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.current_dir(c.scratch())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    run(cmd, input, Duration::from_secs(60))
+}
+
+#[test]
+fn kubectl_streams() {
+    netns::in_own_netns("kubectl_streams", inner);
+}
+
+fn inner(scratch: &Path) {
+    let registry = support::Registry::start().expect("starting docker-registry");
+    registry.push("base", "k1s/busybox:1", false).unwrap();
+    let image = format!("{}/k1s/busybox:1", registry.addr);
+    let cgroup_root = format!("k1s-test-streams-{}", std::process::id());
+    let cluster = Cluster::start_with_kubelet(&[
+        "--insecure-registry",
+        &registry.addr,
+        "--node-name",
+        "k1s-test-node",
+        "--cgroup-root",
+        &cgroup_root,
+        "--dns-listen",
+        "127.0.0.1:0",
+    ]);
+    let _guard = RuntimeGuard {
+        runtime: cluster.data_dir().join("runtime"),
+        cgroup_root,
+    };
+    assert!(cluster.data_dir().starts_with(scratch));
+    let c = &cluster;
+    c.ok_stdin(&["apply", "-f", "-"], &pod(&image));
+    c.ok(&["wait", "--for=condition=Ready", "pod/box", "--timeout=90s"]);
+    let started = Instant::now();
+
+    // exec: stdout, stderr, exit codes, -c.
+    let out = c.kubectl(&[
+        "exec",
+        "box",
+        "-c",
+        "main",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert!(out.success(), "{out}");
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\n");
+    let out = c.kubectl(&["exec", "box", "-c", "main", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(
+        out.stderr.contains("command terminated with exit code 3"),
+        "{out}"
+    );
+    assert_eq!(
+        c.ok(&["exec", "box", "-c", "side", "--", "cat", "/tmp/who"]),
+        "side\n"
+    );
+    let out = c.kubectl(&["exec", "box", "-c", "nope", "--", "true"]);
+    assert!(
+        !out.success() && out.stderr.contains("container nope is not valid"),
+        "{out}"
+    );
+    let out = c.kubectl(&["exec", "box", "-c", "main", "--", "/no/such"]);
+    assert!(!out.success(), "{out}");
+
+    // exec -i: stdin round trip, ended by EOF.
+    let input: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    let out = c.kubectl_stdin(&["exec", "-i", "box", "-c", "main", "--", "cat"], &input);
+    assert!(out.success(), "{out}");
+    assert_eq!(out.stdout, input);
+
+    // exec -it: a terminal, sized from kubectl's own terminal.
+    let kubectl = common::KUBECTL;
+    let out = on_tty(
+        c,
+        &format!(
+            "stty rows 33 cols 77; {kubectl} exec -it box -c main -- sh -c \
+             'tty; i=0; while [ \"$(stty size)\" != \"33 77\" ] && [ $i -lt 100 ]; do usleep 50000; i=$((i+1)); done; echo size=$(stty size)'"
+        ),
+        None,
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("/dev/pts/"), "{out}");
+    assert!(out.stdout.contains("size=33 77"), "{out}");
+    println!(
+        "FIGURE streams: exec (6 kubectl exec runs incl. a tty): {} ms",
+        started.elapsed().as_millis()
+    );
+
+    // cp both ways (tar through exec), content checked byte for byte.
+    let t = Instant::now();
+    let local = c.scratch().join("up.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&local, &data).unwrap();
+    let local_s = local.to_str().unwrap();
+    c.ok(&["cp", local_s, "box:/tmp/up.bin", "-c", "main"]);
+    let sum = c.ok(&["exec", "box", "-c", "main", "--", "md5sum", "/tmp/up.bin"]);
+    let want = Command::new("md5sum").arg(&local).output().unwrap();
+    let want = String::from_utf8_lossy(&want.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(sum.starts_with(&want), "{sum} vs {want}");
+    let back = c.scratch().join("down.bin");
+    c.ok(&[
+        "cp",
+        "box:/tmp/up.bin",
+        back.to_str().unwrap(),
+        "-c",
+        "main",
+    ]);
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    let dir = c.scratch().join("tree");
+    c.ok(&[
+        "exec",
+        "box",
+        "-c",
+        "side",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /tmp/t/sub && echo deep > /tmp/t/sub/f",
+    ]);
+    c.ok(&["cp", "box:/tmp/t", dir.to_str().unwrap(), "-c", "side"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sub/f")).unwrap(),
+        "deep\n"
+    );
+    println!(
+        "FIGURE streams: cp (2 cp up/down of 300 kB, 1 dir): {} ms",
+        t.elapsed().as_millis()
+    );
+
+    // attach to a container that keeps stdin open (stdinOnce: our EOF is its EOF).
+    let t = Instant::now();
+    c.ok_stdin(&["apply", "-f", "-"], &echoer(&image));
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/echoer",
+        "--timeout=60s",
+    ]);
+    let out = c.kubectl_stdin(&["attach", "-i", "echoer"], "a\nb\n");
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("got a\ngot b\nbye\n"), "{out}");
+
+    // run -i --rm and run -it --rm: create, attach, delete.
+    let out = c.kubectl_stdin(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "once",
+            "--image",
+            &image,
+            "--restart=Never",
+            "--command",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got-$x",
+        ],
+        "hi\n",
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("got-hi"), "{out}");
+    let out = on_tty(
+        c,
+        &format!(
+            "{kubectl} run -it --rm term --image {image} --restart=Never --command -- sh -c 'read x; echo got-$x-$(tty)'"
+        ),
+        Some("yo\n"),
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("got-yo-/dev/pts/"), "{out}");
+    common::eventually(Duration::from_secs(30), "the --rm pods to be gone", || {
+        c.kubectl(&["get", "pods", "-o", "name"]).stdout.trim() == "pod/box\npod/echoer"
+    });
+    println!(
+        "FIGURE streams: attach + run -i --rm + run -it --rm: {} ms",
+        t.elapsed().as_millis()
+    );
+}
+
+fn echoer(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: echoer
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {image}
+    stdin: true
+    stdinOnce: true
+    command: ["/bin/sh", "-c", "while read l; do echo got $l; done; echo bye"]
+"#
+    )
+}
