@@ -3,7 +3,7 @@
 //! volume, an emptyDir shared by two containers and a Memory emptyDir that is a tmpfs; an update
 //! of the ConfigMap reaches the running pod through the atomic `..data` swap, while its subPath
 //! mount keeps the old content (upstream semantics); deleting the pod removes its volumes and
-//! unmounts its tmpfs volumes.
+//! unmounts its tmpfs volumes. A pod past its `activeDeadlineSeconds` is stopped and `Failed`.
 //!
 //! Runs in a network namespace it creates (re-executing itself under `unshare --net`), like
 //! `tests/kubelet.rs`; guards remove containers, sandboxes and cgroups even when it fails.
@@ -230,4 +230,23 @@ fn inner(scratch: &Path) {
     });
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&uid), "{mounts}");
+
+    // activeDeadlineSeconds: the pod is stopped and Failed with DeadlineExceeded.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: deadline}}\nspec:\n  activeDeadlineSeconds: 3\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: sleep, image: {image}, command: [/bin/sleep, '3600']}}\n"
+        ),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the deadline to fail the pod",
+        || {
+            let p = c.get_json(&["pod", "deadline"]);
+            p["status"]["phase"] == "Failed"
+                && p["status"]["reason"] == "DeadlineExceeded"
+                && p["status"]["containerStatuses"][0]["state"]["terminated"].is_object()
+        },
+    );
+    c.ok(&["delete", "pod", "deadline", "--timeout=30s"]);
 }

@@ -34,6 +34,7 @@ use crate::qos::{self, QosClass};
 use crate::status::{self, ContainerView, PodView, State, Terminated};
 use crate::{Ctx, Runtime};
 
+mod deadline;
 mod image;
 mod probes;
 mod report;
@@ -111,6 +112,8 @@ struct Worker {
     volumes: Option<crate::volumes::PodVolumes>,
     /// Keeps projected volumes current while the pod runs.
     projector: Option<volumes::Projector>,
+    /// The pod ran past `activeDeadlineSeconds`: nothing starts again.
+    deadline_exceeded: bool,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -172,6 +175,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         volumes: None,
         projector: None,
+        deadline_exceeded: false,
     };
     w.adopt().await;
     loop {
@@ -330,6 +334,10 @@ impl Worker {
         self.wake = None;
         if self.deleted || !self.pod["metadata"]["deletionTimestamp"].is_null() {
             return self.terminate().await;
+        }
+        if self.check_deadline() {
+            self.write_status().await;
+            return false;
         }
         if !self.ensure_sandbox().await {
             self.wake_at(Instant::now() + RETRY);
