@@ -2,7 +2,7 @@
 //! Secrets, with their prefix), then `env` entries in order, each value expanded with `$(VAR)`
 //! against the entries before it (`$$` escapes, unknown references stay as written),
 //! `valueFrom.fieldRef` from the pod (downward API), `configMapKeyRef`/`secretKeyRef` from the
-//! objects the worker fetched ([`EnvSources`]); and `$(VAR)` in command and args against the whole
+//! objects the worker fetched ([`EnvSources`]), `resourceFieldRef` ([`crate::downward`]); and `$(VAR)` in command and args against the whole
 //! environment.
 
 use std::collections::HashMap;
@@ -14,9 +14,15 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvError {
     #[error(
-        "unsupported env source for {0}: value, fieldRef, configMapKeyRef and secretKeyRef are supported"
+        "unsupported env source for {0}: value, fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef are supported"
     )]
     Unsupported(String),
+    #[error("resourceFieldRef of {name}: {source}")]
+    ResourceField {
+        name: String,
+        #[source]
+        source: crate::downward::ResourceFieldError,
+    },
     #[error("unsupported fieldRef {path:?} for {name}")]
     FieldRef { name: String, path: String },
     #[error("{kind} \"{name}\" not found")]
@@ -37,6 +43,8 @@ pub struct EnvSources {
     pub namespace: String,
     pub configmaps: HashMap<String, Option<Value>>,
     pub secrets: HashMap<String, Option<Value>>,
+    /// Limits a container leaves unset resolve to these (`resourceFieldRef`).
+    pub allocatable: crate::downward::Allocatable,
 }
 
 /// Names of the ConfigMaps and Secrets container `c` refers to in `env` and `envFrom`.
@@ -168,7 +176,7 @@ pub fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 /// The downward API's `fieldRef` paths the kubelet resolves.
-fn field(pod: &Value, path: &str) -> Option<String> {
+pub(crate) fn field(pod: &Value, path: &str) -> Option<String> {
     let v = match path {
         "metadata.name" => &pod["metadata"]["name"],
         "metadata.namespace" => &pod["metadata"]["namespace"],
@@ -255,6 +263,20 @@ pub fn container_env(
                 name: name.clone(),
                 path: path.to_string(),
             })?
+        } else if let Some(r) = e.pointer("/valueFrom/resourceFieldRef") {
+            let err = |source| EnvError::ResourceField {
+                name: name.clone(),
+                source,
+            };
+            let target = match r["containerName"].as_str().filter(|n| !n.is_empty()) {
+                Some(n) => crate::downward::find_container(pod, n).ok_or_else(|| {
+                    err(crate::downward::ResourceFieldError::NoContainer(
+                        n.to_string(),
+                    ))
+                })?,
+                None => container,
+            };
+            crate::downward::resource_value(target, r, sources.allocatable).map_err(err)?
         } else if e.get("valueFrom").is_some_and(|v| !v.is_null()) {
             return Err(EnvError::Unsupported(name));
         } else {
@@ -350,11 +372,16 @@ mod tests {
         assert_eq!(get("B"), Some("1-$(C)"));
         assert_eq!(get("IP"), Some("10.42.0.7"));
         assert_eq!(get("APP"), Some("web"));
-        let bad = json!({"env": [{"name": "S", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]});
+        let bad = json!({"env": [{"name": "S", "valueFrom": {"secretKeyRefs": {}}}]});
         assert_eq!(
             container_env(&pod, &bad, &EnvSources::default()),
             Err(EnvError::Unsupported("S".into()))
         );
+        let res = json!({"resources": {"limits": {"memory": "32Mi"}}, "env": [
+            {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+        ]});
+        let env = container_env(&pod, &res, &EnvSources::default()).unwrap();
+        assert_eq!(env, vec![("MEM".to_string(), "32".to_string())]);
         let args = expand_all(&["echo $(A)".into()], &["A=hi".into()]);
         assert_eq!(args, vec!["echo hi".to_string()]);
     }

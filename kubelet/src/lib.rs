@@ -5,7 +5,7 @@
 //! Module map: [`machine`] (facts about the host), [`node`] (Node, Lease, heartbeats), [`pods`]
 //! (watch of this node's pods, one worker per pod, clean-up of runtime objects without a pod),
 //! [`worker`] (a pod's sync loop), [`probe`] (readiness and liveness), [`containers`] (pod container → runtime spec), [`envvars`],
-//! [`status`] (pure status computation), [`qos`], [`backoff`], [`api`] (events, final delete), [`logs`] (the `pods/log` source).
+//! [`volumes`] (pod volumes on the host), [`downward`] (resourceFieldRef), [`status`] (pure status computation), [`qos`], [`backoff`], [`api`] (events, final delete), [`logs`] (the `pods/log` source).
 //!
 //! Invariants: runtime calls block, so they run in `spawn_blocking` or on dedicated threads
 //! (container exits are awaited by one thread per running container, never polled); nothing
@@ -15,6 +15,7 @@ pub mod api;
 pub mod backoff;
 pub mod containers;
 pub mod dns;
+pub mod downward;
 pub mod envvars;
 pub mod logs;
 pub mod machine;
@@ -24,6 +25,7 @@ pub mod probe;
 pub mod qos;
 pub mod status;
 pub mod streams;
+pub mod volumes;
 pub mod worker;
 
 use std::net::IpAddr;
@@ -93,6 +95,8 @@ pub struct Ctx {
     pub config: KubeletConfig,
     pub runtime: Runtime,
     pub host_ip: IpAddr,
+    /// Allocatable cpu, memory and storage (limits a container leaves unset, downward API).
+    pub allocatable: downward::Allocatable,
 }
 
 /// Registers the Node and runs this node's pods until `shutdown`. Containers keep running after
@@ -129,6 +133,13 @@ pub async fn run(
         )
     })
     .await?;
+    let allocatable = downward::Allocatable {
+        cpu_millis: (capacity.cpus * 1000).saturating_sub(config.reserved.cpu_millis),
+        memory_bytes: capacity
+            .memory_bytes
+            .saturating_sub(config.reserved.memory_bytes),
+        ephemeral_storage_bytes: capacity.ephemeral_storage_bytes,
+    };
     let facts = node::NodeFacts {
         name: config.node_name.clone(),
         capacity,
@@ -155,6 +166,7 @@ pub async fn run(
         config,
         runtime,
         host_ip,
+        allocatable,
     });
     pods::run(ctx, shutdown).await;
     let _ = node_task.await;

@@ -112,9 +112,21 @@ impl Dispatcher {
     }
 }
 
-/// Removes runtime objects of pods that are not in `live` (blocking).
-fn cleanup_orphans(rt: &Runtime, cgroup_root: &str, live: &HashSet<String>) {
+/// Removes runtime objects and volumes of pods that are not in `live` (blocking).
+fn cleanup_orphans(
+    rt: &Runtime,
+    cgroup_root: &str,
+    runtime_root: &std::path::Path,
+    live: &HashSet<String>,
+) {
     let mut orphans: HashSet<String> = HashSet::new();
+    let pods_dir = runtime_root.join("pods");
+    for e in std::fs::read_dir(&pods_dir).into_iter().flatten().flatten() {
+        let u = e.file_name().to_string_lossy().into_owned();
+        if is_uid(&u) && !live.contains(&u) {
+            orphans.insert(u);
+        }
+    }
     for c in rt.containers.list().unwrap_or_default() {
         if let Some((u, _, _)) = parse_id(&c.id)
             && is_uid(u)
@@ -140,6 +152,9 @@ fn cleanup_orphans(rt: &Runtime, cgroup_root: &str, live: &HashSet<String>) {
         .collect();
         if let Err(e) = worker::cleanup_pod(rt, &u, &parents) {
             tracing::warn!(pod_uid = %u, error = %e, "cleaning up an orphaned pod failed");
+        }
+        if let Err(e) = crate::volumes::teardown(&crate::volumes::pod_dir(runtime_root, &u)) {
+            tracing::warn!(pod_uid = %u, error = %e, "removing an orphaned pod's volumes failed");
         }
     }
 }
@@ -167,8 +182,11 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
                         .collect();
                     let rt = ctx.runtime.clone();
                     let root = ctx.config.cgroup_root.clone();
-                    let _ = tokio::task::spawn_blocking(move || cleanup_orphans(&rt, &root, &live))
-                        .await;
+                    let rt_root = ctx.config.runtime_root.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        cleanup_orphans(&rt, &root, &rt_root, &live)
+                    })
+                    .await;
                     first = false;
                 }
                 Err(e) => tracing::warn!(error = %e.message, "listing pods failed; retrying"),

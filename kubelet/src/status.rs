@@ -112,7 +112,14 @@ pub struct PodView {
     pub init_pending: Option<String>,
     /// An init container failed and the pod's restartPolicy is Never.
     pub init_failed: bool,
+    /// The pod ran past `activeDeadlineSeconds` (Failed, `DeadlineExceeded`).
+    pub deadline_exceeded: bool,
 }
+
+/// The pod status `reason` of a pod past its `activeDeadlineSeconds`.
+pub const DEADLINE_REASON: &str = "DeadlineExceeded";
+/// Upstream's message for [`DEADLINE_REASON`].
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
 
 /// Upstream's `getPhase` over the regular containers.
 pub fn phase(
@@ -179,7 +186,7 @@ fn condition(
 /// The status to write for `pod`.
 pub fn pod_status(pod: &Value, view: &PodView, now: &str) -> Value {
     let policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
-    let phase = if view.init_failed {
+    let phase = if view.init_failed || view.deadline_exceeded {
         "Failed"
     } else {
         phase(policy, &view.containers, view.init_pending.is_some())
@@ -274,6 +281,10 @@ pub fn pod_status(pod: &Value, view: &PodView, now: &str) -> Value {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);
     }
+    if view.deadline_exceeded {
+        status["reason"] = json!(DEADLINE_REASON);
+        status["message"] = json!(DEADLINE_MESSAGE);
+    }
     status
 }
 
@@ -361,8 +372,20 @@ mod tests {
             init_containers: vec![],
             init_pending: None,
             init_failed: false,
+            deadline_exceeded: false,
         };
         let s = pod_status(&pod, &view, "now");
+        assert!(s["reason"].is_null());
+        let past = PodView {
+            deadline_exceeded: true,
+            containers: vec![],
+            ..view.clone()
+        };
+        let f = pod_status(&pod, &past, "now");
+        assert_eq!(
+            (&f["phase"], &f["reason"]),
+            (&json!("Failed"), &json!(DEADLINE_REASON))
+        );
         let types: Vec<&str> = s["conditions"]
             .as_array()
             .unwrap()

@@ -34,10 +34,12 @@ use crate::qos::{self, QosClass};
 use crate::status::{self, ContainerView, PodView, State, Terminated};
 use crate::{Ctx, Runtime};
 
+mod deadline;
 mod image;
 mod probes;
 mod report;
 mod terminate;
+mod volumes;
 
 pub use image::{default_pull_policy, image_id};
 pub use terminate::cleanup_pod;
@@ -106,6 +108,12 @@ struct Worker {
     /// Runs whose liveness probe failed: to be killed (and restarted per policy).
     unhealthy: HashSet<String>,
     shutdown: CancellationToken,
+    /// The pod's volumes once set up.
+    volumes: Option<crate::volumes::PodVolumes>,
+    /// Keeps projected volumes current while the pod runs.
+    projector: Option<volumes::Projector>,
+    /// The pod ran past `activeDeadlineSeconds`: nothing starts again.
+    deadline_exceeded: bool,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -165,6 +173,9 @@ pub async fn run(
         readiness: HashMap::new(),
         unhealthy: HashSet::new(),
         shutdown: shutdown.clone(),
+        volumes: None,
+        projector: None,
+        deadline_exceeded: false,
     };
     w.adopt().await;
     loop {
@@ -324,8 +335,16 @@ impl Worker {
         if self.deleted || !self.pod["metadata"]["deletionTimestamp"].is_null() {
             return self.terminate().await;
         }
+        if self.check_deadline() {
+            self.write_status().await;
+            return false;
+        }
         if !self.ensure_sandbox().await {
             self.wake_at(Instant::now() + RETRY);
+            self.write_status().await;
+            return false;
+        }
+        if !self.sync_volumes().await {
             self.write_status().await;
             return false;
         }
@@ -549,6 +568,16 @@ impl Worker {
             return;
         };
         let env_sources = self.env_sources(c).await;
+        let mounts = match self.container_mounts(c).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.event(field, "Warning", "Failed", format!("Error: {e}"));
+                self.conts.entry(name.to_string()).or_default().waiting =
+                    Some(("CreateContainerConfigError".into(), Some(e)));
+                self.wake_at(Instant::now() + CONFIG_RETRY);
+                return;
+            }
+        };
         let spec = containers::spec(
             &pod,
             c,
@@ -561,7 +590,10 @@ impl Worker {
             },
         );
         let spec = match spec {
-            Ok(s) => s,
+            Ok(mut s) => {
+                s.mounts = mounts;
+                s
+            }
             Err(e) => {
                 self.event(field, "Warning", "Failed", format!("Error: {e}"));
                 self.conts.entry(name.to_string()).or_default().waiting =
@@ -632,6 +664,7 @@ impl Worker {
         let (cms, secrets) = envvars::referenced(c);
         let mut out = envvars::EnvSources {
             namespace: ns.clone(),
+            allocatable: self.ctx.allocatable,
             ..Default::default()
         };
         for (gvr, names, map) in [

@@ -113,6 +113,7 @@ impl Worker {
             init_containers,
             init_pending,
             init_failed: self.init_failed,
+            deadline_exceeded: self.deadline_exceeded,
         };
         let status = status::pod_status(&self.pod, &view, &now_rfc3339());
         if self.last_status.as_ref() == Some(&status) {

@@ -76,6 +76,11 @@ impl Worker {
             return false;
         }
         self.sandbox = None;
+        if let Err(e) = self.teardown_volumes().await {
+            tracing::warn!(pod = %self.key(), error = %e, "removing the pod's volumes failed; retrying");
+            self.wake_at(Instant::now() + RETRY);
+            return false;
+        }
         if !self.deleted {
             let ns = self.pod["metadata"]["namespace"]
                 .as_str()
