@@ -32,6 +32,8 @@ pub fn base(params: &Params) -> String {
   map service-nodeports {{ type inet_proto . inet_service : verdict; }}
   map no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service : verdict; }}
   map no-endpoint-nodeports {{ type inet_proto . inet_service : verdict; }}
+  map endpoints {{ typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
+  map nodeport-endpoints {{ typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
   set hairpin {{ type ipv4_addr . ipv4_addr; }}
   chain mark-for-masquerade {{ meta mark set meta mark or {MASQ_MARK}; }}
   chain masquerading {{

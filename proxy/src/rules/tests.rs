@@ -93,36 +93,60 @@ fn web_index() -> Index {
 fn cluster_ip_balances_over_ready_endpoints() {
     let (rs, problems) = generate(&web_index(), &params());
     assert!(problems.is_empty(), "{problems:?}");
-    let svc = &rs.chains["svc-default/web/tcp/http"];
+    let el = |m: Map, k: &str| rs.elements.get(&(m, k.to_string())).cloned();
+    // Both ports have two endpoints: their entries go to the shared chain for two, which picks
+    // index 0 or 1 of the entry's elements in the endpoint map.
+    let tcp80 = "10.43.0.5 . tcp . 80";
+    assert_eq!(el(Map::ServiceIps, tcp80).unwrap(), "goto dnat-2");
     assert_eq!(
-        svc,
-        &vec![
-            "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.42.0.5 . 8080, \
-             1 : 10.42.0.6 . 8080 }"
+        el(Map::Endpoints, &format!("{tcp80} . 0")).unwrap(),
+        "10.42.0.5 . 8080"
+    );
+    assert_eq!(
+        el(Map::Endpoints, &format!("{tcp80} . 1")).unwrap(),
+        "10.42.0.6 . 8080"
+    );
+    assert_eq!(el(Map::Endpoints, &format!("{tcp80} . 2")), None);
+    assert_eq!(
+        el(Map::ServiceIps, "10.43.0.5 . udp . 53").unwrap(),
+        "goto dnat-2"
+    );
+    assert_eq!(
+        el(Map::Endpoints, "10.43.0.5 . udp . 53 . 1").unwrap(),
+        "10.42.0.6 . 5353"
+    );
+    assert_eq!(
+        rs.chains["dnat-2"],
+        vec![
+            "dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @endpoints"
                 .to_string()
         ]
     );
-    // No affinity: no endpoint chains, but hairpin pairs for each endpoint.
-    assert!(!rs.chains.keys().any(|c| c.starts_with("ep-")));
+    // No affinity: no per-service or endpoint chains, but hairpin pairs for each endpoint.
+    assert!(
+        !rs.chains
+            .keys()
+            .any(|c| c.starts_with("svc-") || c.starts_with("ep-"))
+    );
     assert!(
         rs.elements
             .contains_key(&(Map::Hairpin, "10.42.0.5 . 10.42.0.5".to_string()))
     );
     assert_eq!(
-        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
-        "goto svc-default/web/tcp/http"
+        el(Map::ServiceNodeports, "tcp . 30080").unwrap(),
+        "goto np-dnat-2"
     );
     assert_eq!(
-        rs.elements[&(Map::ServiceIps, "10.43.0.5 . udp . 53".to_string())],
-        "goto svc-default/web/udp/dns"
+        el(Map::NodeportEndpoints, "tcp . 30080 . 0").unwrap(),
+        "10.42.0.5 . 8080"
     );
     assert_eq!(
-        rs.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
-        "goto ext-default/web/tcp/http"
-    );
-    assert_eq!(
-        rs.chains["ext-default/web/tcp/http"][0],
-        "jump mark-for-masquerade"
+        rs.chains["np-dnat-2"],
+        vec![
+            "jump mark-for-masquerade".to_string(),
+            "dnat ip to meta l4proto . th dport . numgen random mod 2 map @nodeport-endpoints"
+                .to_string()
+        ]
     );
     assert!(rs.cluster_ips.contains(&Ipv4Addr::new(10, 43, 0, 5)));
     // DNS: the kube-dns IP goes to the DNS server's address.
@@ -144,10 +168,9 @@ fn terminating_endpoints_only_without_ready_ones() {
         ),
     );
     let (rs, _) = generate(&idx, &params());
-    assert_eq!(
-        rs.chains["svc-default/web/tcp/http"],
-        vec!["meta l4proto tcp dnat to 10.42.0.5:8080".to_string()]
-    );
+    let tcp80 = |i: usize| (Map::Endpoints, format!("10.43.0.5 . tcp . 80 . {i}"));
+    assert_eq!(rs.elements[&tcp80(0)], "10.42.0.5 . 8080");
+    assert!(!rs.elements.contains_key(&tcp80(1)));
     idx.upsert_slice(
         "default/web".into(),
         "web-a".into(),
@@ -157,13 +180,11 @@ fn terminating_endpoints_only_without_ready_ones() {
         ),
     );
     let (rs, _) = generate(&idx, &params());
+    assert_eq!(rs.elements[&tcp80(0)], "10.42.0.7 . 8080");
+    assert!(!rs.elements.contains_key(&tcp80(1)));
     assert_eq!(
-        rs.chains["svc-default/web/tcp/http"],
-        vec!["meta l4proto tcp dnat to 10.42.0.7:8080".to_string()]
-    );
-    assert!(
-        !rs.chains
-            .contains_key("ep-default/web/tcp/http__10.42.0.8/8080")
+        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
+        "goto dnat-1"
     );
 }
 
@@ -264,12 +285,17 @@ fn duplicates_are_reported_not_emitted() {
         (&*problems[0].service, problems[0].reason),
         ("default/web", "AddressInUse")
     );
+    let np = |i: usize| (Map::NodeportEndpoints, format!("tcp . 30080 . {i}"));
     assert_eq!(
         rs.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
-        "goto ext-default/copy/tcp/http"
+        "goto np-dnat-1"
     );
+    assert_eq!(rs.elements[&np(0)], "10.42.0.9 . 80");
     // The loser's cluster IP still works.
-    assert!(rs.chains.contains_key("svc-default/web/tcp/http"));
+    assert_eq!(
+        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
+        "goto dnat-2"
+    );
     // When the winner goes, the loser takes the node port over.
     let mut a = crate::assemble::Assembled::new(&params());
     for key in idx.services.keys() {
@@ -278,8 +304,10 @@ fn duplicates_are_reported_not_emitted() {
     a.update("default/copy", None);
     assert_eq!(
         a.ruleset.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
-        "goto ext-default/web/tcp/http"
+        "goto np-dnat-2"
     );
+    assert_eq!(a.ruleset.elements[&np(0)], "10.42.0.5 . 8080");
+    assert_eq!(a.ruleset.elements[&np(1)], "10.42.0.6 . 8080");
     assert!(a.problems().is_empty());
 }
 
@@ -376,7 +404,7 @@ fn hostile_names_cannot_inject_syntax() {
         &[("p }", Proto::Tcp, 9, None)],
     );
     s.namespace = "n\n".into();
-    idx.upsert_service(s);
+    idx.upsert_service(s.clone());
     idx.upsert_slice(
         "n\n/x; flush ruleset".into(),
         "a".into(),
@@ -390,6 +418,9 @@ fn hostile_names_cannot_inject_syntax() {
             "{name}"
         );
     }
+    s.affinity_timeout = Some(5);
+    idx.upsert_service(s);
+    let (rs, _) = generate(&idx, &params());
     assert!(rs.chains.contains_key("svc-n_/x__flush_ruleset/tcp/p__"));
 }
 
@@ -493,8 +524,10 @@ fn full_and_incremental_scripts_load_in_the_kernel() {
             ("new.nft", &full_new),
             ("diff.nft", &diff),
         ],
-        "set -e; nft -f old.nft; nft -f diff.nft; nft list table ip k1s > a.txt; \
-         nft -f new.nft; nft -f new.nft; nft list table ip k1s > b.txt; diff a.txt b.txt; \
+        // Chains and sets are listed in creation order: compare the blocks sorted.
+        "set -e; blocks() { nft list table ip k1s | grep -v '^}$' | awk 'BEGIN{RS=\"\";ORS=\"\\0\"}1' | sort -z | tr '\\0' '\\n'; }; \
+         nft -f old.nft; nft -f diff.nft; blocks > a.txt; \
+         nft -f new.nft; nft -f new.nft; blocks > b.txt; diff a.txt b.txt; \
          nft list table ip k1s | grep -c 'chain ' ",
     );
     assert!(ok, "{out}");
