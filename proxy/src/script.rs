@@ -18,6 +18,9 @@ use crate::rules::{Map, Params, REJECT_CHAIN, Ruleset};
 /// The table's family and name.
 pub const TABLE: &str = "ip k1s";
 
+/// The table's name alone (its family is `ip`).
+pub const TABLE_NAME: &str = "k1s";
+
 /// Packets marked with this bit are masqueraded on the way out.
 const MASQ_MARK: &str = "0x4000";
 

@@ -532,3 +532,98 @@ fn full_and_incremental_scripts_load_in_the_kernel() {
     );
     assert!(ok, "{out}");
 }
+
+/// An endpoint moved and a service without endpoints removed: elements only, so the sync sends
+/// them over netlink; the kernel's table must then equal the full script's. Runs itself again
+/// inside `unshare --net` (netlink talks to the network namespace of the process).
+#[test]
+fn element_changes_over_netlink_match_the_full_script() {
+    const INSIDE: &str = "K1S_PROXY_NETLINK_TEST_NETNS";
+    if std::env::var_os(INSIDE).is_none() {
+        let out = Command::new("unshare")
+            .arg("--net")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "rules::tests::element_changes_over_netlink_match_the_full_script",
+                "--nocapture",
+            ])
+            .env(INSIDE, "1")
+            .output()
+            .expect("unshare (util-linux) must be installed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    use crate::apply::Transaction;
+    use crate::assemble::Touched;
+    let p = params();
+    let (old, _) = generate(&every_feature(), &p);
+    let mut next = every_feature();
+    next.upsert_slice(
+        "default/web".into(),
+        "web-a".into(),
+        slice(
+            vec![ep(5, true, false, true), ep(7, true, false, true)],
+            &[("http", Proto::Tcp, 8080), ("dns", Proto::Udp, 5353)],
+        ),
+    );
+    next.remove_service("default/empty");
+    let (new, _) = generate(&next, &p);
+    let touched = Touched {
+        chains: old
+            .chains
+            .keys()
+            .chain(new.chains.keys())
+            .cloned()
+            .collect(),
+        sets: old.sets.keys().chain(new.sets.keys()).cloned().collect(),
+        elements: old
+            .elements
+            .keys()
+            .chain(new.elements.keys())
+            .cloned()
+            .collect(),
+        cluster_ips: old.cluster_ips.union(&new.cluster_ips).copied().collect(),
+    };
+    let tx = Transaction::plan(&p, Some(&old), &new, &touched);
+    let Transaction::Elements(ops) = &tx else {
+        panic!("an element-only change must not need nft: {tx:?}");
+    };
+    assert!(ops.iter().any(|o| o.delete) && ops.iter().any(|o| !o.delete));
+    let nft = std::path::Path::new("nft");
+    let blocks = || {
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", "k1s"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut b: Vec<String> = text.split("\n\n").map(str::to_string).collect();
+        b.sort();
+        b.join("\n\n")
+    };
+    script_apply(nft, &script::full(&p, &old));
+    tx.run(nft).expect("the netlink batch applies");
+    let after_netlink = blocks();
+    assert!(
+        after_netlink.contains("10.42.0.7 . 8080"),
+        "{after_netlink}"
+    );
+    script_apply(nft, &script::full(&p, &new));
+    assert_eq!(after_netlink, blocks());
+    // A batch the kernel refuses (deleting an element that is not there) changes nothing.
+    let before = blocks();
+    let Transaction::Elements(mut bad) = Transaction::plan(&p, Some(&old), &new, &touched) else {
+        unreachable!()
+    };
+    bad.retain(|o| o.delete);
+    let err = Transaction::Elements(bad).run(nft).unwrap_err();
+    assert!(err.to_string().contains("rejected"), "{err}");
+    assert_eq!(before, blocks());
+    crate::nft::delete_table(nft).unwrap();
+}
+
+fn script_apply(nft: &std::path::Path, text: &str) {
+    crate::nft::apply(nft, text, false).expect("nft applies the script");
+}
