@@ -262,7 +262,7 @@ mod tests {
         let mut at = 0;
         while at < buf.len() {
             let len = u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
-            assert!(len >= 20 && len % 4 == 0, "length {len} at {at}");
+            assert!(len >= 20 && len.is_multiple_of(4), "length {len} at {at}");
             offsets.push(at);
             at += len;
         }
