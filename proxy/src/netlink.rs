@@ -192,6 +192,8 @@ pub fn apply(table: &str, ops: &[Op]) -> Result<(), NetlinkError> {
         return Ok(());
     }
     let socket = Socket::new(NETLINK_NETFILTER).map_err(NetlinkError::Socket)?;
+    // Acknowledgements without a copy of the request: they stay small in the receive buffer.
+    socket.set_cap_ack(true).map_err(NetlinkError::Socket)?;
     let first_seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.subsec_nanos());
