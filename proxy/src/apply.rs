@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::assemble::Touched;
 use crate::elements::{self, Op};
-use crate::netlink::{self, NetlinkError};
+use crate::netlink::{Netlink, NetlinkError};
 use crate::nft::{self, NftError};
 use crate::rules::{Params, Ruleset};
 use crate::script;
@@ -73,12 +73,13 @@ impl Transaction {
         matches!(self, Transaction::Script { full: true, .. })
     }
 
-    /// Applies it (blocking).
-    pub fn run(&self, nft_path: &Path) -> Result<(), ApplyError> {
+    /// Applies it (blocking): scripts with the `nft` program at `nft_path`, element batches on
+    /// `netlink` (kept open between syncs).
+    pub fn run(&self, nft_path: &Path, netlink: &mut Netlink) -> Result<(), ApplyError> {
         match self {
             Transaction::None => Ok(()),
             Transaction::Script { text, .. } => Ok(nft::apply(nft_path, text, false)?),
-            Transaction::Elements(ops) => Ok(netlink::apply(script::TABLE_NAME, ops)?),
+            Transaction::Elements(ops) => Ok(netlink.apply(script::TABLE_NAME, ops)?),
         }
     }
 }

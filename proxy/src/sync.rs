@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::Transaction;
 use crate::assemble::Assembled;
 use crate::model::{Index, Key, Service};
+use crate::netlink::Netlink;
 use crate::rules::{Params, Problem, Ruleset, fragment};
 use crate::{ProxyConfig, SyncStatus, nft, script};
 
@@ -92,6 +93,8 @@ pub(crate) async fn run(
     let mut reported: HashSet<(Box<str>, &'static str, String)> = HashSet::new();
     let mut lb_sent: BTreeMap<Box<str>, Vec<Ipv4Addr>> = BTreeMap::new();
     let mut backoff = Duration::from_millis(100);
+    // The netlink socket, moved to the blocking thread for each transaction and back.
+    let mut netlink: Option<Netlink> = None;
     let mut last = Instant::now() - config.min_sync_interval;
     loop {
         tokio::select! {
@@ -139,7 +142,16 @@ pub(crate) async fn run(
         let full = tx.is_full();
         let started = Instant::now();
         let nft_path = config.nft.clone();
-        let result = tokio::task::spawn_blocking(move || tx.run(&nft_path)).await;
+        let mut nl = netlink.take().unwrap_or_default();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = tx.run(&nft_path, &mut nl);
+            (nl, r)
+        })
+        .await
+        .map(|(nl, r)| {
+            netlink = Some(nl);
+            r
+        });
         let took = started.elapsed();
         let outcome = match result {
             Ok(r) => r.map_err(|e| e.to_string()),

@@ -192,6 +192,7 @@ fn library(args: &ProxyArgs) -> Result<()> {
     let (mut work_s, mut nft_s) = (Samples::default(), Samples::default());
     let mut shifted = std::collections::HashSet::new();
     let mut by_netlink = 0;
+    let mut netlink = k1s_proxy::netlink::Netlink::default();
     for c in 0..args.changes {
         let i = (c as u32 * 7919) % args.services;
         // Move one endpoint of service i to a new address, or back.
@@ -216,7 +217,7 @@ fn library(args: &ProxyArgs) -> Result<()> {
             by_netlink += 1;
         }
         let t = Instant::now();
-        tx.run(&args.nft)?;
+        tx.run(&args.nft, &mut netlink)?;
         nft_s.push(t.elapsed());
         script::advance(&mut applied, &desired.ruleset, &touched);
     }

@@ -604,7 +604,8 @@ fn element_changes_over_netlink_match_the_full_script() {
         b.join("\n\n")
     };
     script_apply(nft, &script::full(&p, &old));
-    tx.run(nft).expect("the netlink batch applies");
+    let mut nl = crate::netlink::Netlink::default();
+    tx.run(nft, &mut nl).expect("the netlink batch applies");
     let after_netlink = blocks();
     assert!(
         after_netlink.contains("10.42.0.7 . 8080"),
@@ -618,9 +619,18 @@ fn element_changes_over_netlink_match_the_full_script() {
         unreachable!()
     };
     bad.retain(|o| o.delete);
-    let err = Transaction::Elements(bad).run(nft).unwrap_err();
+    let err = Transaction::Elements(bad).run(nft, &mut nl).unwrap_err();
     assert!(err.to_string().contains("rejected"), "{err}");
     assert_eq!(before, blocks());
+    // The same handle works again after a refusal (it reopened its socket).
+    let Transaction::Elements(mut good) = Transaction::plan(&p, Some(&new), &old, &touched) else {
+        panic!("back to the old elements is element-only too")
+    };
+    good.retain(|o| !o.delete);
+    good.truncate(1);
+    Transaction::Elements(good)
+        .run(nft, &mut nl)
+        .expect("a valid batch after a refused one");
     crate::nft::delete_table(nft).unwrap();
 }
 
