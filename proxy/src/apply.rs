@@ -17,7 +17,7 @@ use crate::script;
 
 /// Element-only transactions larger than this go through `nft` (which streams them in its own
 /// batches): keeps a netlink batch far below the socket's buffer.
-const MAX_NETLINK_OPS: usize = 2_000;
+const MAX_NETLINK_OPS: usize = 1_000;
 
 /// Why a transaction failed.
 #[derive(Debug, thiserror::Error)]
