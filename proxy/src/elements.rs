@@ -4,8 +4,8 @@
 //!
 //! Invariants:
 //! - [`changes`] returns `None` as soon as a chain or an affinity set differs: those need `nft`;
-//! - the operations are the same as [`crate::script::diff_touched`]'s element lines, in the same
-//!   order (deletions of changed or gone elements first, then additions);
+//! - the operations are the same as [`crate::script::diff_touched`]'s element lines, all
+//!   deletions (of changed or gone elements) before all additions;
 //! - every key and datum is encoded from the fixed per-map layout [`crate::rules`] writes
 //!   (`ip . proto . port [. index]`, `proto . port [. index]`, `ip . ip`, `ip . port`,
 //!   `goto CHAIN`); a string that does not fit its layout makes `changes` return `None`, so the
