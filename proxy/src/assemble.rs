@@ -2,6 +2,8 @@
 //! change to one service costs work proportional to that service, not to the cluster.
 //!
 //! Invariants:
+//! - a chain stays while any fragment has it (the shared `dnat-N` chains are in many; a chain's
+//!   rules depend only on its name, so every fragment agrees on them);
 //! - `ruleset` always equals what assembling every current fragment from scratch gives: each map
 //!   key's verdict is that of its first claimant in key order (the DNS fragment, key `""`, first),
 //!   the `hairpin` set holds a pair while any service claims it, a cluster IP stays while any
@@ -30,6 +32,8 @@ pub struct Assembled {
     fragments: BTreeMap<Key, (Ruleset, Vec<Problem>)>,
     /// Map key → claimant service → its verdict.
     owners: BTreeMap<(Map, String), BTreeMap<Key, String>>,
+    /// Chain → number of fragments that have it (the shared `dnat-N` chains have many).
+    chain_refs: BTreeMap<String, usize>,
     /// Cluster IP → number of fragments that have it.
     ips: BTreeMap<Ipv4Addr, usize>,
     /// Map keys (not hairpin pairs) claimed by more than one service.
@@ -56,7 +60,13 @@ impl Assembled {
     pub fn update(&mut self, key: &str, new: Option<(Ruleset, Vec<Problem>)>) {
         if let Some((old, _)) = self.fragments.remove(key) {
             for name in old.chains.keys() {
-                self.ruleset.chains.remove(name);
+                if let Some(n) = self.chain_refs.get_mut(name) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.chain_refs.remove(name);
+                        self.ruleset.chains.remove(name);
+                    }
+                }
                 self.touched.chains.insert(name.clone());
             }
             for name in old.sets.keys() {
@@ -85,6 +95,7 @@ impl Assembled {
         }
         let Some((new, problems)) = new else { return };
         for (name, rules) in &new.chains {
+            *self.chain_refs.entry(name.clone()).or_default() += 1;
             self.ruleset.chains.insert(name.clone(), rules.clone());
             self.touched.chains.insert(name.clone());
         }
@@ -110,7 +121,9 @@ impl Assembled {
     /// Sets element `k` to its first claimant's verdict (or removes it).
     fn settle(&mut self, k: (Map, String)) {
         let claimants = self.owners.get(&k).map_or(0, BTreeMap::len);
-        if k.0 != Map::Hairpin && claimants > 1 {
+        // Hairpin pairs are shared by design; endpoint elements follow their entry key's claim.
+        let claimed = !matches!(k.0, Map::Hairpin | Map::Endpoints | Map::NodeportEndpoints);
+        if claimed && claimants > 1 {
             self.contested.insert(k.clone());
         } else {
             self.contested.remove(&k);

@@ -7,17 +7,23 @@
 //! IPv4 only (table family `ip`): IPv6 cluster IPs and endpoints are ignored.
 //!
 //! Invariants:
-//! - the table is owned by k1s: each sync is one `nft -f` transaction (full replacement at start and
-//!   after errors, else an incremental diff), and a clean shutdown deletes it;
+//! - the table is owned by k1s: each sync is one transaction — `nft -f` for the full replacement
+//!   (at start and after errors) and for changes to chains, one netlink batch for changes that
+//!   touch only map and set elements — and a clean shutdown deletes it;
 //! - nothing outside table `ip k1s` is touched, except `net.ipv4.conf.all.route_localnet` when
 //!   [`ProxyConfig::route_localnet`] is set (NodePorts on 127.0.0.1, as upstream);
 //! - the proxy programs nothing until both resources have been listed once.
 //!
-//! Modules: [`model`] (the compact index), [`rules`] (pure generation), [`script`] (nft text),
-//! `nft` (running nft), `watch` (informers), `sync` (the loop and the built-in load balancer).
+//! Modules: [`model`] (the compact index), [`rules`] (pure generation), [`assemble`] (per-service
+//! updates), [`script`] (nft text), [`elements`] (element-only diffs), [`apply`] (which backend),
+//! [`nft`] (running nft), [`netlink`] (element batches), `watch` (informers), `sync` (the loop and
+//! the built-in load balancer).
 
+pub mod apply;
 pub mod assemble;
+pub mod elements;
 pub mod model;
+pub mod netlink;
 pub mod nft;
 pub mod rules;
 pub mod script;
@@ -85,7 +91,7 @@ pub enum ProxyError {
 pub struct SyncStatus {
     /// Completed syncs (including ones with nothing to change).
     pub syncs: u64,
-    /// Time the last transaction spent in `nft`.
+    /// Time the last transaction took in `nft` or over netlink.
     pub last_nft: Duration,
     /// Whether the last transaction replaced the whole table.
     pub last_full: bool,

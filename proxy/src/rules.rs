@@ -1,7 +1,11 @@
-//! Ruleset generation: from the [`Index`] to the dynamic part of table `ip k1s` — one chain per
-//! service port (`svc-`, cluster traffic, DNAT through a `numgen random` map), one per externally
-//! reachable service port (`ext-`), per-endpoint chains and affinity sets only for
-//! `sessionAffinity: ClientIP`, the elements of the four verdict maps and the hairpin pairs.
+//! Ruleset generation: from the [`Index`] to the dynamic part of table `ip k1s`. A service port
+//! without session affinity is only map elements: its entry keys (`ip . proto . port`, or
+//! `proto . port` for node ports) in the verdict maps go to a chain shared by every service with
+//! the same entry kind and endpoint count (`dnat-N`, `ext-dnat-N`, `np-dnat-N`, ...), which DNATs
+//! through the `endpoints` map keyed by `entry key . numgen random mod N`. So a full sync is a
+//! handful of chains plus elements, and an endpoint change is element updates only. Services with
+//! `sessionAffinity: ClientIP` keep a chain per service port (`svc-`, `ext-`) and per endpoint
+//! (`ep-`) with one affinity set each. Also: the elements of the reject maps and the hairpin pairs.
 //!
 //! Pure: no I/O, deterministic for a given index (ordered maps everywhere).
 //!
@@ -33,6 +37,11 @@ pub enum Map {
     NoEndpointServices,
     /// Same key as `ServiceNodeports`, without endpoints → reject.
     NoEndpointNodeports,
+    /// `ip daddr . meta l4proto . th dport . index` → `endpoint ip . port`: where the shared
+    /// `dnat-N` chains send a cluster, external or load-balancer IP's connection.
+    Endpoints,
+    /// `meta l4proto . th dport . index` → `endpoint ip . port`, for node ports.
+    NodeportEndpoints,
     /// The set of `endpoint . endpoint` address pairs: a pod reaching itself through a service
     /// (hairpin) is masqueraded. A set, not a map: its elements have no verdict.
     Hairpin,
@@ -46,6 +55,8 @@ impl Map {
             Map::ServiceNodeports => "service-nodeports",
             Map::NoEndpointServices => "no-endpoint-services",
             Map::NoEndpointNodeports => "no-endpoint-nodeports",
+            Map::Endpoints => "endpoints",
+            Map::NodeportEndpoints => "nodeport-endpoints",
             Map::Hairpin => "hairpin",
         }
     }
@@ -188,86 +199,91 @@ fn service_port(
 
     let svc_chain = format!("svc-{base}");
     let ext_chain = format!("ext-{base}");
-    let mut claim = |map: Map, k: String, verdict: String, _: &mut Vec<Problem>| {
-        out.elements.entry((map, k)).or_insert(verdict);
-        true
-    };
+    let affinity = svc.affinity_timeout;
+    let reject = || format!("goto {REJECT_CHAIN}");
     let mut used_svc = false;
     let mut used_ext = false;
+    let mut hairpin: BTreeSet<Target> = BTreeSet::new();
     for ip in &svc.cluster_ips {
         let k = format!("{ip} . {proto} . {}", sp.port);
-        if cluster.is_empty() {
-            claim(
-                Map::NoEndpointServices,
-                k,
-                format!("goto {REJECT_CHAIN}"),
-                problems,
-            );
+        let verdict = if cluster.is_empty() {
+            out.elements
+                .entry((Map::NoEndpointServices, k))
+                .or_insert_with(reject);
+            continue;
+        } else if affinity.is_some() {
+            used_svc = true;
+            format!("goto {svc_chain}")
         } else {
-            used_svc |= claim(Map::ServiceIps, k, format!("goto {svc_chain}"), problems);
-        }
+            hairpin.extend(&cluster);
+            endpoint_elements(out, Map::Endpoints, &k, &cluster);
+            format!("goto {}", shared_chain(out, Entry::Cluster, cluster.len()))
+        };
+        out.elements.entry((Map::ServiceIps, k)).or_insert(verdict);
     }
+    let ext_entry = Entry::External {
+        local: svc.external_local,
+    };
     for ip in svc.external_ips.iter().chain(&svc.lb_ingress) {
         let k = format!("{ip} . {proto} . {}", sp.port);
-        if external.is_empty() {
-            claim(
-                Map::NoEndpointServices,
-                k,
-                format!("goto {REJECT_CHAIN}"),
-                problems,
-            );
+        let verdict = if external.is_empty() {
+            out.elements
+                .entry((Map::NoEndpointServices, k))
+                .or_insert_with(reject);
+            continue;
+        } else if affinity.is_some() {
+            used_ext = true;
+            format!("goto {ext_chain}")
         } else {
-            used_ext |= claim(Map::ServiceIps, k, format!("goto {ext_chain}"), problems);
-        }
+            hairpin.extend(&external);
+            endpoint_elements(out, Map::Endpoints, &k, &external);
+            format!("goto {}", shared_chain(out, ext_entry, external.len()))
+        };
+        out.elements.entry((Map::ServiceIps, k)).or_insert(verdict);
     }
     if let Some(np) = sp.node_port {
         let k = format!("{proto} . {np}");
         if external.is_empty() {
-            claim(
-                Map::NoEndpointNodeports,
-                k,
-                format!("goto {REJECT_CHAIN}"),
-                problems,
-            );
+            out.elements
+                .entry((Map::NoEndpointNodeports, k))
+                .or_insert_with(reject);
         } else {
-            used_ext |= claim(
-                Map::ServiceNodeports,
-                k,
-                format!("goto {ext_chain}"),
-                problems,
-            );
+            let verdict = if affinity.is_some() {
+                used_ext = true;
+                format!("goto {ext_chain}")
+            } else {
+                hairpin.extend(&external);
+                endpoint_elements(out, Map::NodeportEndpoints, &k, &external);
+                let entry = Entry::Nodeport {
+                    local: svc.external_local,
+                };
+                format!("goto {}", shared_chain(out, entry, external.len()))
+            };
+            out.elements
+                .entry((Map::ServiceNodeports, k))
+                .or_insert(verdict);
         }
     }
-    let affinity = svc.affinity_timeout;
+    for t in hairpin {
+        out.elements
+            .insert((Map::Hairpin, format!("{0} . {0}", t.ip)), String::new());
+    }
+    // Session affinity needs per-endpoint state (a set of recent clients each), so those services
+    // keep their own chains; every other service is only map elements.
+    let Some(timeout) = affinity else { return };
     let mut endpoint_chains = BTreeSet::new();
     if used_svc {
-        let rules = balance(&base, sp.proto, &cluster, affinity, &mut endpoint_chains);
+        let rules = balance(&base, &cluster, timeout, &mut endpoint_chains);
         out.chains.insert(svc_chain, rules);
     }
     if used_ext {
-        // Masquerade external traffic so replies come back through this node, unless the policy
-        // is Local (keep the client IP); loopback sources must always be rewritten (martians).
-        let masq = if svc.external_local {
-            "ip saddr 127.0.0.0/8 jump mark-for-masquerade"
-        } else {
-            "jump mark-for-masquerade"
-        };
-        let mut rules = vec![masq.to_string()];
-        rules.extend(balance(
-            &base,
-            sp.proto,
-            &external,
-            affinity,
-            &mut endpoint_chains,
-        ));
+        let mut rules = vec![masquerade_rule(svc.external_local).to_string()];
+        rules.extend(balance(&base, &external, timeout, &mut endpoint_chains));
         out.chains.insert(ext_chain, rules);
     }
     for t in endpoint_chains {
         out.elements
             .insert((Map::Hairpin, format!("{0} . {0}", t.ip)), String::new());
-        // Endpoint chains exist only for session affinity (they record the client); without it
-        // the service chain DNATs straight from a numgen map (far fewer objects for nft).
-        let Some(timeout) = affinity else { continue };
         let chain = endpoint_chain(&base, &t);
         let set = affinity_set(&chain, timeout);
         let rules = vec![
@@ -276,6 +292,65 @@ fn service_port(
         ];
         out.sets.insert(set, timeout);
         out.chains.insert(chain, rules);
+    }
+}
+
+/// Masquerade external traffic so replies come back through this node, unless the policy is Local
+/// (keep the client IP); loopback sources must always be rewritten (martians).
+fn masquerade_rule(external_local: bool) -> &'static str {
+    if external_local {
+        "ip saddr 127.0.0.0/8 jump mark-for-masquerade"
+    } else {
+        "jump mark-for-masquerade"
+    }
+}
+
+/// How traffic reached a shared DNAT chain: which endpoint map it looks up and whether it is
+/// masqueraded.
+#[derive(Clone, Copy)]
+enum Entry {
+    /// A cluster IP: key `ip daddr . proto . port`, no masquerade.
+    Cluster,
+    /// An external or load-balancer IP: same key, masqueraded unless `local`.
+    External { local: bool },
+    /// A node port: key `proto . port`, masqueraded unless `local`.
+    Nodeport { local: bool },
+}
+
+/// The chain shared by every service whose entry is `entry` with `n` endpoints: one DNAT through
+/// the endpoint map, indexed by `numgen random mod n`. Returns its name.
+fn shared_chain(out: &mut Ruleset, entry: Entry, n: usize) -> String {
+    let by_addr = format!(
+        "dnat ip to ip daddr . meta l4proto . th dport . numgen random mod {n} map @{}",
+        Map::Endpoints.name()
+    );
+    let (name, rules) = match entry {
+        Entry::Cluster => (format!("dnat-{n}"), vec![by_addr]),
+        Entry::External { local } => (
+            format!("ext{}-dnat-{n}", if local { "-local" } else { "" }),
+            vec![masquerade_rule(local).to_string(), by_addr],
+        ),
+        Entry::Nodeport { local } => (
+            format!("np{}-dnat-{n}", if local { "-local" } else { "" }),
+            vec![
+                masquerade_rule(local).to_string(),
+                format!(
+                    "dnat ip to meta l4proto . th dport . numgen random mod {n} map @{}",
+                    Map::NodeportEndpoints.name()
+                ),
+            ],
+        ),
+    };
+    out.chains.insert(name.clone(), rules);
+    name
+}
+
+/// The endpoint map's elements for one entry key: `key . i : ip . port` for i in 0..n.
+fn endpoint_elements(out: &mut Ruleset, map: Map, key: &str, targets: &[Target]) {
+    for (i, t) in targets.iter().enumerate() {
+        out.elements
+            .entry((map, format!("{key} . {i}")))
+            .or_insert_with(|| format!("{} . {}", t.ip, t.port));
     }
 }
 
@@ -325,34 +400,14 @@ fn dedup(mut v: Vec<Target>) -> Vec<Target> {
     v
 }
 
-/// A random pick among `targets`: with affinity, remembered clients first, then a jump to a
-/// random endpoint chain; without, one DNAT through a `numgen` map.
+/// Session affinity: remembered clients first, then a jump to a random endpoint chain.
 fn balance(
     base: &str,
-    proto: Proto,
     targets: &[Target],
-    affinity: Option<u32>,
+    timeout: u32,
     used: &mut BTreeSet<Target>,
 ) -> Vec<String> {
     used.extend(targets);
-    let p = proto.nft();
-    let Some(timeout) = affinity else {
-        return vec![match targets {
-            [one] => format!("meta l4proto {p} dnat to {}:{}", one.ip, one.port),
-            many => {
-                let mut r = format!(
-                    "meta l4proto {p} dnat ip to numgen random mod {} map {{ ",
-                    many.len()
-                );
-                for (i, t) in many.iter().enumerate() {
-                    let sep = if i + 1 == many.len() { "" } else { ", " };
-                    let _ = write!(r, "{i} : {} . {}{sep}", t.ip, t.port);
-                }
-                r.push_str(" }");
-                r
-            }
-        }];
-    };
     let chains: Vec<String> = targets.iter().map(|t| endpoint_chain(base, t)).collect();
     let mut rules: Vec<String> = chains
         .iter()

@@ -18,6 +18,9 @@ use crate::rules::{Map, Params, REJECT_CHAIN, Ruleset};
 /// The table's family and name.
 pub const TABLE: &str = "ip k1s";
 
+/// The table's name alone (its family is `ip`).
+pub const TABLE_NAME: &str = "k1s";
+
 /// Packets marked with this bit are masqueraded on the way out.
 const MASQ_MARK: &str = "0x4000";
 
@@ -32,6 +35,8 @@ pub fn base(params: &Params) -> String {
   map service-nodeports {{ type inet_proto . inet_service : verdict; }}
   map no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service : verdict; }}
   map no-endpoint-nodeports {{ type inet_proto . inet_service : verdict; }}
+  map endpoints {{ typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
+  map nodeport-endpoints {{ typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
   set hairpin {{ type ipv4_addr . ipv4_addr; }}
   chain mark-for-masquerade {{ meta mark set meta mark or {MASQ_MARK}; }}
   chain masquerading {{

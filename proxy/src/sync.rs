@@ -3,13 +3,15 @@
 //! diff against what was last applied.
 //!
 //! Invariants:
+//! - each sync is one kernel transaction ([`Transaction`]: `nft -f`, or one netlink batch when
+//!   only elements change);
 //! - `applied` is exactly what the kernel holds, or `None` when unknown (start, failed run): then
 //!   the next sync replaces the whole table, which reconciles after a crash without duplicates;
 //! - only services marked dirty by the informers are regenerated, and the incremental transaction
 //!   covers only what their fragments touched (a relist marks everything);
 //! - syncs are at least `min_interval` apart, so a burst of watch events costs one transaction;
 //! - a failing `nft` never ends the loop: it is logged and retried with exponential backoff;
-//! - `nft` runs on a blocking thread, never on a tokio worker.
+//! - `nft` and netlink run on a blocking thread, never on a tokio worker.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::Ipv4Addr;
@@ -23,8 +25,10 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::apply::Transaction;
 use crate::assemble::Assembled;
 use crate::model::{Index, Key, Service};
+use crate::netlink::Netlink;
 use crate::rules::{Params, Problem, Ruleset, fragment};
 use crate::{ProxyConfig, SyncStatus, nft, script};
 
@@ -89,6 +93,8 @@ pub(crate) async fn run(
     let mut reported: HashSet<(Box<str>, &'static str, String)> = HashSet::new();
     let mut lb_sent: BTreeMap<Box<str>, Vec<Ipv4Addr>> = BTreeMap::new();
     let mut backoff = Duration::from_millis(100);
+    // The netlink socket, moved to the blocking thread for each transaction and back.
+    let mut netlink: Option<Netlink> = None;
     let mut last = Instant::now() - config.min_sync_interval;
     loop {
         tokio::select! {
@@ -128,17 +134,24 @@ pub(crate) async fn run(
         if let Some(lb) = lb {
             write_lb_status(&client, &recorder, &shared, &mut lb_sent, lb);
         }
-        let (text, full) = match &applied {
-            Some(old) => (script::diff_touched(old, &desired.ruleset, &touched), false),
-            None => (script::full(&params, &desired.ruleset), true),
-        };
-        if text.is_empty() {
+        let tx = Transaction::plan(&params, applied.as_ref(), &desired.ruleset, &touched);
+        if matches!(tx, Transaction::None) {
             status.send_modify(|s| s.syncs += 1);
             continue;
         }
+        let full = tx.is_full();
         let started = Instant::now();
         let nft_path = config.nft.clone();
-        let result = tokio::task::spawn_blocking(move || nft::apply(&nft_path, &text, false)).await;
+        let mut nl = netlink.take().unwrap_or_default();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = tx.run(&nft_path, &mut nl);
+            (nl, r)
+        })
+        .await
+        .map(|(nl, r)| {
+            netlink = Some(nl);
+            r
+        });
         let took = started.elapsed();
         let outcome = match result {
             Ok(r) => r.map_err(|e| e.to_string()),

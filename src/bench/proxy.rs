@@ -4,8 +4,9 @@
 //! never lands in the host's network. Two parts:
 //! 1. the library straight: an index of `--services` ClusterIP services × `--endpoints` endpoints;
 //!    generation, the full-replacement transaction (`nft -f`), and a single-endpoint change as the
-//!    sync loop does it (regenerate that service, diff what it touched, the incremental
-//!    transaction), each repeated for p50/p99;
+//!    sync loop does it (regenerate that service, plan what it touched, the incremental
+//!    transaction: one netlink batch when only elements change, else `nft -f`), each repeated
+//!    for p50/p99;
 //! 2. end to end: the same objects created through an in-process API server, the proxy started on
 //!    it (time to its first full sync), then single-endpoint EndpointSlice updates, each timed from
 //!    the API write until the proxy's sync of it has been applied by `nft`.
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
+use k1s_proxy::apply::Transaction;
 use k1s_proxy::assemble::Assembled;
 use k1s_proxy::model::{Endpoint, Index, Proto, Service, ServicePort, Slice, SlicePort};
 use k1s_proxy::rules::{Params, fragment, generate};
@@ -175,7 +177,11 @@ fn library(args: &ProxyArgs) -> Result<()> {
             args.full_runs as u64,
             None,
         )
-        .note(format!("{} chains", applied.chains.len()))
+        .note(format!(
+            "{} chains, {} elements",
+            applied.chains.len(),
+            applied.elements.len()
+        ))
         .print();
     // The sync loop's path: regenerate the one changed service, diff what it touched.
     let mut desired = Assembled::new(&params);
@@ -185,6 +191,8 @@ fn library(args: &ProxyArgs) -> Result<()> {
     let _ = desired.take_touched();
     let (mut work_s, mut nft_s) = (Samples::default(), Samples::default());
     let mut shifted = std::collections::HashSet::new();
+    let mut by_netlink = 0;
+    let mut netlink = k1s_proxy::netlink::Netlink::default();
     for c in 0..args.changes {
         let i = (c as u32 * 7919) % args.services;
         // Move one endpoint of service i to a new address, or back.
@@ -203,26 +211,29 @@ fn library(args: &ProxyArgs) -> Result<()> {
         let t = Instant::now();
         desired.update(&key, fragment(&index, &key, &params));
         let touched = desired.take_touched();
-        let text = script::diff_touched(&applied, &desired.ruleset, &touched);
+        let tx = Transaction::plan(&params, Some(&applied), &desired.ruleset, &touched);
         work_s.push(t.elapsed());
+        if matches!(tx, Transaction::Elements(_)) {
+            by_netlink += 1;
+        }
         let t = Instant::now();
-        nft::apply(&args.nft, &text, false)?;
+        tx.run(&args.nft, &mut netlink)?;
         nft_s.push(t.elapsed());
         script::advance(&mut applied, &desired.ruleset, &touched);
     }
     work_s
         .report(
-            "1 endpoint: regenerate 1 service + diff",
+            "1 endpoint: regenerate 1 service + plan",
             args.changes as u64,
             None,
         )
         .print();
     nft_s
-        .report(
-            "1 endpoint: nft -f (incremental)",
-            args.changes as u64,
-            None,
-        )
+        .report("1 endpoint: the transaction", args.changes as u64, None)
+        .note(format!(
+            "{by_netlink} of {} as one netlink batch, the rest nft -f",
+            args.changes
+        ))
         .print();
     nft::delete_table(&args.nft)?;
     Ok(())
@@ -335,7 +346,11 @@ async fn end_to_end(args: &ProxyArgs) -> Result<()> {
         .note("API write -> nft applied, incl. the 20 ms debounce")
         .print();
     nft_s
-        .report("end to end: nft part of it", args.changes as u64, None)
+        .report(
+            "end to end: transaction part of it",
+            args.changes as u64,
+            None,
+        )
         .print();
     shutdown.cancel();
     proxy.wait().await;

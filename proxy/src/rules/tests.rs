@@ -93,36 +93,60 @@ fn web_index() -> Index {
 fn cluster_ip_balances_over_ready_endpoints() {
     let (rs, problems) = generate(&web_index(), &params());
     assert!(problems.is_empty(), "{problems:?}");
-    let svc = &rs.chains["svc-default/web/tcp/http"];
+    let el = |m: Map, k: &str| rs.elements.get(&(m, k.to_string())).cloned();
+    // Both ports have two endpoints: their entries go to the shared chain for two, which picks
+    // index 0 or 1 of the entry's elements in the endpoint map.
+    let tcp80 = "10.43.0.5 . tcp . 80";
+    assert_eq!(el(Map::ServiceIps, tcp80).unwrap(), "goto dnat-2");
     assert_eq!(
-        svc,
-        &vec![
-            "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.42.0.5 . 8080, \
-             1 : 10.42.0.6 . 8080 }"
+        el(Map::Endpoints, &format!("{tcp80} . 0")).unwrap(),
+        "10.42.0.5 . 8080"
+    );
+    assert_eq!(
+        el(Map::Endpoints, &format!("{tcp80} . 1")).unwrap(),
+        "10.42.0.6 . 8080"
+    );
+    assert_eq!(el(Map::Endpoints, &format!("{tcp80} . 2")), None);
+    assert_eq!(
+        el(Map::ServiceIps, "10.43.0.5 . udp . 53").unwrap(),
+        "goto dnat-2"
+    );
+    assert_eq!(
+        el(Map::Endpoints, "10.43.0.5 . udp . 53 . 1").unwrap(),
+        "10.42.0.6 . 5353"
+    );
+    assert_eq!(
+        rs.chains["dnat-2"],
+        vec![
+            "dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @endpoints"
                 .to_string()
         ]
     );
-    // No affinity: no endpoint chains, but hairpin pairs for each endpoint.
-    assert!(!rs.chains.keys().any(|c| c.starts_with("ep-")));
+    // No affinity: no per-service or endpoint chains, but hairpin pairs for each endpoint.
+    assert!(
+        !rs.chains
+            .keys()
+            .any(|c| c.starts_with("svc-") || c.starts_with("ep-"))
+    );
     assert!(
         rs.elements
             .contains_key(&(Map::Hairpin, "10.42.0.5 . 10.42.0.5".to_string()))
     );
     assert_eq!(
-        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
-        "goto svc-default/web/tcp/http"
+        el(Map::ServiceNodeports, "tcp . 30080").unwrap(),
+        "goto np-dnat-2"
     );
     assert_eq!(
-        rs.elements[&(Map::ServiceIps, "10.43.0.5 . udp . 53".to_string())],
-        "goto svc-default/web/udp/dns"
+        el(Map::NodeportEndpoints, "tcp . 30080 . 0").unwrap(),
+        "10.42.0.5 . 8080"
     );
     assert_eq!(
-        rs.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
-        "goto ext-default/web/tcp/http"
-    );
-    assert_eq!(
-        rs.chains["ext-default/web/tcp/http"][0],
-        "jump mark-for-masquerade"
+        rs.chains["np-dnat-2"],
+        vec![
+            "jump mark-for-masquerade".to_string(),
+            "dnat ip to meta l4proto . th dport . numgen random mod 2 map @nodeport-endpoints"
+                .to_string()
+        ]
     );
     assert!(rs.cluster_ips.contains(&Ipv4Addr::new(10, 43, 0, 5)));
     // DNS: the kube-dns IP goes to the DNS server's address.
@@ -144,10 +168,9 @@ fn terminating_endpoints_only_without_ready_ones() {
         ),
     );
     let (rs, _) = generate(&idx, &params());
-    assert_eq!(
-        rs.chains["svc-default/web/tcp/http"],
-        vec!["meta l4proto tcp dnat to 10.42.0.5:8080".to_string()]
-    );
+    let tcp80 = |i: usize| (Map::Endpoints, format!("10.43.0.5 . tcp . 80 . {i}"));
+    assert_eq!(rs.elements[&tcp80(0)], "10.42.0.5 . 8080");
+    assert!(!rs.elements.contains_key(&tcp80(1)));
     idx.upsert_slice(
         "default/web".into(),
         "web-a".into(),
@@ -157,13 +180,11 @@ fn terminating_endpoints_only_without_ready_ones() {
         ),
     );
     let (rs, _) = generate(&idx, &params());
+    assert_eq!(rs.elements[&tcp80(0)], "10.42.0.7 . 8080");
+    assert!(!rs.elements.contains_key(&tcp80(1)));
     assert_eq!(
-        rs.chains["svc-default/web/tcp/http"],
-        vec!["meta l4proto tcp dnat to 10.42.0.7:8080".to_string()]
-    );
-    assert!(
-        !rs.chains
-            .contains_key("ep-default/web/tcp/http__10.42.0.8/8080")
+        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
+        "goto dnat-1"
     );
 }
 
@@ -264,12 +285,17 @@ fn duplicates_are_reported_not_emitted() {
         (&*problems[0].service, problems[0].reason),
         ("default/web", "AddressInUse")
     );
+    let np = |i: usize| (Map::NodeportEndpoints, format!("tcp . 30080 . {i}"));
     assert_eq!(
         rs.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
-        "goto ext-default/copy/tcp/http"
+        "goto np-dnat-1"
     );
+    assert_eq!(rs.elements[&np(0)], "10.42.0.9 . 80");
     // The loser's cluster IP still works.
-    assert!(rs.chains.contains_key("svc-default/web/tcp/http"));
+    assert_eq!(
+        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
+        "goto dnat-2"
+    );
     // When the winner goes, the loser takes the node port over.
     let mut a = crate::assemble::Assembled::new(&params());
     for key in idx.services.keys() {
@@ -278,8 +304,10 @@ fn duplicates_are_reported_not_emitted() {
     a.update("default/copy", None);
     assert_eq!(
         a.ruleset.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
-        "goto ext-default/web/tcp/http"
+        "goto np-dnat-2"
     );
+    assert_eq!(a.ruleset.elements[&np(0)], "10.42.0.5 . 8080");
+    assert_eq!(a.ruleset.elements[&np(1)], "10.42.0.6 . 8080");
     assert!(a.problems().is_empty());
 }
 
@@ -376,7 +404,7 @@ fn hostile_names_cannot_inject_syntax() {
         &[("p }", Proto::Tcp, 9, None)],
     );
     s.namespace = "n\n".into();
-    idx.upsert_service(s);
+    idx.upsert_service(s.clone());
     idx.upsert_slice(
         "n\n/x; flush ruleset".into(),
         "a".into(),
@@ -390,6 +418,9 @@ fn hostile_names_cannot_inject_syntax() {
             "{name}"
         );
     }
+    s.affinity_timeout = Some(5);
+    idx.upsert_service(s);
+    let (rs, _) = generate(&idx, &params());
     assert!(rs.chains.contains_key("svc-n_/x__flush_ruleset/tcp/p__"));
 }
 
@@ -493,9 +524,116 @@ fn full_and_incremental_scripts_load_in_the_kernel() {
             ("new.nft", &full_new),
             ("diff.nft", &diff),
         ],
-        "set -e; nft -f old.nft; nft -f diff.nft; nft list table ip k1s > a.txt; \
-         nft -f new.nft; nft -f new.nft; nft list table ip k1s > b.txt; diff a.txt b.txt; \
+        // Chains and sets are listed in creation order: compare the blocks sorted.
+        "set -e; blocks() { nft list table ip k1s | grep -v '^}$' | awk 'BEGIN{RS=\"\";ORS=\"\\0\"}1' | sort -z | tr '\\0' '\\n'; }; \
+         nft -f old.nft; nft -f diff.nft; blocks > a.txt; \
+         nft -f new.nft; nft -f new.nft; blocks > b.txt; diff a.txt b.txt; \
          nft list table ip k1s | grep -c 'chain ' ",
     );
     assert!(ok, "{out}");
+}
+
+/// An endpoint moved and a service without endpoints removed: elements only, so the sync sends
+/// them over netlink; the kernel's table must then equal the full script's. Runs itself again
+/// inside `unshare --net` (netlink talks to the network namespace of the process).
+#[test]
+fn element_changes_over_netlink_match_the_full_script() {
+    const INSIDE: &str = "K1S_PROXY_NETLINK_TEST_NETNS";
+    if std::env::var_os(INSIDE).is_none() {
+        let out = Command::new("unshare")
+            .arg("--net")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "rules::tests::element_changes_over_netlink_match_the_full_script",
+                "--nocapture",
+            ])
+            .env(INSIDE, "1")
+            .output()
+            .expect("unshare (util-linux) must be installed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    use crate::apply::Transaction;
+    use crate::assemble::Touched;
+    let p = params();
+    let (old, _) = generate(&every_feature(), &p);
+    let mut next = every_feature();
+    next.upsert_slice(
+        "default/web".into(),
+        "web-a".into(),
+        slice(
+            vec![ep(5, true, false, true), ep(7, true, false, true)],
+            &[("http", Proto::Tcp, 8080), ("dns", Proto::Udp, 5353)],
+        ),
+    );
+    next.remove_service("default/empty");
+    let (new, _) = generate(&next, &p);
+    let touched = Touched {
+        chains: old
+            .chains
+            .keys()
+            .chain(new.chains.keys())
+            .cloned()
+            .collect(),
+        sets: old.sets.keys().chain(new.sets.keys()).cloned().collect(),
+        elements: old
+            .elements
+            .keys()
+            .chain(new.elements.keys())
+            .cloned()
+            .collect(),
+        cluster_ips: old.cluster_ips.union(&new.cluster_ips).copied().collect(),
+    };
+    let tx = Transaction::plan(&p, Some(&old), &new, &touched);
+    let Transaction::Elements(ops) = &tx else {
+        panic!("an element-only change must not need nft: {tx:?}");
+    };
+    assert!(ops.iter().any(|o| o.delete) && ops.iter().any(|o| !o.delete));
+    let nft = std::path::Path::new("nft");
+    let blocks = || {
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", "k1s"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut b: Vec<String> = text.split("\n\n").map(str::to_string).collect();
+        b.sort();
+        b.join("\n\n")
+    };
+    script_apply(nft, &script::full(&p, &old));
+    let mut nl = crate::netlink::Netlink::default();
+    tx.run(nft, &mut nl).expect("the netlink batch applies");
+    let after_netlink = blocks();
+    assert!(
+        after_netlink.contains("10.42.0.7 . 8080"),
+        "{after_netlink}"
+    );
+    script_apply(nft, &script::full(&p, &new));
+    assert_eq!(after_netlink, blocks());
+    // A batch the kernel refuses (deleting an element that is not there) changes nothing.
+    let before = blocks();
+    let Transaction::Elements(mut bad) = Transaction::plan(&p, Some(&old), &new, &touched) else {
+        unreachable!()
+    };
+    bad.retain(|o| o.delete);
+    let err = Transaction::Elements(bad).run(nft, &mut nl).unwrap_err();
+    assert!(err.to_string().contains("rejected"), "{err}");
+    assert_eq!(before, blocks());
+    // The same handle works again after a refusal (it reopened its socket).
+    let Transaction::Elements(mut good) = Transaction::plan(&p, Some(&new), &old, &touched) else {
+        panic!("back to the old elements is element-only too")
+    };
+    good.retain(|o| !o.delete);
+    good.truncate(1);
+    Transaction::Elements(good)
+        .run(nft, &mut nl)
+        .expect("a valid batch after a refused one");
+    crate::nft::delete_table(nft).unwrap();
+}
+
+fn script_apply(nft: &std::path::Path, text: &str) {
+    crate::nft::apply(nft, text, false).expect("nft applies the script");
 }

@@ -1,0 +1,85 @@
+//! Choosing and running one sync's transaction: the full replacement and any change to chains or
+//! affinity sets go through `nft -f` (one script); a change of elements only goes straight to
+//! nf_tables over netlink (one batch), which skips starting `nft` and its read-back of the table.
+//!
+//! Invariants: either way a sync is exactly one kernel transaction, applied all or nothing; a
+//! failure leaves the caller to replace the whole table next time. Blocking: run [`Transaction::
+//! run`] on a blocking thread.
+
+use std::path::Path;
+
+use crate::assemble::Touched;
+use crate::elements::{self, Op};
+use crate::netlink::{Netlink, NetlinkError};
+use crate::nft::{self, NftError};
+use crate::rules::{Params, Ruleset};
+use crate::script;
+
+/// Element-only transactions larger than this go through `nft` (which streams them in its own
+/// batches): keeps a netlink batch far below the socket's buffer.
+const MAX_NETLINK_OPS: usize = 1_000;
+
+/// Why a transaction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Nft(#[from] NftError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+}
+
+/// One sync's transaction.
+#[derive(Debug)]
+pub enum Transaction {
+    /// Nothing changed.
+    None,
+    /// An `nft -f` script; `full` when it replaces the whole table.
+    Script { text: String, full: bool },
+    /// Element additions and deletions, sent over netlink.
+    Elements(Vec<Op>),
+}
+
+impl Transaction {
+    /// The transaction bringing the kernel from `applied` (`None`: unknown) to `new`, where only
+    /// the names in `touched` may differ.
+    pub fn plan(
+        params: &Params,
+        applied: Option<&Ruleset>,
+        new: &Ruleset,
+        touched: &Touched,
+    ) -> Transaction {
+        let Some(old) = applied else {
+            return Transaction::Script {
+                text: script::full(params, new),
+                full: true,
+            };
+        };
+        match elements::changes(old, new, touched) {
+            Some(ops) if ops.is_empty() => Transaction::None,
+            Some(ops) if ops.len() <= MAX_NETLINK_OPS => Transaction::Elements(ops),
+            _ => {
+                let text = script::diff_touched(old, new, touched);
+                if text.is_empty() {
+                    Transaction::None
+                } else {
+                    Transaction::Script { text, full: false }
+                }
+            }
+        }
+    }
+
+    /// Whether it replaces the whole table.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Transaction::Script { full: true, .. })
+    }
+
+    /// Applies it (blocking): scripts with the `nft` program at `nft_path`, element batches on
+    /// `netlink` (kept open between syncs).
+    pub fn run(&self, nft_path: &Path, netlink: &mut Netlink) -> Result<(), ApplyError> {
+        match self {
+            Transaction::None => Ok(()),
+            Transaction::Script { text, .. } => Ok(nft::apply(nft_path, text, false)?),
+            Transaction::Elements(ops) => Ok(netlink.apply(script::TABLE_NAME, ops)?),
+        }
+    }
+}
