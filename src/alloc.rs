@@ -2,9 +2,9 @@
 //! (`k1s __shim ...`), which uses the C library's malloc.
 //!
 //! Why two: jemalloc keeps the server's RSS lower and its allocations faster (many threads, bursts
-//! of JSON), but its arenas and metadata cost a small, single-threaded, long-lived shim more
-//! resident memory than glibc's one main arena does, and there is one shim per pod
-//! (BENCHMARKS.md, "Pod shim memory").
+//! of JSON), but in a small, single-threaded, long-lived shim its arenas and metadata cost
+//! ≈ 0.1–0.2 MB more Pss than glibc's one main arena, and there is one shim per pod
+//! (BENCHMARKS.md, "Pod shim allocator").
 //!
 //! Invariants:
 //! - The choice is made once, by the first allocation of the process, before any pointer exists,
