@@ -1,5 +1,6 @@
 //! The `k1s` binary: a single-node Kubernetes in one process.
 
+mod alloc;
 mod bench;
 mod runtime_cli;
 mod server;
@@ -8,9 +9,10 @@ use clap::{Parser, Subcommand};
 
 /// jemalloc instead of glibc malloc: with 10,000 pods in the caches the server's RSS is ≈ 8 %
 /// lower (glibc's per-thread arenas stay fragmented after bursts of JSON parsing), and allocation
-/// is faster on the bind path.
+/// is faster on the bind path. The pod shim keeps glibc's malloc, which is smaller for it (see
+/// [`alloc`]).
 #[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOC: alloc::K1sAlloc = alloc::K1sAlloc::new();
 
 #[derive(Parser, Debug)]
 #[command(name = "k1s", version = concat!(env!("CARGO_PKG_VERSION"), " (Kubernetes v1.33.0)"), about = "A single-node Kubernetes in one binary")]

@@ -1,6 +1,7 @@
 //! `k1s runtime` end to end: `run` streams output and propagates the exit code; killing the
 //! process that started a container leaves it running, and a new manager (a restarted k1s) finds
-//! it, reads its logs, execs in it and stops it.
+//! it, reads its logs, execs in it and stops it; `attach` feeds a container's stdin and streams its
+//! output and exit code.
 
 mod runtime_support;
 
@@ -117,4 +118,50 @@ fn container_survives_its_starter_and_is_found_again() {
     let rm = k1s(&env).args(["rm", "survivor"]).output().unwrap();
     assert!(rm.status.success(), "{rm:?}");
     assert!(mgr.list().unwrap().is_empty());
+}
+
+#[test]
+fn attach_feeds_stdin_and_streams_output() {
+    let env = Env::new("cli-attach");
+    let mut spec = env.spec(
+        "attached",
+        &[
+            "sh",
+            "-c",
+            "read line; echo got-$line; echo err-$line >&2; exit 3",
+        ],
+    );
+    spec.stdin = true;
+    spec.stdin_once = true;
+    env.run(&spec);
+    let mut attach = k1s(&env)
+        .args(["attach", "attached"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = attach.stdin.take().unwrap();
+        stdin.write_all(b"hello\n").unwrap();
+    }
+    // Should stdin never arrive, the container would wait for it forever: kill it after T, so
+    // the test fails on the exit code instead of hanging.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn({
+        let mgr = ContainerManager::open(&env.tmp.path().join("runtime"), shim_exe()).unwrap();
+        move || {
+            if finished.recv_timeout(T).is_err() {
+                let _ = mgr.kill("attached", libc::SIGKILL);
+            }
+        }
+    });
+    let out = attach.wait_with_output().unwrap();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-hello\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err-hello\n");
+    env.mgr.remove("attached").unwrap();
 }

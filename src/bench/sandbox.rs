@@ -47,9 +47,7 @@ pub fn run(args: SandboxArgs) -> Result<()> {
         "node network set-up (bridge, routes, nft table): {:.2} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
-    let result = measure(&mgr, &args)
-        .and_then(|()| disk(root.path()))
-        .and_then(|()| naive(root.path(), &config, args.naive));
+    let result = measure(&mgr, &args).and_then(|()| naive(root.path(), &config, args.naive));
     for s in mgr.list() {
         mgr.remove(&s.id)?;
     }
@@ -141,29 +139,6 @@ fn cpu_time() -> Result<Duration> {
             .context("/proc/self/stat field")
     };
     Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
-}
-
-/// What the disk alone costs each create: IPAM makes every allocation durable with one directory
-/// fsync (a symlink, then fsync of its directory), the same operation timed here on its own.
-fn disk(root: &Path) -> Result<()> {
-    let dir = root.join("fsync-probe");
-    std::fs::create_dir_all(&dir)?;
-    let handle = std::fs::File::open(&dir)?;
-    let mut samples = Samples::with_capacity(50);
-    for i in 0..50 {
-        let link = dir.join(i.to_string());
-        std::os::unix::fs::symlink("probe", &link)?;
-        let t = Instant::now();
-        handle.sync_all()?;
-        samples.push(t.elapsed());
-        std::fs::remove_file(&link)?;
-    }
-    samples
-        .report("disk: symlink + dir fsync alone", 50, None)
-        .note("(part of every create)")
-        .print();
-    std::fs::remove_dir_all(&dir)?;
-    Ok(())
 }
 
 /// The same pod network done by spawning tools: `unshare` makes the persistent namespaces, then

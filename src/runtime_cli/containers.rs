@@ -65,6 +65,11 @@ pub struct ExecArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct AttachArgs {
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait after SIGTERM before SIGKILL.
     #[arg(long, default_value_t = 10)]
@@ -309,6 +314,34 @@ pub fn exec(flags: &RuntimeFlags, args: ExecArgs) -> Result<i32> {
         let _ = t.join();
     }
     Ok(session.wait()?)
+}
+
+/// Copies our stdin to the container's (if it keeps one) and its output to ours until the
+/// container's streams end; then exits with the container's exit code.
+pub fn attach(flags: &RuntimeFlags, args: AttachArgs) -> Result<i32> {
+    let mgr = manager(flags)?;
+    let mut session = mgr.attach(&args.id)?;
+    // Restored on return, before the exit.
+    let _raw = session.tty.then(RawTerminal::enter);
+    if let Some(mut stdin) = session.stdin.take() {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut stdin);
+        });
+    }
+    if session.tty {
+        copy_until_eio(session.stdout, std::io::stdout());
+    } else {
+        let err_thread = session.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut e, &mut std::io::stderr());
+            })
+        });
+        let _ = std::io::copy(&mut session.stdout, &mut std::io::stdout());
+        if let Some(t) = err_thread {
+            let _ = t.join();
+        }
+    }
+    Ok(mgr.wait(&args.id)?.exit_code.unwrap_or(0))
 }
 
 /// Copies a pty master to `out` until the slave side is closed (EIO).

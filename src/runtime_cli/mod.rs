@@ -46,6 +46,8 @@ pub enum RuntimeCommand {
     Logs(containers::LogsArgs),
     /// Run a command in a running container.
     Exec(containers::ExecArgs),
+    /// Attach to a running container's stdio (its stdin if it keeps one open, its output from now on).
+    Attach(containers::AttachArgs),
     /// Stop a container (SIGTERM, then SIGKILL after the grace period).
     Stop(containers::StopArgs),
     /// Remove a stopped container.
@@ -78,6 +80,7 @@ pub fn main(args: RuntimeArgs) -> anyhow::Result<i32> {
         RuntimeCommand::Ps(a) => containers::ps(&args.flags, a),
         RuntimeCommand::Logs(a) => containers::logs(&args.flags, a),
         RuntimeCommand::Exec(a) => containers::exec(&args.flags, a),
+        RuntimeCommand::Attach(a) => containers::attach(&args.flags, a),
         RuntimeCommand::Stop(a) => containers::stop(&args.flags, a),
         RuntimeCommand::Rm(a) => containers::rm(&args.flags, a),
     }

@@ -1,14 +1,23 @@
 //! Persisted IP address management for the node's pod CIDR.
 //!
-//! Invariant: an address is never handed out twice while it is allocated, also across crashes.
-//! Each allocated address is one symlink `<dir>/<A.B.C.D>` whose target is the owner's sandbox id.
-//! `symlink(2)` is atomic and fails with `EEXIST`, so creating the link *is* the allocation, and the
-//! owner travels in the same inode; the directory is fsync'd before the address is returned, so an
-//! address in use survives a power loss. Nothing is ever reclaimed by guessing: only
-//! [`Ipam::release`] (called when a sandbox is removed) deletes a link, and only if it names the
-//! caller's id. The network, gateway (first host) and broadcast addresses are never handed out.
+//! Invariant: an address is never held by two live sandboxes at once. Each allocated address is
+//! one symlink `<dir>/<A.B.C.D>` whose target is the owner's sandbox id. `symlink(2)` is atomic and
+//! fails with `EEXIST`, so creating the link *is* the allocation, and the owner travels in the same
+//! inode. Nothing is ever reclaimed by guessing: only [`Ipam::release`] (called when a sandbox is
+//! removed) deletes a link, and only if it names the caller's id.
+//!
+//! Which crashes this survives, and why nothing is fsynced:
+//! - k1s crashing or being killed: the links are in the page cache, which outlives the process, so
+//!   the next open sees every allocation exactly as it was.
+//! - A power loss or kernel crash: links made or removed in the last seconds may be lost. That
+//!   cannot hand one address to two live sandboxes, because every pod network namespace (and
+//!   every veth with it) died with the kernel: no live holder is left to conflict with. What the
+//!   directory may then disagree with is a sandbox record naming an address; the sandbox manager
+//!   re-claims each record's address with [`Ipam::claim`] before it allocates anything, and tears
+//!   down only the veth of an address its caller holds.
+//!
+//! The network, gateway (first host) and broadcast addresses are never handed out.
 
-use std::fs::File;
 use std::io::ErrorKind;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -76,16 +85,8 @@ impl Ipam {
         (self.subnet.size() - 3) as u32
     }
 
-    /// Allocates a free address for `id` and makes the allocation durable before returning it.
+    /// Allocates a free address for `id` (see the module docs for what survives which crash).
     pub fn allocate(&mut self, id: &str) -> Result<Ipv4Addr, IpamError> {
-        let ip = self.reserve(id)?;
-        self.sync()?;
-        Ok(ip)
-    }
-
-    /// Allocates a free address for `id` without waiting for it to be durable: the caller must
-    /// call [`Ipam::sync`] before handing the address to anyone (it can overlap other work).
-    pub fn reserve(&mut self, id: &str) -> Result<Ipv4Addr, IpamError> {
         let usable = self.usable();
         for step in 0..usable {
             let offset = (self.cursor + step) % usable;
@@ -104,6 +105,27 @@ impl Ipam {
         Err(IpamError::Exhausted(self.subnet))
     }
 
+    /// Makes `id` the holder of `ip` again (a sandbox record names it, but a power loss may have
+    /// lost the link). Already held by `id`: nothing to do; held by another id: an error, and
+    /// nothing changes.
+    pub fn claim(&mut self, ip: Ipv4Addr, id: &str) -> Result<(), IpamError> {
+        let path = self.dir.join(ip.to_string());
+        match std::os::unix::fs::symlink(id, &path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => match self.owner(ip)? {
+                Some(owner) if owner == id => Ok(()),
+                Some(owner) => Err(IpamError::NotOwner {
+                    address: ip,
+                    owner,
+                    id: id.to_string(),
+                }),
+                // Released between the two calls: try once more.
+                None => std::os::unix::fs::symlink(id, &path).map_err(io(&path)),
+            },
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
     /// Frees `ip` if `id` holds it. Freeing an address nobody holds is a no-op; an address held
     /// by another id is an error and stays allocated.
     pub fn release(&mut self, ip: Ipv4Addr, id: &str) -> Result<(), IpamError> {
@@ -116,7 +138,7 @@ impl Ipam {
                     Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
                     Err(e) => return Err(io(&path)(e)),
                 }
-                self.sync()
+                Ok(())
             }
             Some(owner) => Err(IpamError::NotOwner {
                 address: ip,
@@ -177,13 +199,6 @@ impl Ipam {
         out.sort();
         Ok(out)
     }
-
-    /// Makes every allocation and release so far durable (fsyncs the directory).
-    pub fn sync(&self) -> Result<(), IpamError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))
-    }
 }
 
 #[cfg(test)]
@@ -225,6 +240,26 @@ mod tests {
         ));
         assert_eq!(again.release_all("a").unwrap(), vec![a]);
         assert_eq!(again.allocations().unwrap(), vec![(b, "b".to_string())]);
+    }
+
+    #[test]
+    fn claim_restores_a_lost_link_but_never_takes_another_holders() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = subnet("10.42.0.0/24");
+        let mut ipam = Ipam::open(dir.path(), net).unwrap();
+        let a = ipam.allocate("a").unwrap();
+        // A power loss lost a's link; b got the address meanwhile.
+        std::fs::remove_file(dir.path().join(a.to_string())).unwrap();
+        ipam.claim(a, "a").unwrap();
+        ipam.claim(a, "a").unwrap();
+        assert_eq!(ipam.owner(a).unwrap().as_deref(), Some("a"));
+        let b = ipam.allocate("b").unwrap();
+        assert_ne!(a, b);
+        assert!(matches!(
+            ipam.claim(b, "a"),
+            Err(IpamError::NotOwner { .. })
+        ));
+        assert_eq!(ipam.owner(b).unwrap().as_deref(), Some("b"));
     }
 
     #[test]

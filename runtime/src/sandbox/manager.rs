@@ -6,6 +6,12 @@
 //!   deleted first in `remove`, so a crash in either leaves a directory without a record, which
 //!   the next [`SandboxManager::open`] tears down (its create never returned, or its removal was
 //!   asked for), IPs included, found through IPAM's owner ids.
+//! - A sandbox record's address is held in IPAM by that sandbox: `open` re-claims it (a power loss
+//!   may have lost the IPAM link, see [`super::ipam`]) before anything is allocated. A record whose
+//!   address another sandbox holds (possible only after a power loss on a file system that does not
+//!   replay metadata in order) is dead: its removal leaves that address and its veth alone.
+//! - A record that cannot be read (a power loss can leave a new file empty) is an unfinished
+//!   sandbox: nothing of it can be alive after the reboot that would be needed to lose its data.
 //! - Every failure inside `create` undoes what it did before returning the error.
 //! - One mutex serialises creates and removes: IPAM's cursor and the directory checks need it.
 
@@ -104,9 +110,16 @@ impl SandboxManager {
             if validate_id(&id).is_err() || !entry.path().is_dir() {
                 continue;
             }
-            match Record::load(&entry.path())? {
+            let record = Record::load(&entry.path()).unwrap_or_else(|e| {
+                tracing::warn!(sandbox = %id, error = %e, "unreadable sandbox record");
+                None
+            });
+            match record {
                 Some(record) => {
                     if let Some(ip) = record.ip {
+                        if let Err(e) = inner.ipam.claim(ip, &id) {
+                            tracing::warn!(sandbox = %id, error = %e, "cannot re-claim the sandbox's IP");
+                        }
                         // The bridge may have been re-created (teardown_node, reboot of the netns).
                         if let Err(e) = inner.net.reattach_pod(inner.bridge_index, ip) {
                             tracing::warn!(sandbox = %id, error = %e, "cannot re-attach the pod's veth");
@@ -176,20 +189,9 @@ impl SandboxManager {
         let ip = if spec.host_network {
             None
         } else {
-            Some(inner.ipam.reserve(&spec.id)?)
+            Some(inner.ipam.allocate(&spec.id)?)
         };
-        let inner: &Inner = inner;
-        // The IP must be durable before the sandbox is handed out, not before it is configured
-        // (a crash before then takes the netns with it): fsync on the side, join at the end.
-        std::thread::scope(|scope| {
-            let durable = ip.map(|_| scope.spawn(|| inner.ipam.sync().map_err(SandboxError::from)));
-            let set_up = self.set_up(inner, spec, dir, &hostname, ip);
-            let durable = match durable {
-                Some(t) => t.join().unwrap_or(Err(SandboxError::ThreadPanicked)),
-                None => Ok(()),
-            };
-            set_up.and(durable)
-        })?;
+        self.set_up(inner, spec, dir, &hostname, ip)?;
         let record = Record {
             id: spec.id.clone(),
             hostname,
@@ -234,7 +236,14 @@ impl SandboxManager {
     /// holds. Idempotent.
     fn teardown(&self, inner: &mut Inner, id: &str, ip: Option<Ipv4Addr>) -> Result<()> {
         let ips = match ip {
-            Some(ip) => vec![ip],
+            // Only an address `id` holds, or nobody does, can have `id`'s veth (see the module docs).
+            Some(ip) => match inner.ipam.owner(ip)? {
+                Some(owner) if owner != id => {
+                    tracing::warn!(sandbox = %id, %ip, %owner, "address now held by another sandbox: left alone");
+                    vec![]
+                }
+                _ => vec![ip],
+            },
             None => inner
                 .ipam
                 .allocations()?
