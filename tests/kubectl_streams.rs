@@ -8,62 +8,18 @@
 //! Needs: docker-registry, skopeo, umoci, busybox-static, util-linux (unshare, script), iproute2.
 
 mod common;
+#[path = "runtime_support/guard.rs"]
+mod guard;
 #[path = "runtime_support/netns.rs"]
 mod netns;
 #[path = "../runtime/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Cluster, run};
-use k1s_runtime::container::ContainerManager;
-use k1s_runtime::sandbox::{NetworkConfig, SandboxManager};
-
-/// Removes every container, sandbox and the test's cgroup tree, whatever state the test left.
-struct RuntimeGuard {
-    runtime: PathBuf,
-    cgroup_root: String,
-}
-
-impl Drop for RuntimeGuard {
-    fn drop(&mut self) {
-        let exe = PathBuf::from(env!("CARGO_BIN_EXE_k1s"));
-        if let Ok(mgr) = ContainerManager::open(&self.runtime, exe) {
-            for c in mgr.list().unwrap_or_default() {
-                let _ = mgr.stop(&c.id, 9, Duration::ZERO);
-                let _ = mgr.remove(&c.id);
-            }
-        }
-        if self.runtime.join("sandboxes").exists()
-            && let Ok(sb) = SandboxManager::open(self.runtime.clone(), NetworkConfig::default())
-        {
-            for s in sb.list() {
-                let _ = sb.remove(&s.id);
-            }
-            let _ = sb.teardown_node();
-        }
-        let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
-        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-            roots.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-        }
-        for h in roots {
-            remove_tree(&h.join(&self.cgroup_root));
-        }
-    }
-}
-
-fn remove_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
 
 fn pod(image: &str) -> String {
     format!(
@@ -112,22 +68,21 @@ fn inner(scratch: &Path) {
     registry.push("base", "k1s/busybox:1", false).unwrap();
     let image = format!("{}/k1s/busybox:1", registry.addr);
     let cgroup_root = format!("k1s-test-streams-{}", std::process::id());
-    let cluster = Cluster::start_with_kubelet(&[
-        "--insecure-registry",
-        &registry.addr,
-        "--node-name",
-        "k1s-test-node",
-        "--cgroup-root",
+    let cluster = guard::Guarded::new(
+        Cluster::start_with_kubelet(&[
+            "--insecure-registry",
+            &registry.addr,
+            "--node-name",
+            "k1s-test-node",
+            "--cgroup-root",
+            &cgroup_root,
+            "--dns-listen",
+            "127.0.0.1:0",
+        ]),
         &cgroup_root,
-        "--dns-listen",
-        "127.0.0.1:0",
-    ]);
-    let _guard = RuntimeGuard {
-        runtime: cluster.data_dir().join("runtime"),
-        cgroup_root,
-    };
+    );
     assert!(cluster.data_dir().starts_with(scratch));
-    let c = &cluster;
+    let c = &*cluster;
     c.ok_stdin(&["apply", "-f", "-"], &pod(&image));
     c.ok(&["wait", "--for=condition=Ready", "pod/box", "--timeout=90s"]);
     let started = Instant::now();

@@ -10,63 +10,17 @@
 //! Needs: docker-registry, skopeo, umoci, busybox-static, util-linux (unshare), iproute2.
 
 mod common;
+#[path = "runtime_support/guard.rs"]
+mod guard;
 #[path = "runtime_support/netns.rs"]
 mod netns;
 #[path = "../runtime/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{Cluster, eventually};
-use k1s_runtime::container::ContainerManager;
-use k1s_runtime::sandbox::{NetworkConfig, SandboxManager};
-
-/// Removes every container, sandbox and the test's cgroup tree, whatever state the test left.
-struct RuntimeGuard {
-    runtime: PathBuf,
-    cgroup_root: String,
-}
-
-impl Drop for RuntimeGuard {
-    fn drop(&mut self) {
-        let exe = PathBuf::from(env!("CARGO_BIN_EXE_k1s"));
-        if let Ok(mgr) = ContainerManager::open(&self.runtime, exe) {
-            for c in mgr.list().unwrap_or_default() {
-                let _ = mgr.stop(&c.id, 9, Duration::ZERO);
-                let _ = mgr.remove(&c.id);
-            }
-        }
-        if self.runtime.join("sandboxes").exists()
-            && let Ok(sb) = SandboxManager::open(self.runtime.clone(), NetworkConfig::default())
-        {
-            for s in sb.list() {
-                let _ = sb.remove(&s.id);
-            }
-            let _ = sb.teardown_node();
-        }
-        // tmpfs volumes the kubelet could not unmount (the test failed first).
-        let _ = k1s_kubelet::volumes::teardown(&self.runtime.join("pods"));
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            remove_tree(&h.path().join(&self.cgroup_root));
-        }
-    }
-}
-
-fn remove_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
 
 fn pod(image: &str) -> String {
     format!(
@@ -146,22 +100,21 @@ fn inner(scratch: &Path) {
     registry.push("base", "k1s/busybox:1", false).unwrap();
     let image = format!("{}/k1s/busybox:1", registry.addr);
     let cgroup_root = format!("k1s-test-volumes-{}", std::process::id());
-    let cluster = Cluster::start_with_kubelet(&[
-        "--insecure-registry",
-        &registry.addr,
-        "--node-name",
-        "k1s-test-node",
-        "--cgroup-root",
+    let cluster = guard::Guarded::new(
+        Cluster::start_with_kubelet(&[
+            "--insecure-registry",
+            &registry.addr,
+            "--node-name",
+            "k1s-test-node",
+            "--cgroup-root",
+            &cgroup_root,
+            "--dns-listen",
+            "127.0.0.1:0",
+        ]),
         &cgroup_root,
-        "--dns-listen",
-        "127.0.0.1:0",
-    ]);
-    let _guard = RuntimeGuard {
-        runtime: cluster.data_dir().join("runtime"),
-        cgroup_root,
-    };
+    );
     assert!(cluster.data_dir().starts_with(scratch));
-    let c = &cluster;
+    let c = &*cluster;
     eventually(Duration::from_secs(20), "the node to be Ready", || {
         let out = c.kubectl(&["get", "node", "k1s-test-node"]);
         out.success() && out.stdout.contains(" Ready ")
