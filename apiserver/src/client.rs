@@ -319,6 +319,35 @@ impl Client {
         }
     }
 
+    /// Finishes a pod's graceful deletion as a kubelet does: `DELETE` with `gracePeriodSeconds=0`
+    /// and the pod's uid as precondition. A pod already gone (404) or a name now held by another
+    /// pod (409) is not an error.
+    pub async fn delete_pod_now(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<(), StatusError> {
+        let uri = format!(
+            "{}?gracePeriodSeconds=0",
+            Gvr::new("", "v1", "pods").path(Some(namespace), Some(name), None)
+        );
+        let body = serde_json::json!({
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": uid},
+        });
+        match self
+            .call(Method::DELETE, uri, "application/json", Some(&body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// POST `pods/<name>/binding` to `node`.
     pub async fn bind(&self, namespace: &str, pod: &str, node: &str) -> Result<(), StatusError> {
         let binding = serde_json::json!({

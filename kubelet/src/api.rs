@@ -4,14 +4,11 @@
 //! Invariants: event writes never block or fail a pod's sync (they are fire-and-forget); the final
 //! delete carries the pod's UID as a precondition, so a new pod of the same name is never deleted.
 
-use axum::body::Body;
-use axum::http::{Method, Request, header};
 use base64::Engine as _;
 use k1s_apimachinery::meta::now_rfc3339;
 use k1s_apiserver::client::{Client, Gvr};
 use k1s_runtime::image::{DockerConfig, RegistryAuth};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 pub const PODS: Gvr = Gvr::new("", "v1", "pods");
 const EVENTS: Gvr = Gvr::new("", "v1", "events");
@@ -67,36 +64,6 @@ pub fn event(
             tracing::debug!(error = %e.message, "recording an event failed");
         }
     });
-}
-
-/// `DELETE pods/<name>?gracePeriodSeconds=0` with a UID precondition, through the same router as
-/// the in-process client (which has no grace-period option). Gone or replaced pods are fine.
-pub async fn delete_now(client: &Client, ns: &str, name: &str, uid: &str) -> Result<(), String> {
-    let uri = format!(
-        "{}?gracePeriodSeconds=0",
-        PODS.path(Some(ns), Some(name), None)
-    );
-    let body = json!({
-        "kind": "DeleteOptions",
-        "apiVersion": "v1",
-        "gracePeriodSeconds": 0,
-        "preconditions": {"uid": uid},
-    });
-    let req = Request::builder()
-        .method(Method::DELETE)
-        .uri(uri)
-        .header(header::USER_AGENT, "kubelet")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .map_err(|e| e.to_string())?;
-    let resp = k1s_apiserver::router(client.state().clone())
-        .oneshot(req)
-        .await
-        .map_err(|e| e.to_string())?;
-    match resp.status().as_u16() {
-        200 | 202 | 404 | 409 => Ok(()),
-        code => Err(format!("DELETE answered {code}")),
-    }
 }
 
 /// Registry credentials from the pod's `imagePullSecrets` (`kubernetes.io/dockerconfigjson` and

@@ -9,8 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Method, Request, header};
 use k1s_apimachinery::meta::{now_rfc3339, now_rfc3339_micro};
 use k1s_apimachinery::status::StatusError;
 use k1s_apiserver::client::{Client, Gvr};
@@ -19,7 +17,6 @@ use k1s_controllers::runtime::{Event, Informer, WorkQueue, key_of, split_key};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use crate::pod::{IpAllocator, Observed};
 use crate::{Capacity, node, pod};
@@ -250,7 +247,11 @@ impl Sim {
             if assigned_node(&p).is_some_and(|n| stale.contains(n)) {
                 let key = key_of(&p);
                 let (ns, name) = split_key(&key);
-                if let Err(e) = self.delete_now(ns.unwrap_or_default(), name, uid(&p)).await {
+                if let Err(e) = self
+                    .client
+                    .delete_pod_now(ns.unwrap_or_default(), name, uid(&p))
+                    .await
+                {
                     tracing::warn!(pod = %name, error = %e, "deleting a pod of a stale simulated node failed");
                 }
             }
@@ -329,7 +330,7 @@ impl Sim {
         let (ns, name) = split_key(key);
         let ns = ns.unwrap_or_default();
         if !p["metadata"]["deletionTimestamp"].is_null() {
-            match self.delete_now(ns, name, uid(&p)).await {
+            match self.client.delete_pod_now(ns, name, uid(&p)).await {
                 Ok(()) => self.ips().release(uid(&p)),
                 Err(e) => {
                     tracing::warn!(pod = %key, error = %e, "finishing pod termination failed; retrying");
@@ -382,37 +383,6 @@ impl Sim {
         if wait > 0 {
             self.queue
                 .add_after(key.to_string(), Duration::from_secs(wait as u64));
-        }
-    }
-
-    /// `DELETE …/pods/<name>?gracePeriodSeconds=0` with the pod's uid as precondition, through the
-    /// same router as the in-process client (which has no grace-period option).
-    async fn delete_now(&self, ns: &str, name: &str, pod_uid: &str) -> Result<(), String> {
-        let uri = format!(
-            "{}?gracePeriodSeconds=0",
-            PODS.path(Some(ns), Some(name), None)
-        );
-        let body = json!({
-            "kind": "DeleteOptions",
-            "apiVersion": "v1",
-            "gracePeriodSeconds": 0,
-            "preconditions": {"uid": pod_uid},
-        });
-        let req = Request::builder()
-            .method(Method::DELETE)
-            .uri(uri)
-            .header(header::USER_AGENT, "k1s-nodesim")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .map_err(|e| e.to_string())?;
-        let resp = k1s_apiserver::router(self.client.state().clone())
-            .oneshot(req)
-            .await
-            .map_err(|e| e.to_string())?;
-        match resp.status().as_u16() {
-            // 404: already gone; 409: the name now belongs to another pod.
-            200 | 202 | 404 | 409 => Ok(()),
-            code => Err(format!("DELETE answered {code}")),
         }
     }
 }

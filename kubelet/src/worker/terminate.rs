@@ -90,7 +90,7 @@ impl Worker {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            if let Err(e) = api::delete_now(&self.ctx.client, &ns, &name, &self.uid).await {
+            if let Err(e) = self.ctx.client.delete_pod_now(&ns, &name, &self.uid).await {
                 tracing::warn!(pod = %self.key(), error = %e, "deleting the terminated pod failed; retrying");
                 self.wake_at(Instant::now() + RETRY);
                 return false;
