@@ -295,6 +295,35 @@ impl Client {
         .await
     }
 
+    /// Keeps a consumer in step with every object of `gvr` (all namespaces), as client-go's
+    /// reflector does: list and hand the items to `on_list`, then watch from the list's revision
+    /// and hand each change to `on_change`; when the watch cannot start, ends or falls behind
+    /// (410), list again. A failed list is retried after 500 ms. Runs until the caller drops it.
+    pub async fn reflect(
+        &self,
+        gvr: Gvr,
+        mut on_list: impl FnMut(Vec<Value>),
+        mut on_change: impl FnMut(Change),
+    ) {
+        loop {
+            let (items, rv) = match self.list(gvr, None, None).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(resource = gvr.plural, agent = self.agent, error = %e.message, "list failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            on_list(items);
+            let Ok(mut watch) = self.watch(gvr, None, rv) else {
+                continue;
+            };
+            while let Some(Ok(change)) = watch.next().await {
+                on_change(change);
+            }
+        }
+    }
+
     /// DELETE with a propagation policy (`Background`, `Foreground`, `Orphan`); a missing object is not an
     /// error.
     pub async fn delete(

@@ -90,55 +90,47 @@ impl Informer {
     }
 
     async fn run(&self, client: Client, synced: watch::Sender<bool>) {
-        loop {
-            let (items, rv) = match client.list(self.gvr, None, None).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(resource = self.gvr.plural, error = %e.message, "list failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-            };
-            {
-                let items: Vec<_> = items
-                    .into_iter()
-                    .map(|obj| Arc::new(project(self.gvr, obj)))
-                    .collect();
-                let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-                cache.clear();
-                for obj in items {
-                    cache.insert(key_of(&obj), obj);
-                }
-            }
-            let _ = synced.send(true);
-            let _ = self.events.send(Event::Resync);
-            let mut w = match client.watch(self.gvr, None, rv) {
-                Ok(w) => w,
-                Err(_) => continue,
-            };
-            while let Some(change) = w.next().await {
-                let ev = match change {
-                    Err(_) => break, // fell behind: relist
-                    Ok(Change::Added(obj)) | Ok(Change::Modified(obj)) => {
-                        let new = Arc::new(project(self.gvr, obj));
-                        let old = self
-                            .cache
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(key_of(&new), new.clone());
-                        Event::Upsert { old, new }
+        client
+            .reflect(
+                self.gvr,
+                |items| {
+                    let items: Vec<_> = items
+                        .into_iter()
+                        .map(|obj| Arc::new(project(self.gvr, obj)))
+                        .collect();
+                    {
+                        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+                        cache.clear();
+                        for obj in items {
+                            cache.insert(key_of(&obj), obj);
+                        }
                     }
-                    Ok(Change::Deleted(obj)) => {
-                        self.cache
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&key_of(&obj));
-                        Event::Delete(Arc::new(project(self.gvr, obj)))
-                    }
-                };
-                let _ = self.events.send(ev);
-            }
-        }
+                    let _ = synced.send(true);
+                    let _ = self.events.send(Event::Resync);
+                },
+                |change| {
+                    let ev = match change {
+                        Change::Added(obj) | Change::Modified(obj) => {
+                            let new = Arc::new(project(self.gvr, obj));
+                            let old = self
+                                .cache
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key_of(&new), new.clone());
+                            Event::Upsert { old, new }
+                        }
+                        Change::Deleted(obj) => {
+                            self.cache
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&key_of(&obj));
+                            Event::Delete(Arc::new(project(self.gvr, obj)))
+                        }
+                    };
+                    let _ = self.events.send(ev);
+                },
+            )
+            .await
     }
 
     /// Notifications of changes; a receiver that lags should treat it as a [`Event::Resync`].

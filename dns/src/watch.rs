@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use k1s_apiserver::client::{Change, Client, Gvr};
 use serde_json::Value;
@@ -85,35 +84,24 @@ pub async fn run(client: Client, shared: Arc<Shared>, shutdown: CancellationToke
 
 async fn informer(client: Client, shared: Arc<Shared>, res: Resource, listed: Arc<AtomicUsize>) {
     let mut first = true;
-    loop {
-        let (items, rv) = match client.list(res.gvr(), None, None).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(resource = res.gvr().plural, error = %e.message, "DNS list failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        res.replace(
-            &mut shared.index.write().unwrap_or_else(|e| e.into_inner()),
-            &items,
-        );
-        drop(items);
-        if std::mem::take(&mut first) && listed.fetch_add(1, Ordering::AcqRel) == 1 {
-            shared.synced.store(true, Ordering::Release);
-        }
-        let mut watch = match client.watch(res.gvr(), None, rv) {
-            Ok(w) => w,
-            Err(_) => continue,
-        };
-        while let Some(change) = watch.next().await {
-            let Ok(change) = change else {
-                break; // fell behind: relist
-            };
-            res.apply(
-                &mut shared.index.write().unwrap_or_else(|e| e.into_inner()),
-                &change,
-            );
-        }
-    }
+    client
+        .reflect(
+            res.gvr(),
+            |items| {
+                res.replace(
+                    &mut shared.index.write().unwrap_or_else(|e| e.into_inner()),
+                    &items,
+                );
+                if std::mem::take(&mut first) && listed.fetch_add(1, Ordering::AcqRel) == 1 {
+                    shared.synced.store(true, Ordering::Release);
+                }
+            },
+            |change| {
+                res.apply(
+                    &mut shared.index.write().unwrap_or_else(|e| e.into_inner()),
+                    &change,
+                )
+            },
+        )
+        .await
 }

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use k1s_apiserver::client::{Change, Client, Gvr};
 use serde_json::Value;
@@ -80,36 +79,25 @@ impl Resource {
 /// Lists and watches one resource into `shared.index` forever (the caller cancels it).
 pub(crate) async fn informer(client: Client, shared: Arc<Shared>, res: Resource) {
     let mut first = true;
-    loop {
-        let (items, rv) = match client.list(res.gvr(), None, None).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(resource = res.gvr().plural, error = %e.message, "proxy list failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        res.replace(&mut shared.lock_index(), &items, &shared.node_name);
-        shared.mark_all();
-        drop(items);
-        if std::mem::take(&mut first) {
-            shared.listed.fetch_add(1, Ordering::AcqRel);
-        }
-        shared.dirty.notify_one();
-        let mut watch = match client.watch(res.gvr(), None, rv) {
-            Ok(w) => w,
-            Err(_) => continue,
-        };
-        while let Some(change) = watch.next().await {
-            let Ok(change) = change else {
-                break; // fell behind: relist
-            };
-            tracing::trace!(resource = res.gvr().plural, "proxy watch event");
-            let key = res.apply(&mut shared.lock_index(), &change, &shared.node_name);
-            if let Some(key) = key {
-                shared.mark(key);
-            }
-            shared.dirty.notify_one();
-        }
-    }
+    client
+        .reflect(
+            res.gvr(),
+            |items| {
+                res.replace(&mut shared.lock_index(), &items, &shared.node_name);
+                shared.mark_all();
+                drop(items);
+                if std::mem::take(&mut first) {
+                    shared.listed.fetch_add(1, Ordering::AcqRel);
+                }
+                shared.dirty.notify_one();
+            },
+            |change| {
+                tracing::trace!(resource = res.gvr().plural, "proxy watch event");
+                if let Some(key) = res.apply(&mut shared.lock_index(), &change, &shared.node_name) {
+                    shared.mark(key);
+                }
+                shared.dirty.notify_one();
+            },
+        )
+        .await
 }
