@@ -1,8 +1,7 @@
-//! The kubelet's writes besides status: Events about a pod (as `kubelet` from this node), the
-//! final delete of a terminated pod, and pull-secret reads.
+//! The kubelet's API calls besides status: Events about a pod (as `kubelet` from this node),
+//! pull-secret reads and the ConfigMaps and Secrets a pod's env and volumes refer to.
 //!
-//! Invariants: event writes never block or fail a pod's sync (they are fire-and-forget); the final
-//! delete carries the pod's UID as a precondition, so a new pod of the same name is never deleted.
+//! Invariant: event writes never block or fail a pod's sync (they are fire-and-forget).
 
 use base64::Engine as _;
 use k1s_apimachinery::meta::now_rfc3339;
@@ -14,6 +13,29 @@ pub const PODS: Gvr = Gvr::new("", "v1", "pods");
 const EVENTS: Gvr = Gvr::new("", "v1", "events");
 pub const SECRETS: Gvr = Gvr::new("", "v1", "secrets");
 pub const CONFIGMAPS: Gvr = Gvr::new("", "v1", "configmaps");
+
+/// Objects by name, `None` where one does not exist (or could not be read).
+pub type Named = std::collections::HashMap<String, Option<Value>>;
+
+/// Reads the ConfigMaps `cms` and Secrets `secrets` of namespace `ns`.
+pub async fn fetch_config(
+    client: &Client,
+    ns: &str,
+    cms: Vec<String>,
+    secrets: Vec<String>,
+) -> (Named, Named) {
+    let mut out = (Named::new(), Named::new());
+    for (gvr, names, map) in [
+        (CONFIGMAPS, cms, &mut out.0),
+        (SECRETS, secrets, &mut out.1),
+    ] {
+        for name in names {
+            let obj = client.get(gvr, Some(ns), &name).await.ok().flatten();
+            map.insert(name, obj);
+        }
+    }
+    out
+}
 
 /// Records an Event about `pod` (`field_path` e.g. `spec.containers{web}`).
 pub fn event(

@@ -662,27 +662,13 @@ impl Worker {
             .unwrap_or("default")
             .to_string();
         let (cms, secrets) = envvars::referenced(c);
-        let mut out = envvars::EnvSources {
-            namespace: ns.clone(),
+        let (configmaps, secrets) = api::fetch_config(&self.ctx.client, &ns, cms, secrets).await;
+        envvars::EnvSources {
+            namespace: ns,
+            configmaps,
+            secrets,
             allocatable: self.ctx.allocatable,
-            ..Default::default()
-        };
-        for (gvr, names, map) in [
-            (api::CONFIGMAPS, cms, &mut out.configmaps),
-            (api::SECRETS, secrets, &mut out.secrets),
-        ] {
-            for name in names {
-                let obj = self
-                    .ctx
-                    .client
-                    .get(gvr, Some(&ns), &name)
-                    .await
-                    .ok()
-                    .flatten();
-                map.insert(name, obj);
-            }
         }
-        out
     }
 
     /// A thread that blocks in the runtime's `wait` and wakes the worker at the exit.

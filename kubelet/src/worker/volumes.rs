@@ -45,20 +45,12 @@ async fn fetch_sources(ctx: &Ctx, pod: &Value) -> Sources {
         .unwrap_or("default")
         .to_string();
     let (cms, secrets) = volumes::project::referenced(pod);
-    let mut out = Sources {
+    let (configmaps, secrets) = api::fetch_config(&ctx.client, &ns, cms, secrets).await;
+    Sources {
+        configmaps,
+        secrets,
         allocatable: ctx.allocatable,
-        ..Default::default()
-    };
-    for (gvr, names, map) in [
-        (api::CONFIGMAPS, cms, &mut out.configmaps),
-        (api::SECRETS, secrets, &mut out.secrets),
-    ] {
-        for name in names {
-            let obj = ctx.client.get(gvr, Some(&ns), &name).await.ok().flatten();
-            map.insert(name, obj);
-        }
     }
-    out
 }
 
 fn has_projected(pod: &Value) -> bool {

@@ -5,7 +5,7 @@
 //! time is dropped from its pipe (the log has everything).
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use super::ContainerError;
@@ -63,27 +63,12 @@ impl AttachSession {
     }
 
     /// Sets the terminal size (needs a tty and the container's stdin, which is its pty master).
-    #[allow(unsafe_code)]
     pub fn resize(&self, rows: u16, cols: u16) -> Result<(), ContainerError> {
         let Some(pty) = self.stdin.as_ref().filter(|_| self.tty) else {
             return Err(ContainerError::Failed(
                 "resize: the container has no terminal input".into(),
             ));
         };
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one `winsize`, which lives across the call.
-        let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        if rc != 0 {
-            return Err(ContainerError::Failed(format!(
-                "resize: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        Ok(())
+        super::exec::set_winsize(pty, rows, cols)
     }
 }

@@ -119,26 +119,11 @@ impl ExecSession {
     }
 
     /// Sets the terminal size (no-op without a tty).
-    #[allow(unsafe_code)]
     pub fn resize(&self, rows: u16, cols: u16) -> Result<(), ContainerError> {
-        let Some(pty) = &self.pty else {
-            return Ok(());
-        };
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one `winsize`, which lives across the call.
-        let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        if rc != 0 {
-            return Err(ContainerError::Failed(format!(
-                "resize: {}",
-                std::io::Error::last_os_error()
-            )));
+        match &self.pty {
+            Some(pty) => set_winsize(pty, rows, cols),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Waits for the process to exit; its exit code (128 + signal if killed).
@@ -210,4 +195,24 @@ pub fn spawn(
             }
         }
     }
+}
+
+/// Sets the size of the terminal whose master (or any side) is `pty`.
+#[allow(unsafe_code)]
+pub(crate) fn set_winsize(pty: &impl AsRawFd, rows: u16, cols: u16) -> Result<(), ContainerError> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize`, which lives across the call.
+    let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc != 0 {
+        return Err(ContainerError::Failed(format!(
+            "resize: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
 }
