@@ -64,22 +64,16 @@ fn kubectl_streams() {
 }
 
 fn inner(scratch: &Path) {
-    let registry = support::Registry::start().expect("starting docker-registry");
-    registry.push("base", "k1s/busybox:1", false).unwrap();
-    let image = format!("{}/k1s/busybox:1", registry.addr);
-    let cgroup_root = format!("k1s-test-streams-{}", std::process::id());
-    let cluster = guard::Guarded::new(
-        Cluster::start_with_kubelet(&[
-            "--insecure-registry",
-            &registry.addr,
-            "--node-name",
-            "k1s-test-node",
-            "--cgroup-root",
-            &cgroup_root,
-            "--dns-listen",
-            "127.0.0.1:0",
-        ]),
-        &cgroup_root,
+    let guard::KubeletFixture {
+        registry: _registry,
+        image,
+        cluster,
+        ..
+    } = guard::KubeletFixture::start(
+        "streams",
+        "k1s-test-node",
+        false,
+        &["--dns-listen", "127.0.0.1:0"],
     );
     assert!(cluster.data_dir().starts_with(scratch));
     let c = &*cluster;

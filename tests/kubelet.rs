@@ -23,8 +23,8 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Cluster, Table, eventually};
-use guard::{Guarded, cgroup_exists};
+use common::{Table, eventually};
+use guard::cgroup_exists;
 
 #[test]
 fn kubelet_runs_pods_from_a_registry() {
@@ -150,22 +150,13 @@ spec:
 }
 
 fn inner(scratch: &Path) {
-    let registry = support::Registry::start().expect("starting docker-registry");
-    registry.push("base", "k1s/busybox:1", false).unwrap();
-    let image = format!("{}/k1s/busybox:1", registry.addr);
-    let cgroup_root = format!("k1s-test-kubelet-{}", std::process::id());
     // The proxy and the cluster DNS with their defaults: pods get the kube-dns ClusterIP.
-    let mut cluster = Guarded::new(
-        Cluster::start_with_kubelet_and_proxy(&[
-            "--insecure-registry",
-            &registry.addr,
-            "--node-name",
-            "k1s-test-node",
-            "--cgroup-root",
-            &cgroup_root,
-        ]),
-        &cgroup_root,
-    );
+    let guard::KubeletFixture {
+        registry,
+        image,
+        cgroup_root,
+        mut cluster,
+    } = guard::KubeletFixture::start("kubelet", "k1s-test-node", true, &[]);
     assert!(cluster.data_dir().starts_with(scratch));
     let c = &*cluster;
 

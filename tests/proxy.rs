@@ -5,6 +5,8 @@
 //! this, so it runs without a kubelet.
 
 mod common;
+#[path = "runtime_support/netns.rs"]
+mod netns;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
@@ -13,8 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{KUBECTL, KUBECTL_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, eventually, run};
-
-const INNER: &str = "K1S_E2E_PROXY_NETNS";
 
 fn nft_table() -> Option<String> {
     let out = Command::new("nft")
@@ -52,33 +52,11 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
 
 #[test]
 fn server_proxy_lifecycle() {
-    if std::env::var_os(INNER).is_none() {
-        let out = Command::new("unshare")
-            .args(["--net", "--"])
-            .arg(std::env::current_exe().expect("current_exe"))
-            .args([
-                "--exact",
-                "server_proxy_lifecycle",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(INNER, "1")
-            .output()
-            .expect("running unshare (util-linux)");
-        assert!(
-            out.status.success(),
-            "inside its netns ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return;
-    }
-    let up = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status();
-    assert!(up.is_ok_and(|s| s.success()), "ip link set lo up");
-    let tmp = tempfile::tempdir().expect("tempdir");
+    netns::in_own_netns("server_proxy_lifecycle", inner);
+}
+
+fn inner(scratch: &Path) {
+    let tmp = tempfile::tempdir_in(scratch).expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_k1s"))
         .args([
             "server",

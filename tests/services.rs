@@ -31,7 +31,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Cluster, Table, eventually};
-use guard::Guarded;
 
 const NODE_IP: &str = "192.0.2.10";
 
@@ -251,21 +250,12 @@ fn inner(_scratch: &Path) {
     sh(&format!(
         "ip link add node0 type bridge && ip addr add {NODE_IP}/24 dev node0 && ip link set node0 up"
     ));
-    let registry = support::Registry::start().expect("starting docker-registry");
-    registry.push("base", "k1s/busybox:1", false).unwrap();
-    let image = format!("{}/k1s/busybox:1", registry.addr);
-    let cgroup_root = format!("k1s-test-services-{}", std::process::id());
-    let mut cluster = Guarded::new(
-        Cluster::start_with_kubelet_and_proxy(&[
-            "--insecure-registry",
-            &registry.addr,
-            "--node-name",
-            "k1s-svc-node",
-            "--cgroup-root",
-            &cgroup_root,
-        ]),
-        &cgroup_root,
-    );
+    let guard::KubeletFixture {
+        registry: _registry,
+        image,
+        mut cluster,
+        ..
+    } = guard::KubeletFixture::start("services", "k1s-svc-node", true, &[]);
     let c = &*cluster;
 
     // Defaults: DNS on the pod gateway's port 53, the node IP detected for kubelet and proxy.

@@ -107,3 +107,45 @@ impl std::ops::DerefMut for Guarded {
         &mut self.cluster
     }
 }
+
+/// What a kubelet test starts from: a registry on loopback holding the offline busybox image
+/// (`image`), and a guarded `k1s server` with its kubelet pulling from it as node `node`, its
+/// pods' cgroups under `cgroup_root` (`k1s-test-<tag>-<pid>`). Call it only inside a network
+/// namespace the test made.
+pub struct KubeletFixture {
+    pub registry: crate::support::Registry,
+    pub image: String,
+    pub cgroup_root: String,
+    pub cluster: Guarded,
+}
+
+impl KubeletFixture {
+    /// `proxy`: run the service proxy too (and so the DNS defaults); `extra`: more server flags.
+    pub fn start(tag: &str, node: &str, proxy: bool, extra: &[&str]) -> Self {
+        let registry = crate::support::Registry::start().expect("starting docker-registry");
+        registry.push("base", "k1s/busybox:1", false).unwrap();
+        let image = format!("{}/k1s/busybox:1", registry.addr);
+        let cgroup_root = format!("k1s-test-{tag}-{}", std::process::id());
+        let mut args = vec![
+            "--insecure-registry",
+            &registry.addr,
+            "--node-name",
+            node,
+            "--cgroup-root",
+            &cgroup_root,
+        ];
+        args.extend_from_slice(extra);
+        let cluster = if proxy {
+            Cluster::start_with_kubelet_and_proxy(&args)
+        } else {
+            Cluster::start_with_kubelet(&args)
+        };
+        let cluster = Guarded::new(cluster, &cgroup_root);
+        KubeletFixture {
+            registry,
+            image,
+            cgroup_root,
+            cluster,
+        }
+    }
+}
