@@ -145,16 +145,7 @@ pub fn conditions(p: Pressure, old: &Value, now: &str) -> Value {
             now,
         ),
     ];
-    for c in &mut fresh {
-        let prev = old
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|o| o["type"] == c["type"] && o["status"] == c["status"]);
-        if let Some(t) = prev.and_then(|p| p.get("lastTransitionTime")) {
-            c["lastTransitionTime"] = t.clone();
-        }
-    }
+    k1s_apimachinery::conditions::keep_transition_times(&mut fresh, old);
     Value::Array(fresh)
 }
 

@@ -87,15 +87,8 @@ pub fn conditions(now: &str) -> Value {
 /// Conditions with a fresh heartbeat, keeping each condition's transition time.
 pub fn heartbeat(old: &Value, now: &str) -> Value {
     let mut fresh = conditions(now);
-    for c in fresh.as_array_mut().into_iter().flatten() {
-        let prev = old
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|o| o["type"] == c["type"] && o["status"] == c["status"]);
-        if let Some(t) = prev.and_then(|p| p.get("lastTransitionTime")) {
-            c["lastTransitionTime"] = t.clone();
-        }
+    if let Some(list) = fresh.as_array_mut() {
+        k1s_apimachinery::conditions::keep_transition_times(list, old);
     }
     fresh
 }
