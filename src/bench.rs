@@ -25,6 +25,7 @@ mod startup;
 mod stats;
 mod store;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 /// The workload the api, store and etcd benchmarks share, so their figures compare like for like.
@@ -135,4 +136,29 @@ fn raise_nofile_limit() {
     if let Err(e) = setrlimit(Resource::Nofile, new) {
         eprintln!("warning: cannot raise RLIMIT_NOFILE to {want}: {e}");
     }
+}
+
+/// Set in the re-executed run that lives in its own network namespace.
+const IN_OWN_NETNS: &str = "K1S_BENCH_NETNS";
+
+/// Bridges, veths and routes must not land in the host's network: unless this is already the
+/// re-executed run, re-execute `k1s` with the same arguments under `unshare --net` and return its
+/// outcome. `Ok(false)` means: this is the inner run, go on.
+pub(crate) fn reexec_in_own_netns() -> anyhow::Result<bool> {
+    if std::env::var_os(IN_OWN_NETNS).is_some() {
+        return Ok(false);
+    }
+    let exe = std::env::current_exe().context("finding the k1s binary")?;
+    let status = std::process::Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(IN_OWN_NETNS, "1")
+        .status()
+        .context("running unshare --net (util-linux)")?;
+    anyhow::ensure!(
+        status.success(),
+        "the benchmark in its own netns failed: {status}"
+    );
+    Ok(true)
 }

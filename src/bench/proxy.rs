@@ -13,10 +13,10 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Command;
+
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use k1s_proxy::apply::Transaction;
 use k1s_proxy::assemble::Assembled;
@@ -50,22 +50,8 @@ pub struct ProxyArgs {
     pub e2e_services: u32,
 }
 
-const IN_OWN_NETNS: &str = "K1S_BENCH_PROXY_NETNS";
-
 pub fn run(args: ProxyArgs) -> Result<()> {
-    if std::env::var_os(IN_OWN_NETNS).is_none() {
-        let exe = std::env::current_exe().context("finding the k1s binary")?;
-        let status = Command::new("unshare")
-            .args(["--net", "--"])
-            .arg(exe)
-            .args(std::env::args_os().skip(1))
-            .env(IN_OWN_NETNS, "1")
-            .status()
-            .context("running unshare --net (util-linux)")?;
-        ensure!(
-            status.success(),
-            "the benchmark in its own netns failed: {status}"
-        );
+    if super::reexec_in_own_netns()? {
         return Ok(());
     }
     let _ = tracing_subscriber::fmt()

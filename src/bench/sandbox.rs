@@ -31,7 +31,7 @@ pub struct SandboxArgs {
 }
 
 pub fn run(args: SandboxArgs) -> Result<()> {
-    if reexec_in_own_netns()? {
+    if super::reexec_in_own_netns()? {
         return Ok(());
     }
     ensure!(
@@ -245,29 +245,4 @@ fn sh(cmd: &mut Command) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Set in the re-executed run that lives in its own network namespace.
-const IN_OWN_NETNS: &str = "K1S_BENCH_SANDBOX_NETNS";
-
-/// Bridges, veths and routes must not land in the host's network: unless this is already the
-/// re-executed run, re-execute `k1s` with the same arguments under `unshare --net` and return its
-/// outcome. `Ok(false)` means: this is the inner run, go on.
-fn reexec_in_own_netns() -> Result<bool> {
-    if std::env::var_os(IN_OWN_NETNS).is_some() {
-        return Ok(false);
-    }
-    let exe = std::env::current_exe().context("finding the k1s binary")?;
-    let status = Command::new("unshare")
-        .args(["--net", "--"])
-        .arg(exe)
-        .args(std::env::args_os().skip(1))
-        .env(IN_OWN_NETNS, "1")
-        .status()
-        .context("running unshare --net (util-linux)")?;
-    ensure!(
-        status.success(),
-        "the benchmark in its own netns failed: {status}"
-    );
-    Ok(true)
 }
