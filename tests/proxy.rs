@@ -16,16 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::{KUBECTL, KUBECTL_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, eventually, run};
 
-fn nft_table() -> Option<String> {
-    let out = Command::new("nft")
-        .args(["list", "table", "ip", "k1s"])
-        .output()
-        .expect("nft (nftables) must be installed");
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Kills the server if the test fails before stopping it.
 struct Server(Option<Child>);
 
@@ -89,7 +79,7 @@ fn inner(scratch: &Path) {
 
     // The table is there, with the `kubernetes` Service (no endpoints without controllers).
     eventually(Duration::from_secs(10), "table ip k1s", || {
-        nft_table().is_some_and(|t| t.contains("10.43.0.1 . tcp . 443 : goto reject-chain"))
+        netns::nft_table().is_some_and(|t| t.contains("10.43.0.1 . tcp . 443 : goto reject-chain"))
     });
 
     kubectl(
@@ -122,7 +112,7 @@ fn inner(scratch: &Path) {
             refused && t.elapsed() < Duration::from_secs(1)
         });
     }
-    let table = nft_table().expect("table");
+    let table = netns::nft_table().expect("table");
     assert!(
         table.contains(&format!("tcp . {node_port} : goto reject-chain")),
         "{table}"
@@ -133,5 +123,5 @@ fn inner(scratch: &Path) {
     common::signal(child.id(), "TERM");
     let status = common::wait_deadline(&mut child, STOP_TIMEOUT).expect("server stops");
     assert!(status.success(), "server exit: {status}");
-    assert!(nft_table().is_none(), "table ip k1s left behind");
+    assert!(netns::nft_table().is_none(), "table ip k1s left behind");
 }

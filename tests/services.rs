@@ -52,16 +52,6 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn nft_table() -> Option<String> {
-    let out = Command::new("nft")
-        .args(["list", "table", "ip", "k1s"])
-        .output()
-        .expect("nft (nftables) must be installed");
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 const REQUEST: &[u8] = b"GET /index.html HTTP/1.0\r\n\r\n";
 
 /// The body's last line (`served-by-POD`), from the test's own namespace.
@@ -453,7 +443,7 @@ fn inner(_scratch: &Path) {
         r#"{"spec":{"sessionAffinity":"ClientIP"}}"#,
     ]);
     eventually(Duration::from_secs(10), "affinity rules", || {
-        nft_table().is_some_and(|t| t.contains("ip saddr @aff-"))
+        netns::nft_table().is_some_and(|t| t.contains("ip saddr @aff-"))
     });
     let first = pod_get(&client, &cluster_ip, 80);
     assert!(names.contains(&first), "{first}");
@@ -474,7 +464,7 @@ fn inner(_scratch: &Path) {
         t.matches(&format!("{cluster_ip} . tcp . 80 : goto "))
             .count()
     };
-    let before = nft_table().expect("table");
+    let before = netns::nft_table().expect("table");
     assert_eq!(count(&before), 1, "{before}");
     cluster.kill9();
     cluster.restart();
@@ -484,7 +474,7 @@ fn inner(_scratch: &Path) {
         "the table to be reconciled",
         || {
             c.ok(&["get", "svc", "web"]);
-            nft_table().is_some_and(|t| count(&t) == 1)
+            netns::nft_table().is_some_and(|t| count(&t) == 1)
         },
     );
     let tables = sh("nft list tables");
@@ -517,7 +507,7 @@ fn inner(_scratch: &Path) {
     // A clean stop removes the table and puts the service range's unreachable route back.
     let status = cluster.stop();
     assert!(status.success(), "server exit: {status}");
-    assert!(nft_table().is_none(), "table ip k1s left behind");
+    assert!(netns::nft_table().is_none(), "table ip k1s left behind");
     let route = sh("ip route show 10.43.0.0/16");
     assert!(route.starts_with("unreachable 10.43.0.0/16"), "{route}");
 }

@@ -64,3 +64,14 @@ pub fn in_own_netns(test: &str, body: impl FnOnce(&Path)) {
         }
     }
 }
+
+/// The service proxy's table `ip k1s` as `nft list` prints it, if it exists.
+pub fn nft_table() -> Option<String> {
+    let out = Command::new("nft")
+        .args(["list", "table", "ip", "k1s"])
+        .output()
+        .expect("nft (nftables) must be installed");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
