@@ -320,12 +320,16 @@ impl Worker {
     }
 
     fn key(&self) -> String {
-        format!(
-            "{}/{}",
-            self.pod["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default(),
-            self.pod["metadata"]["name"].as_str().unwrap_or_default()
+        let (ns, name) = self.ns_name();
+        format!("{ns}/{name}")
+    }
+
+    /// The pod's namespace and name.
+    fn ns_name(&self) -> (String, String) {
+        let meta = &self.pod["metadata"];
+        (
+            meta["namespace"].as_str().unwrap_or_default().to_string(),
+            meta["name"].as_str().unwrap_or_default().to_string(),
         )
     }
 

@@ -119,14 +119,7 @@ impl Worker {
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
-        let ns = self.pod["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = self.pod["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let (ns, name) = self.ns_name();
         match self
             .ctx
             .client

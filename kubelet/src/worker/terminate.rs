@@ -82,14 +82,7 @@ impl Worker {
             return false;
         }
         if !self.deleted {
-            let ns = self.pod["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let name = self.pod["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let (ns, name) = self.ns_name();
             if let Err(e) = self.ctx.client.delete_pod_now(&ns, &name, &self.uid).await {
                 tracing::warn!(pod = %self.key(), error = %e, "deleting the terminated pod failed; retrying");
                 self.wake_at(Instant::now() + RETRY);
