@@ -177,6 +177,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let state = AppState::new(store.clone(), config);
+    let token_keys = k1s_apiserver::satoken::TokenKeys::from_pem(&pki.sa_key_pem)?;
+    state.set_token_keys(token_keys.clone());
     k1s_apiserver::crd::rebuild_table(&state);
     k1s_apiserver::bootstrap::run(&state)
         .await
@@ -188,7 +190,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             name: "k1s-admin".into(),
             groups: vec!["system:masters".into()],
         },
-    )]);
+    )])
+    .with_service_accounts(k1s_apiserver::satoken::authn::ServiceAccountAuth::new(
+        token_keys,
+        state.clone(),
+    ));
     let app = k1s_apiserver::with_auth(state.clone(), auth);
     let kubeconfig = args
         .write_kubeconfig

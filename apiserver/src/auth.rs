@@ -4,7 +4,9 @@
 //! 1. x509: the TLS client certificate, already verified against the cluster CA during the
 //!    handshake; `serve` puts its CN (user) and O attributes (groups) into every request of the
 //!    connection as [`PeerIdentity`].
-//! 2. Bearer token: `Authorization: Bearer <token>` compared in constant time with the known tokens.
+//! 2. Bearer token: `Authorization: Bearer <token>` compared in constant time with the known tokens,
+//!    then, if service-account tokens are enabled, verified as a service-account JWT
+//!    ([`crate::satoken::authn`]).
 //!
 //! The health and version endpoints are open; there an unauthenticated caller is
 //! `system:anonymous` in `system:unauthenticated`. Everything else without a valid identity gets a
@@ -68,6 +70,7 @@ pub struct PeerIdentity(pub Option<UserInfo>);
 #[derive(Clone)]
 pub struct Authenticator {
     tokens: Arc<[(Box<[u8]>, UserInfo)]>,
+    service_accounts: Option<crate::satoken::authn::ServiceAccountAuth>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -89,7 +92,16 @@ impl Authenticator {
             .filter(|(t, _)| !t.is_empty())
             .map(|(t, u)| (t.into_bytes().into_boxed_slice(), u))
             .collect();
-        Authenticator { tokens }
+        Authenticator {
+            tokens,
+            service_accounts: None,
+        }
+    }
+
+    /// Also accepts service-account tokens verified by `sa`.
+    pub fn with_service_accounts(mut self, sa: crate::satoken::authn::ServiceAccountAuth) -> Self {
+        self.service_accounts = Some(sa);
+        self
     }
 
     /// The user of an `Authorization` header value `Bearer <token>`, if the token is known.
@@ -103,6 +115,17 @@ impl Authenticator {
             if constant_time_eq(known, token) && found.is_none() {
                 found = Some(user);
             }
+        }
+        if found.is_none()
+            && let Some(sa) = &self.service_accounts
+        {
+            return match sa.authenticate(token) {
+                Ok(user) => Some(user.authenticated()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "service-account token refused");
+                    None
+                }
+            };
         }
         found.cloned().map(UserInfo::authenticated)
     }

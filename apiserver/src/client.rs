@@ -377,6 +377,24 @@ impl Client {
         }
     }
 
+    /// POST `body` to subresource `sub` of object `name` (e.g. `serviceaccounts/NAME/token`).
+    pub async fn create_subresource(
+        &self,
+        gvr: Gvr,
+        namespace: Option<&str>,
+        name: &str,
+        sub: &str,
+        body: &Value,
+    ) -> Result<Value, StatusError> {
+        self.call(
+            Method::POST,
+            gvr.path(namespace, Some(name), Some(sub)),
+            "application/json",
+            Some(body),
+        )
+        .await
+    }
+
     /// POST `pods/<name>/binding` to `node`.
     pub async fn bind(&self, namespace: &str, pod: &str, node: &str) -> Result<(), StatusError> {
         let binding = serde_json::json!({

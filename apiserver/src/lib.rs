@@ -25,6 +25,7 @@ pub mod response;
 pub mod rest;
 pub mod review;
 pub mod router;
+pub mod satoken;
 pub mod schema;
 pub mod serve;
 pub mod state;

@@ -152,6 +152,7 @@ impl Resource {
             "exec" | "attach" | "portforward" => (&["create", "get"], "", "v1", "PodExecOptions"),
             "binding" => (&["create"], "", "v1", "Binding"),
             "eviction" => (&["create"], "policy", "v1", "Eviction"),
+            "token" => (&["create"], "authentication.k8s.io", "v1", "TokenRequest"),
             "finalize" => (&["update"], "", "v1", "Namespace"),
             _ => (&["get", "patch", "update"], "", "", ""),
         }
@@ -265,7 +266,7 @@ pub fn builtin() -> Vec<Resource> {
             true,
             &["sa"],
             &[],
-            &[],
+            &["token"],
             S::ServiceAccount,
         ),
         row(

@@ -66,6 +66,8 @@ pub struct Inner {
     pod_logs: std::sync::OnceLock<crate::pod_logs::SharedPodLogs>,
     /// Where `pods/exec`, `attach` and `portforward` go (set by the kubelet's host).
     pod_streams: std::sync::OnceLock<crate::pod_streams::SharedPodStreams>,
+    /// The service-account token signing key (set by the server from its PKI).
+    token_keys: std::sync::OnceLock<crate::satoken::TokenKeys>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             alloc_lock: tokio::sync::Mutex::new(()),
             pod_logs: std::sync::OnceLock::new(),
             pod_streams: std::sync::OnceLock::new(),
+            token_keys: std::sync::OnceLock::new(),
         }))
     }
 
@@ -135,6 +138,16 @@ impl AppState {
     /// Installs the source of exec/attach/port-forward; the first one set stays.
     pub fn set_pod_streams(&self, source: crate::pod_streams::SharedPodStreams) {
         let _ = self.0.pod_streams.set(source);
+    }
+
+    /// Installs the key `serviceaccounts/token` signs with; the first one set stays.
+    pub fn set_token_keys(&self, keys: crate::satoken::TokenKeys) {
+        let _ = self.0.token_keys.set(keys);
+    }
+
+    /// The service-account token signing key, if configured.
+    pub fn token_keys(&self) -> Option<crate::satoken::TokenKeys> {
+        self.0.token_keys.get().cloned()
     }
 
     pub fn pod_streams(&self) -> Option<crate::pod_streams::SharedPodStreams> {

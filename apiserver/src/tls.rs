@@ -8,6 +8,7 @@
 //! | `apiserver.crt`, `apiserver.key` | serving certificate (1 year) |
 //! | `admin.crt`, `admin.key` | client certificate `CN=k1s-admin, O=system:masters` (1 year) |
 //! | `admin.token` | random bearer token for the same admin user |
+//! | `sa.key` | service-account token signing key (ES256); created once, never rotated here |
 //!
 //! Invariants:
 //! - Private keys and the token are created with mode 0600 (never widened then narrowed) and
@@ -71,6 +72,7 @@ const SERVER_KEY: &str = "apiserver.key";
 const ADMIN_CERT: &str = "admin.crt";
 const ADMIN_KEY: &str = "admin.key";
 const ADMIN_TOKEN: &str = "admin.token";
+const SA_KEY: &str = "sa.key";
 
 /// Errors from creating, loading or using the PKI.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,8 @@ pub struct Pki {
     pub admin_key_pem: String,
     /// Admin bearer token.
     pub admin_token: String,
+    /// Service-account token signing key (PKCS#8 ECDSA P-256); see [`crate::satoken`].
+    pub sa_key_pem: String,
     /// The SANs of the serving certificate, as passed to [`ensure_pki`] plus the defaults.
     pub server_sans: Vec<String>,
 }
@@ -260,6 +264,16 @@ pub fn ensure_pki(dir: &Path, sans: &[String]) -> Result<Pki> {
             token
         }
     };
+    // The signing key outlives CA rotations: tokens already handed to pods stay valid.
+    let sa_path = dir.join(SA_KEY);
+    let sa_key_pem = match read_optional(&sa_path)? {
+        Some(pem) if parse_key_pair(&pem, "service-account key").is_ok() => pem,
+        _ => {
+            let pem = key_pair()?.serialize_pem();
+            pending.file(sa_path, &pem, 0o600);
+            pem
+        }
+    };
     pending.write()?;
 
     Ok(Pki {
@@ -271,6 +285,7 @@ pub fn ensure_pki(dir: &Path, sans: &[String]) -> Result<Pki> {
         admin_cert_pem,
         admin_key_pem,
         admin_token,
+        sa_key_pem,
         server_sans: want_sans.iter().map(San::to_string).collect(),
     })
 }

@@ -23,6 +23,7 @@ pub mod node;
 pub mod pods;
 pub mod probe;
 pub mod qos;
+pub mod satoken;
 pub mod status;
 pub mod streams;
 pub mod volumes;
@@ -97,6 +98,8 @@ pub struct Ctx {
     pub host_ip: IpAddr,
     /// Allocatable cpu, memory and storage (limits a container leaves unset, downward API).
     pub allocatable: downward::Allocatable,
+    /// Service-account tokens of projected volumes, refreshed before they expire.
+    pub tokens: satoken::TokenCache,
 }
 
 /// Registers the Node and runs this node's pods until `shutdown`. Containers keep running after
@@ -167,6 +170,7 @@ pub async fn run(
         runtime,
         host_ip,
         allocatable,
+        tokens: satoken::TokenCache::default(),
     });
     pods::run(ctx, shutdown).await;
     let _ = node_task.await;

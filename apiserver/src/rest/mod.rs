@@ -11,6 +11,7 @@ mod watch;
 mod write;
 
 pub use delete::delete_object;
+pub(crate) use write::random_suffix;
 pub use write::{create_object, update_object};
 
 use std::sync::Arc;
@@ -193,6 +194,7 @@ pub async fn handle(
         (&Method::POST, false, None) => write::create(ctx, body).await,
         (&Method::POST, true, Some("binding")) => write::bind(ctx, body).await,
         (&Method::POST, true, Some("eviction")) => eviction::evict(ctx, body).await,
+        (&Method::POST, true, Some("token")) => crate::satoken::request::create(ctx, body).await,
         (&Method::PUT, true, None | Some("status") | Some("finalize")) => {
             write::update(ctx, body).await
         }

@@ -181,7 +181,7 @@ fn invalid(ctx: &Ctx, causes: Vec<StatusCause>) -> ApiError {
 }
 
 /// Random suffix of generateName, from upstream's alphabet (no vowels, no confusable digits).
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
@@ -252,6 +252,10 @@ pub async fn create_object(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(StatusCo
         ))));
     }
     strategy::prepare_create(&ctx.res, &mut obj);
+    if ctx.res.strategy == crate::resources::StrategyKind::Pod && ctx.res.custom.is_none() {
+        let ns = ctx.namespace.clone().unwrap_or_default();
+        crate::satoken::admission::admit_pod(&ctx.state, &ns, &mut obj);
+    }
     fold_string_data(ctx, &mut obj)?;
     let manager = ctx.field_manager();
     let api_version = ctx.res.api_version();

@@ -1,6 +1,7 @@
 //! Payloads of the projected volume kinds, as pure functions of the pod and the objects it
 //! refers to: `configMap` (`data` and `binaryData`), `secret` (`data`, base64), `downwardAPI`
-//! (`fieldRef`, `resourceFieldRef`) and `projected` (a merge of those sources).
+//! (`fieldRef`, `resourceFieldRef`) and `projected` (a merge of those sources and
+//! `serviceAccountToken`, whose tokens the caller obtained: [`crate::satoken`]).
 //!
 //! Invariants: file modes are the item's `mode`, else the volume's `defaultMode`, else 0644;
 //! a missing object or key fails the volume unless `optional`; item paths are validated by the
@@ -36,6 +37,8 @@ pub enum ProjectError {
     Resource(#[from] downward::ResourceFieldError),
     #[error("unsupported projected source {0}")]
     Unsupported(String),
+    #[error("no service account token for the pod yet")]
+    NoToken,
 }
 
 /// What the pod's volumes refer to: ConfigMaps and Secrets by name (`None`: not found), and
@@ -45,6 +48,8 @@ pub struct Sources {
     pub configmaps: HashMap<String, Option<Value>>,
     pub secrets: HashMap<String, Option<Value>>,
     pub allocatable: Allocatable,
+    /// Service-account tokens by [`crate::satoken::source_key`].
+    pub tokens: HashMap<String, String>,
 }
 
 fn mode_of(v: &Value, default: u32) -> u32 {
@@ -189,7 +194,7 @@ fn downward_items(
 }
 
 /// The payload of volume `vol` if it is a projected kind (`None` for other kinds).
-/// `serviceAccountToken` sources are not supported yet and fail the volume.
+/// A `serviceAccountToken` source without a token in `sources` fails the volume.
 pub fn payload(
     pod: &Value,
     vol: &Value,
@@ -225,6 +230,12 @@ pub fn payload(
                     keyed(&mut out, &src["secret"], true, sources, mode)?;
                 } else if src["downwardAPI"].is_object() {
                     downward_items(&mut out, pod, &src["downwardAPI"]["items"], sources, mode)?;
+                } else if let Some(t) = src.get("serviceAccountToken").filter(|t| t.is_object()) {
+                    let key = crate::satoken::source_key(t);
+                    let token = sources.tokens.get(&key).ok_or(ProjectError::NoToken)?;
+                    let path = t["path"].as_str().unwrap_or("token").to_string();
+                    let data = token.clone().into_bytes();
+                    out.insert(path, File { data, mode });
                 } else {
                     let kind = src
                         .as_object()
@@ -355,6 +366,15 @@ mod tests {
         let tok = json!({"projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}});
         assert!(matches!(
             payload(&pod, &tok, &sources()),
+            Some(Err(ProjectError::NoToken))
+        ));
+        let mut with_token = sources();
+        with_token.tokens.insert("\n3600".into(), "jwt".into());
+        let p = payload(&pod, &tok, &with_token).unwrap().unwrap();
+        assert_eq!(text(&p, "token"), ("jwt".into(), 0o644));
+        let other = json!({"projected": {"sources": [{"clusterTrustBundle": {"path": "b"}}]}});
+        assert!(matches!(
+            payload(&pod, &other, &sources()),
             Some(Err(ProjectError::Unsupported(_)))
         ));
         let (cms, secrets) = referenced(&json!({"spec": {"volumes": [v]}}));

@@ -50,6 +50,7 @@ async fn fetch_sources(ctx: &Ctx, pod: &Value) -> Sources {
         configmaps,
         secrets,
         allocatable: ctx.allocatable,
+        tokens: ctx.tokens.tokens(&ctx.client, pod).await,
     }
 }
 
