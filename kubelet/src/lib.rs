@@ -24,6 +24,7 @@ pub mod pods;
 pub mod probe;
 pub mod qos;
 pub mod satoken;
+pub mod static_pods;
 pub mod status;
 pub mod streams;
 pub mod volumes;
@@ -80,6 +81,8 @@ pub struct KubeletConfig {
     pub node_ip: Option<IpAddr>,
     /// Notified once the node's pod network (bridge, gateway address, fallback routes) is set up.
     pub network_ready: Option<Arc<tokio::sync::Notify>>,
+    /// Directory of static pod manifests ([`static_pods`]); `None`: no static pods.
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 /// The runtime's three managers.
@@ -164,6 +167,10 @@ pub async fn run(
             containers: runtime.containers.clone(),
         }));
     let node_task = tokio::spawn(node::run(client.clone(), facts, shutdown.clone()));
+    if let Some(dir) = config.pod_manifest_path.clone() {
+        let node = config.node_name.clone();
+        tokio::spawn(static_pods::run(client.clone(), dir, node, shutdown.clone()));
+    }
     let ctx = Arc::new(Ctx {
         client,
         config,

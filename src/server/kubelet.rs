@@ -33,6 +33,9 @@ pub struct KubeletArgs {
     /// A containerd/k3s style registries.yaml (mirrors, per-host auth and TLS).
     #[arg(long = "registry-config", value_name = "FILE")]
     pub registry_config: Option<PathBuf>,
+    /// Directory of static pod manifests (default `<data-dir>/manifests/pods`).
+    #[arg(long = "pod-manifest-path", env = "K1S_POD_MANIFEST_PATH", value_name = "DIR")]
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 /// This node's pod range: the first /24 of the cluster CIDR (the whole range if smaller).
@@ -94,6 +97,11 @@ pub fn start(
         cluster_dns: dns.map(|(ip, domain)| k1s_kubelet::dns::ClusterDns { ip, domain }),
         node_ip: Some(node.ip.into()),
         network_ready: Some(network_ready),
+        pod_manifest_path: Some(
+            args.pod_manifest_path
+                .clone()
+                .unwrap_or_else(|| data_dir.join("manifests/pods")),
+        ),
     };
     let client = k1s_apiserver::client::Client::new(state.clone(), "kubelet");
     Ok(Some(tokio::spawn(async move {
