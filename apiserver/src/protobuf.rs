@@ -735,6 +735,7 @@ pub mod tables {
             ("apps", "DaemonSet") => &APPS_DAEMON_SET,
             ("autoscaling", "Scale") => &AUTOSCALING_SCALE,
             ("policy", "Eviction") => &POLICY_EVICTION,
+            ("authentication.k8s.io", "TokenRequest") => &AUTHN_TOKEN_REQUEST,
             ("policy", "PodDisruptionBudget") => &POLICY_POD_DISRUPTION_BUDGET,
             _ => return None,
         })
@@ -837,6 +838,26 @@ pub mod tables {
         f(1, "metadata", One, Msg(&META_OBJECT_META)),
         f(2, "spec", One, Msg(&AUTOSCALING_SCALE_SPEC)),
         f(3, "status", One, Msg(&AUTOSCALING_SCALE_STATUS)),
+    ]);
+    pub(super) static AUTHN_TOKEN_REQUEST: Message = msg("TokenRequest", &[
+        f(1, "metadata", One, Msg(&META_OBJECT_META)),
+        f(2, "spec", One, Msg(&AUTHN_TOKEN_REQUEST_SPEC)),
+        f(3, "status", One, Msg(&AUTHN_TOKEN_REQUEST_STATUS)),
+    ]);
+    pub(super) static AUTHN_TOKEN_REQUEST_SPEC: Message = msg("TokenRequestSpec", &[
+        f(1, "audiences", Rep, Str),
+        f(3, "boundObjectRef", One, Msg(&AUTHN_BOUND_OBJECT_REFERENCE)),
+        f(4, "expirationSeconds", One, I64),
+    ]);
+    pub(super) static AUTHN_BOUND_OBJECT_REFERENCE: Message = msg("BoundObjectReference", &[
+        f(2, "apiVersion", Zero, Str),
+        f(1, "kind", Zero, Str),
+        f(3, "name", Zero, Str),
+        f(4, "uid", Zero, Str),
+    ]);
+    pub(super) static AUTHN_TOKEN_REQUEST_STATUS: Message = msg("TokenRequestStatus", &[
+        f(2, "expirationTimestamp", One, Time),
+        f(1, "token", One, Str),
     ]);
     pub(super) static POLICY_EVICTION: Message = msg("Eviction", &[
         f(1, "metadata", One, Msg(&META_OBJECT_META)),
@@ -2961,6 +2982,7 @@ mod tests {
             ("apps/v1", "DaemonSet"),
             ("autoscaling/v1", "Scale"),
             ("policy/v1", "Eviction"),
+            ("authentication.k8s.io/v1", "TokenRequest"),
             ("v1", "DeleteOptions"),
         ] {
             check(tables::lookup(av, k).unwrap(), &mut seen);
