@@ -91,6 +91,7 @@ fn inner(scratch: &Path) {
     // The token is bound to the pod: gone with it.
     c.ok(&["delete", "pod", "tok", "--timeout=30s"]);
     eventually(Duration::from_secs(10), "the bound token refused", || {
-        !c.kubectl(&["--kubeconfig", &cfg, "auth", "whoami"]).success()
+        !c.kubectl(&["--kubeconfig", &cfg, "auth", "whoami"])
+            .success()
     });
 }

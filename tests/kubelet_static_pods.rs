@@ -66,7 +66,10 @@ fn inner(scratch: &Path) {
     let p = c.get_json(&["pod", MIRROR]);
     let a = &p["metadata"]["annotations"];
     assert_eq!(a["kubernetes.io/config.source"], "file");
-    assert_eq!(a["kubernetes.io/config.mirror"], a["kubernetes.io/config.hash"]);
+    assert_eq!(
+        a["kubernetes.io/config.mirror"],
+        a["kubernetes.io/config.hash"]
+    );
     assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Node");
     assert_eq!(p["metadata"]["ownerReferences"][0]["name"], NODE);
     assert_eq!(p["spec"]["nodeName"], NODE);
@@ -79,7 +82,9 @@ fn inner(scratch: &Path) {
 
     // A deleted mirror pod is recreated.
     c.ok(&["delete", "pod", MIRROR, "--timeout=30s"]);
-    ready("the mirror pod back", &|p| p["metadata"]["uid"] != first_uid.as_str());
+    ready("the mirror pod back", &|p| {
+        p["metadata"]["uid"] != first_uid.as_str()
+    });
 
     // An edited manifest replaces the pod.
     std::fs::write(dir.join("web.yaml"), manifest(&image, "second")).unwrap();
@@ -96,7 +101,13 @@ fn inner(scratch: &Path) {
     cluster.restart();
     let c = &*cluster;
     eventually(Duration::from_secs(60), "the pod after the restart", || {
-        let out = c.kubectl(&["get", "pod", MIRROR, "-o", "jsonpath={.metadata.uid} {.status.phase}"]);
+        let out = c.kubectl(&[
+            "get",
+            "pod",
+            MIRROR,
+            "-o",
+            "jsonpath={.metadata.uid} {.status.phase}",
+        ]);
         out.success() && out.stdout == format!("{uid} Running")
     });
 

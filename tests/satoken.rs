@@ -38,9 +38,11 @@ fn whoami(c: &Cluster, token: &str) -> Output {
 #[test]
 fn service_account_tokens() {
     let mut c = Cluster::start();
-    eventually(Duration::from_secs(20), "the default ServiceAccount", || {
-        c.kubectl(&["get", "serviceaccount", "default"]).success()
-    });
+    eventually(
+        Duration::from_secs(20),
+        "the default ServiceAccount",
+        || c.kubectl(&["get", "serviceaccount", "default"]).success(),
+    );
 
     let key = c.data_dir().join("pki/sa.key");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
@@ -128,7 +130,10 @@ fn service_account_tokens() {
     );
     let p = c.get_json(&["pod", "p"]);
     assert_eq!(p["spec"]["serviceAccountName"], "default");
-    let vol = p["spec"]["volumes"][0]["name"].as_str().unwrap().to_string();
+    let vol = p["spec"]["volumes"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(vol.starts_with("kube-api-access-"), "{vol}");
     for path in ["/spec/initContainers/0", "/spec/containers/0"] {
         let m = &p.pointer(path).unwrap()["volumeMounts"][0];
@@ -144,7 +149,10 @@ fn service_account_tokens() {
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: quiet}\nautomountServiceAccountToken: false\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: q}\nspec:\n  serviceAccountName: quiet\n  containers: [{name: a, image: x}]\n",
     );
     let q = c.get_json(&["pod", "q"]);
-    assert!(q["spec"]["volumes"].as_array().is_none_or(|v| v.is_empty()), "{q}");
+    assert!(
+        q["spec"]["volumes"].as_array().is_none_or(|v| v.is_empty()),
+        "{q}"
+    );
 
     // The key and the tokens survive a restart.
     c.stop();

@@ -45,6 +45,8 @@ pub struct EnvSources {
     pub secrets: HashMap<String, Option<Value>>,
     /// Limits a container leaves unset resolve to these (`resourceFieldRef`).
     pub allocatable: crate::downward::Allocatable,
+    /// Service variables ([`crate::service_env`]); the container's own env overrides them.
+    pub services: Vec<(String, String)>,
 }
 
 /// Names of the ConfigMaps and Secrets container `c` refers to in `env` and `envFrom`.
@@ -212,7 +214,7 @@ pub fn container_env(
     container: &Value,
     sources: &EnvSources,
 ) -> Result<Vec<(String, String)>, EnvError> {
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(String, String)> = sources.services.clone();
     let put = |out: &mut Vec<(String, String)>, name: String, value: String| match out
         .iter_mut()
         .find(|(k, _)| *k == name)

@@ -24,6 +24,7 @@ pub mod pods;
 pub mod probe;
 pub mod qos;
 pub mod satoken;
+pub mod service_env;
 pub mod static_pods;
 pub mod status;
 pub mod streams;
@@ -169,7 +170,12 @@ pub async fn run(
     let node_task = tokio::spawn(node::run(client.clone(), facts, shutdown.clone()));
     if let Some(dir) = config.pod_manifest_path.clone() {
         let node = config.node_name.clone();
-        tokio::spawn(static_pods::run(client.clone(), dir, node, shutdown.clone()));
+        tokio::spawn(static_pods::run(
+            client.clone(),
+            dir,
+            node,
+            shutdown.clone(),
+        ));
     }
     let ctx = Arc::new(Ctx {
         client,

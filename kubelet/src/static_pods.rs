@@ -166,7 +166,12 @@ fn is_ours(pod: &Value, node: &str) -> bool {
 }
 
 fn key(pod: &Value) -> (String, String) {
-    let s = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    let s = |p: &str| {
+        pod.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     (s("/metadata/namespace"), s("/metadata/name"))
 }
 
@@ -213,7 +218,9 @@ pub async fn reconcile(client: &Client, dir: &Path, node: &str) {
         match client.create(PODS, Some(&ns), &m).await {
             Ok(_) => tracing::info!(pod = %name, "created mirror pod for a static pod"),
             Err(e) if e.code == 409 => {}
-            Err(e) => tracing::warn!(pod = %name, error = %e.message, "creating a mirror pod failed"),
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e.message, "creating a mirror pod failed")
+            }
         }
     }
 }
@@ -272,7 +279,11 @@ mod tests {
             mirror_pod(&edited, "node1", "nu")["metadata"]["annotations"][HASH_ANNOTATION],
             a[HASH_ANNOTATION]
         );
-        std::fs::write(tmp.join("huge.yaml"), vec![b' '; (MAX_MANIFEST + 1) as usize]).unwrap();
+        std::fs::write(
+            tmp.join("huge.yaml"),
+            vec![b' '; (MAX_MANIFEST + 1) as usize],
+        )
+        .unwrap();
         assert!(matches!(
             read_manifest(&tmp.join("huge.yaml")),
             Err(ManifestError::TooLarge(_))

@@ -34,7 +34,11 @@ pub struct KubeletArgs {
     #[arg(long = "registry-config", value_name = "FILE")]
     pub registry_config: Option<PathBuf>,
     /// Directory of static pod manifests (default `<data-dir>/manifests/pods`).
-    #[arg(long = "pod-manifest-path", env = "K1S_POD_MANIFEST_PATH", value_name = "DIR")]
+    #[arg(
+        long = "pod-manifest-path",
+        env = "K1S_POD_MANIFEST_PATH",
+        value_name = "DIR"
+    )]
     pub pod_manifest_path: Option<PathBuf>,
 }
 

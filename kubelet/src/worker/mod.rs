@@ -667,11 +667,14 @@ impl Worker {
             .to_string();
         let (cms, secrets) = envvars::referenced(c);
         let (configmaps, secrets) = api::fetch_config(&self.ctx.client, &ns, cms, secrets).await;
+        let links = self.pod["spec"]["enableServiceLinks"].as_bool() != Some(false);
+        let services = crate::service_env::fetch(&self.ctx.client, &ns, links).await;
         envvars::EnvSources {
             namespace: ns,
             configmaps,
             secrets,
             allocatable: self.ctx.allocatable,
+            services,
         }
     }
 
