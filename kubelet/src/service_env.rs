@@ -69,10 +69,10 @@ pub async fn fetch(client: &Client, namespace: &str, links: bool) -> Vec<(String
     if links && let Ok((items, _)) = client.list(SERVICES, Some(namespace), None).await {
         services = items;
     }
-    if namespace != "default" || !links {
-        if let Ok(Some(k)) = client.get(SERVICES, Some("default"), "kubernetes").await {
-            services.push(k);
-        }
+    if (namespace != "default" || !links)
+        && let Ok(Some(k)) = client.get(SERVICES, Some("default"), "kubernetes").await
+    {
+        services.push(k);
     }
     service_env(&services)
 }
