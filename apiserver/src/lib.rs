@@ -27,6 +27,7 @@ pub mod review;
 pub mod router;
 pub mod schema;
 pub mod serve;
+pub mod spdy;
 pub mod state;
 pub mod strategy;
 pub mod table;

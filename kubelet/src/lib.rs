@@ -21,6 +21,7 @@ pub mod logs;
 pub mod machine;
 pub mod node;
 pub mod pods;
+pub mod portforward;
 pub mod probe;
 pub mod qos;
 pub mod status;
@@ -159,6 +160,7 @@ pub async fn run(
         .state()
         .set_pod_streams(std::sync::Arc::new(streams::RuntimeStreams {
             containers: runtime.containers.clone(),
+            sandboxes: runtime.sandboxes.clone(),
         }));
     let node_task = tokio::spawn(node::run(client.clone(), facts, shutdown.clone()));
     let ctx = Arc::new(Ctx {
