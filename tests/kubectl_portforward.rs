@@ -76,7 +76,7 @@ spec:
 struct Forward {
     child: Child,
     lines: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Forward {
@@ -109,20 +109,21 @@ impl Forward {
         Forward {
             child,
             lines,
-            stderr,
+            stderr: Some(stderr),
         }
     }
 
     /// The local ports kubectl listens on, one per remote port, in order.
-    fn ports(&self, remotes: &[u16]) -> Vec<u16> {
+    fn ports(&mut self, remotes: &[u16]) -> Vec<u16> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut found = vec![0u16; remotes.len()];
         while found.contains(&0) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("port-forward printed no ports ({e})"));
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                let _ = self.child.kill();
+                let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
+                panic!("port-forward printed no ports: {stderr}");
+            };
             // "Forwarding from 127.0.0.1:41234 -> 8080"
             let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") else {
                 continue;
@@ -143,12 +144,10 @@ impl Forward {
         if status.is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
-            panic!(
-                "port-forward did not exit: {}",
-                self.stderr.join().unwrap_or_default()
-            );
         }
-        self.stderr.join().unwrap()
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        assert!(status.is_some(), "port-forward did not exit: {stderr}");
+        stderr
     }
 }
 
@@ -173,7 +172,7 @@ fn get(port: u16, path: &str) -> std::io::Result<Vec<u8>> {
         )));
     };
     assert!(
-        resp.starts_with(b"HTTP/1.0 200"),
+        resp.starts_with(b"HTTP/1.1 200 ") || resp.starts_with(b"HTTP/1.0 200 "),
         "{:?}",
         String::from_utf8_lossy(&resp[..i])
     );
@@ -207,7 +206,7 @@ fn inner(scratch: &Path) {
     // Default flags: SPDY tunnelled in a WebSocket; two ports at once.
     let t = Instant::now();
     let target = format!("pod/{pod}");
-    let fwd = Forward::start(c, &[&target, ":8080", ":8081"], &[]);
+    let mut fwd = Forward::start(c, &[&target, ":8080", ":8081"], &[]);
     let ports = fwd.ports(&[8080, 8081]);
     assert_eq!(get(ports[0], "/").unwrap(), b"port-a\n");
     assert_eq!(get(ports[1], "/").unwrap(), b"port-b\n");
@@ -246,7 +245,7 @@ fn inner(scratch: &Path) {
     // Plain SPDY, through the deployment.
     let t = Instant::now();
     let spdy = [("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")];
-    let fwd = Forward::start(c, &["deploy/web", ":8080"], &spdy);
+    let mut fwd = Forward::start(c, &["deploy/web", ":8080"], &spdy);
     let port = fwd.ports(&[8080])[0];
     assert_eq!(get(port, "/").unwrap(), b"port-a\n");
     assert!(
@@ -260,15 +259,15 @@ fn inner(scratch: &Path) {
         t.elapsed().as_millis()
     );
 
-    // A service: kubectl maps port 80 to the pod's target port 8080.
-    let fwd = Forward::start(c, &["svc/web", ":80"], &[]);
-    let port = fwd.ports(&[80])[0];
+    // A service: kubectl maps port 80 to the pod's target port 8080 (and prints that one).
+    let mut fwd = Forward::start(c, &["svc/web", ":80"], &[]);
+    let port = fwd.ports(&[8080])[0];
     assert_eq!(get(port, "/").unwrap(), b"port-a\n");
     drop(fwd);
 
     // Nothing listens on 9999: the error reaches kubectl, which gives up the forward.
     for env in [&[][..], &spdy[..]] {
-        let fwd = Forward::start(c, &[&target, ":9999"], env);
+        let mut fwd = Forward::start(c, &[&target, ":9999"], env);
         let port = fwd.ports(&[9999])[0];
         assert!(get(port, "/").map(|b| b.is_empty()).unwrap_or(true));
         let stderr = fwd.wait();

@@ -35,8 +35,19 @@ pub fn connect_in(netns: Option<PathBuf>, port: u16) -> Result<TcpStream, String
     match TcpStream::connect_timeout(&v6, CONNECT_TIMEOUT) {
         Ok(s) => Ok(s),
         Err(e6) => Err(format!(
-            "failed to connect to localhost:{port} inside the pod's network namespace, IPv4: dial tcp4 {v4}: connect: {e4} IPv6: dial tcp6 {v6}: connect: {e6}"
+            "failed to connect to localhost:{port} inside the pod's network namespace, IPv4: dial tcp4 {v4}: connect: {} IPv6: dial tcp6 {v6}: connect: {}",
+            describe(&e4),
+            describe(&e6),
         )),
+    }
+}
+
+/// The error as Go's net package words it, which is what kubectl users know.
+fn describe(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".into(),
+        _ => e.to_string(),
     }
 }
 

@@ -102,17 +102,23 @@ pub async fn serve(mut conn: Connection, opts: StreamOptions, open: OpenSession)
         resize,
         exit,
     } = session;
+    let mut relays = Vec::new();
     if let (Some(s), Some(tx)) = (streams.stdin, stdin) {
-        tokio::spawn(relay_stdin(s.input, tx));
+        relays.push(tokio::spawn(relay_stdin(s.input, tx)));
     }
     if let (Some(s), Some(tx)) = (streams.resize, resize) {
-        tokio::spawn(relay_resize(s.input, tx));
+        relays.push(tokio::spawn(relay_resize(s.input, tx)));
     }
     futures::future::join(
         pump(stdout, streams.stdout.map(|s| s.output)),
         pump(stderr, streams.stderr.map(|s| s.output)),
     )
     .await;
+    // Output is over: the node waits for its input and resize relays to end before it reports
+    // the exit, and the client keeps those streams open until it has the status.
+    for r in relays {
+        r.abort();
+    }
     let exit = exit
         .await
         .unwrap_or_else(|_| Exit::Error("the session ended without an exit status".into()));
