@@ -28,6 +28,7 @@ pub mod router;
 pub mod satoken;
 pub mod schema;
 pub mod serve;
+pub mod spdy;
 pub mod state;
 pub mod strategy;
 pub mod table;

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod machine;
 pub mod node;
 pub mod pods;
+pub mod portforward;
 pub mod probe;
 pub mod qos;
 pub mod satoken;
@@ -166,6 +167,7 @@ pub async fn run(
         .state()
         .set_pod_streams(std::sync::Arc::new(streams::RuntimeStreams {
             containers: runtime.containers.clone(),
+            sandboxes: runtime.sandboxes.clone(),
         }));
     let node_task = tokio::spawn(node::run(client.clone(), facts, shutdown.clone()));
     if let Some(dir) = config.pod_manifest_path.clone() {

@@ -1,5 +1,6 @@
-//! `kubectl exec` and `attach` for this node's pods: the [`PodStreams`] source the API server's
-//! streaming subresources use, over the runtime's exec and attach sessions.
+//! `kubectl exec`, `attach` and `port-forward` for this node's pods: the [`PodStreams`] source
+//! the API server's streaming subresources use, over the runtime's exec and attach sessions and
+//! the pod sandbox's network namespace ([`crate::portforward`]).
 //!
 //! Invariants: every blocking call (opening a session, reading and writing its pipes, waiting
 //! for the exit) runs on a dedicated thread, never on an async worker; each pump thread ends
@@ -12,8 +13,11 @@ use std::thread;
 
 use bytes::Bytes;
 use k1s_apimachinery::status::StatusError;
-use k1s_apiserver::pod_streams::{Exit, OpenSession, PodStreams, StreamOptions, StreamSession};
+use k1s_apiserver::pod_streams::{
+    Exit, OpenPort, OpenSession, PodStreams, StreamOptions, StreamSession,
+};
 use k1s_runtime::container::{ContainerManager, ExecSpec};
+use k1s_runtime::sandbox::SandboxManager;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,6 +31,7 @@ const DEPTH: usize = 8;
 /// Runs exec and attach sessions through the runtime.
 pub struct RuntimeStreams {
     pub containers: ContainerManager,
+    pub sandboxes: std::sync::Arc<SandboxManager>,
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
@@ -230,5 +235,26 @@ impl PodStreams for RuntimeStreams {
 
     fn attach(&self, pod: &Value, opts: StreamOptions) -> OpenSession {
         off_worker(self.containers.clone(), pod.clone(), opts, open_attach)
+    }
+
+    fn port_forward(&self, pod: &Value, port: u16) -> OpenPort {
+        let uid = pod["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let host_network = pod["spec"]["hostNetwork"].as_bool() == Some(true);
+        let sandboxes = self.sandboxes.clone();
+        let netns = move || {
+            if host_network {
+                return Ok(None);
+            }
+            let sandbox = sandboxes
+                .get(&uid)
+                .ok_or_else(|| format!("pod sandbox {uid} not found"))?;
+            let ns = sandbox.namespace("net").cloned();
+            ns.map(Some)
+                .ok_or_else(|| format!("pod sandbox {uid} has no network namespace"))
+        };
+        Box::pin(crate::portforward::connect(netns, port))
     }
 }

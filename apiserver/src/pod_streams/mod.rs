@@ -1,6 +1,7 @@
-//! `pods/exec` and `pods/attach`: the streaming subresources (`pods/portforward` is refused with
-//! 400: it is not implemented). The API server owns the wire protocol (WebSocket channels); the
-//! node installs the [`PodStreams`] source that runs the processes
+//! `pods/exec`, `pods/attach` and `pods/portforward`: the streaming subresources. The API server
+//! owns the wire protocols (WebSocket channels for exec/attach, SPDY/3.1 plain or tunnelled in a
+//! WebSocket for port-forward, and SPDY for kubectl's exec/attach fallback); the node installs
+//! the [`PodStreams`] source that runs the processes and opens the pod's ports
 //! ([`crate::state::AppState::set_pod_streams`]), so the API server never depends on the runtime.
 //!
 //! Invariants: a request is checked (pod exists, container valid, at least one stream) before
@@ -10,6 +11,9 @@
 
 mod channel;
 mod options;
+mod portforward;
+mod spdy_exec;
+mod upgrade;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,7 +64,18 @@ pub trait PodStreams: Send + Sync {
     fn exec(&self, pod: &Value, opts: StreamOptions) -> OpenSession;
     /// Attaches to the stdio of `opts.container` of `pod`.
     fn attach(&self, pod: &Value, opts: StreamOptions) -> OpenSession;
+    /// Connects to `port` on the pod's loopback (its network namespace).
+    fn port_forward(&self, pod: &Value, port: u16) -> OpenPort;
 }
+
+/// The WebSocket subprotocol of SPDY-tunnelled port-forward.
+const PORT_FORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The SPDY protocol of port-forward.
+const PORT_FORWARD: &str = "portforward.k8s.io";
+
+/// A connection to a port of a pod, opened inside its network namespace; the error is the text
+/// kubectl shows.
+pub type OpenPort = Pin<Box<dyn Future<Output = Result<tokio::net::TcpStream, String>> + Send>>;
 
 /// A shared source.
 pub type SharedPodStreams = Arc<dyn PodStreams>;
@@ -115,26 +130,45 @@ async fn prepare(
         ))));
     }
     if sub == "portforward" {
-        // Not implemented: kubectl's port-forward needs SPDY/3.1 (tunnelled in a WebSocket).
-        return Err(ApiError(StatusError::bad_request(
-            "k1s does not serve port-forward",
-        )));
+        if upgrade::is_spdy(parts) {
+            return upgrade::spdy(parts, &[PORT_FORWARD], move |conn, _| {
+                portforward::serve(conn, source, pod)
+            });
+        }
+        let ws = upgrade_of(parts, state, sub).await?;
+        let ws = ws.protocols([PORT_FORWARD_TUNNEL]);
+        if ws.selected_protocol().is_none() {
+            return Err(ApiError(StatusError::bad_request(format!(
+                "port-forward over WebSocket needs the subprotocol {PORT_FORWARD_TUNNEL}"
+            ))));
+        }
+        return Ok(ws.max_message_size(1 << 20).on_upgrade(move |socket| {
+            let conn = crate::spdy::Connection::start(crate::spdy::tunnel::open(socket));
+            portforward::serve(conn, source, pod)
+        }));
     }
     let mut opts = options::parse(parts.uri.query(), sub == "attach")?;
     opts.container = crate::pod_logs::container_name(&pod, opts.asked_container.as_deref())?;
-    // Checked last: a request that fails validation gets the same error over both protocols.
-    let ws = upgrade_of(parts, state, sub).await?;
     let attach = sub == "attach";
-    Ok(channel::upgrade(ws, move || {
+    let spdy_opts = opts.clone();
+    let open = move || {
         if attach {
-            source.attach(&pod, opts)
+            source.attach(&pod, opts.clone())
         } else {
-            source.exec(&pod, opts)
+            source.exec(&pod, opts.clone())
         }
-    }))
+    };
+    // Checked last: a request that fails validation gets the same error over both protocols.
+    if upgrade::is_spdy(parts) {
+        return upgrade::spdy(parts, &spdy_exec::PROTOCOLS, move |conn, _| {
+            spdy_exec::serve(conn, spdy_opts, open())
+        });
+    }
+    let ws = upgrade_of(parts, state, sub).await?;
+    Ok(channel::upgrade(ws, open))
 }
 
-/// The WebSocket upgrade of the request; SPDY upgrades (kubectl's fallback) are refused.
+/// The WebSocket upgrade of the request.
 async fn upgrade_of(
     parts: &mut Parts,
     state: &AppState,
