@@ -17,12 +17,15 @@ pub mod containers;
 pub mod dns;
 pub mod downward;
 pub mod envvars;
+pub mod hooks;
 pub mod logs;
 pub mod machine;
 pub mod node;
 pub mod pods;
 pub mod probe;
+pub mod probe_grpc;
 pub mod qos;
+pub mod stats;
 pub mod status;
 pub mod streams;
 pub mod volumes;
@@ -160,6 +163,15 @@ pub async fn run(
         .set_pod_streams(std::sync::Arc::new(streams::RuntimeStreams {
             containers: runtime.containers.clone(),
         }));
+    let metrics = stats::KubeletMetrics::new(
+        client.clone(),
+        config.node_name.clone(),
+        runtime.containers.clone(),
+    );
+    client
+        .state()
+        .set_resource_metrics(std::sync::Arc::new(metrics.clone()));
+    let sampler = tokio::spawn(metrics.sample(shutdown.clone()));
     let node_task = tokio::spawn(node::run(client.clone(), facts, shutdown.clone()));
     let ctx = Arc::new(Ctx {
         client,
@@ -170,5 +182,6 @@ pub async fn run(
     });
     pods::run(ctx, shutdown).await;
     let _ = node_task.await;
+    let _ = sampler.await;
     Ok(())
 }
