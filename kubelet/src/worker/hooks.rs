@@ -2,8 +2,8 @@
 //! Running only once it returned; a failure kills the run), and stopping a run with its preStop
 //! hook first (pod deletion, failed liveness or startup probes, failed postStart).
 //!
-//! Invariants: a stop always ends in the runtime's SIGTERM-then-SIGKILL with at least
-//! [`MIN_GRACE`] left after the hook (upstream's minimum), so a hanging preStop never keeps a
+//! Invariants: a stop always ends in the runtime's SIGTERM-then-SIGKILL; after a preStop hook at
+//! least [`MIN_GRACE`] is left for SIGTERM (upstream's minimum), so a hanging preStop never keeps a
 //! container alive past its grace period plus that minimum.
 
 use super::*;
@@ -42,7 +42,11 @@ impl Stop {
                 );
             }
         }
-        let left = self.grace.saturating_sub(start.elapsed()).max(MIN_GRACE);
+        // Without a hook the whole grace period is SIGTERM's, as given (0 included).
+        let left = match &self.pre_stop {
+            Some(_) => self.grace.saturating_sub(start.elapsed()).max(MIN_GRACE),
+            None => self.grace,
+        };
         let rt = self.ctx.runtime.clone();
         let id = self.target.container_id.clone();
         blocking(move || drop(rt.containers.stop(&id, SIGTERM, left))).await;
