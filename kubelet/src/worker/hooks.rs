@@ -28,19 +28,19 @@ impl Stop {
     /// Runs the stop to the container's exit (or the runtime's error).
     pub(super) async fn run(self) {
         let start = Instant::now();
-        if let Some(h) = &self.pre_stop {
-            if let Err(e) = hooks::run(h, &self.target, self.grace).await {
-                let field = format!("spec.containers{{{}}}", self.name);
-                api::event(
-                    &self.ctx.client,
-                    &self.ctx.config.node_name,
-                    &self.pod,
-                    Some(&field),
-                    "Warning",
-                    Hook::PreStop.failed_reason(),
-                    e,
-                );
-            }
+        if let Some(h) = &self.pre_stop
+            && let Err(e) = hooks::run(h, &self.target, self.grace).await
+        {
+            let field = format!("spec.containers{{{}}}", self.name);
+            api::event(
+                &self.ctx.client,
+                &self.ctx.config.node_name,
+                &self.pod,
+                Some(&field),
+                "Warning",
+                Hook::PreStop.failed_reason(),
+                e,
+            );
         }
         // Without a hook the whole grace period is SIGTERM's, as given (0 included).
         let left = match &self.pre_stop {
