@@ -182,7 +182,7 @@ fn inner(scratch: &Path) {
     // The slow starter: running, but neither started nor ready while its startup probe fails.
     let state = |f: &str| c.jsonpath(&["pod", "startup-slow"], f);
     eventually(Duration::from_secs(60), "startup-slow to run", || {
-        state("{.status.containerStatuses[0].state.running.startedAt}") != ""
+        !state("{.status.containerStatuses[0].state.running.startedAt}").is_empty()
     });
     assert_eq!(state("{.status.containerStatuses[0].started}"), "false");
     assert_eq!(state("{.status.containerStatuses[0].ready}"), "false");
