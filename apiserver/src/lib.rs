@@ -12,6 +12,7 @@ pub mod event_ttl;
 pub mod events_view;
 pub mod hooks;
 pub mod kubeconfig;
+pub mod metrics_api;
 pub mod namespace_lifecycle;
 pub mod openapi;
 pub mod openapi_serve;

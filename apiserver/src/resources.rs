@@ -124,6 +124,9 @@ impl Resource {
 
     /// Verbs of the main resource, as discovery lists them.
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.group == crate::metrics_api::GROUP {
+            return vec!["get", "list"];
+        }
         vec![
             "create",
             "delete",

@@ -68,6 +68,8 @@ pub struct Inner {
     pod_streams: std::sync::OnceLock<crate::pod_streams::SharedPodStreams>,
     /// The service-account token signing key (set by the server from its PKI).
     token_keys: std::sync::OnceLock<crate::satoken::TokenKeys>,
+    /// Where `metrics.k8s.io` reads from (set by the kubelet's host).
+    resource_metrics: std::sync::OnceLock<crate::metrics_api::SharedResourceMetrics>,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             pod_logs: std::sync::OnceLock::new(),
             pod_streams: std::sync::OnceLock::new(),
             token_keys: std::sync::OnceLock::new(),
+            resource_metrics: std::sync::OnceLock::new(),
         }))
     }
 
@@ -103,8 +106,16 @@ impl AppState {
             .clone()
     }
 
-    /// Replaces the resource table (CRD changes) and drops derived caches.
+    /// Replaces the resource table (CRD changes) and drops derived caches. The metrics group's
+    /// rows are added while a metrics source is installed.
     pub fn set_table(&self, table: ResourceTable) {
+        let table = if self.0.resource_metrics.get().is_some() {
+            let mut rows: Vec<_> = table.rows().iter().map(|r| (**r).clone()).collect();
+            rows.extend(crate::metrics_api::resources());
+            ResourceTable::new(rows)
+        } else {
+            table
+        };
         *self.0.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
         self.0
             .openapi_cache
@@ -133,6 +144,19 @@ impl AppState {
 
     pub fn pod_logs(&self) -> Option<crate::pod_logs::SharedPodLogs> {
         self.0.pod_logs.get().cloned()
+    }
+
+    /// Installs the source of `metrics.k8s.io` and so lists the group in discovery; the first
+    /// one set stays.
+    pub fn set_resource_metrics(&self, source: crate::metrics_api::SharedResourceMetrics) {
+        if self.0.resource_metrics.set(source).is_ok() {
+            let rows = self.table().rows().iter().map(|r| (**r).clone()).collect();
+            self.set_table(ResourceTable::new(rows));
+        }
+    }
+
+    pub fn resource_metrics(&self) -> Option<crate::metrics_api::SharedResourceMetrics> {
+        self.0.resource_metrics.get().cloned()
     }
 
     /// Installs the source of exec/attach/port-forward; the first one set stays.

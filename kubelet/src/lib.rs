@@ -17,16 +17,19 @@ pub mod containers;
 pub mod dns;
 pub mod downward;
 pub mod envvars;
+pub mod hooks;
 pub mod logs;
 pub mod machine;
 pub mod node;
 pub mod pods;
 pub mod portforward;
 pub mod probe;
+pub mod probe_grpc;
 pub mod qos;
 pub mod satoken;
 pub mod service_env;
 pub mod static_pods;
+pub mod stats;
 pub mod status;
 pub mod streams;
 pub mod volumes;
@@ -169,6 +172,15 @@ pub async fn run(
             containers: runtime.containers.clone(),
             sandboxes: runtime.sandboxes.clone(),
         }));
+    let metrics = stats::KubeletMetrics::new(
+        client.clone(),
+        config.node_name.clone(),
+        runtime.containers.clone(),
+    );
+    client
+        .state()
+        .set_resource_metrics(std::sync::Arc::new(metrics.clone()));
+    let sampler = tokio::spawn(metrics.sample(shutdown.clone()));
     let node_task = tokio::spawn(node::run(client.clone(), facts, shutdown.clone()));
     if let Some(dir) = config.pod_manifest_path.clone() {
         let node = config.node_name.clone();
@@ -189,5 +201,6 @@ pub async fn run(
     });
     pods::run(ctx, shutdown).await;
     let _ = node_task.await;
+    let _ = sampler.await;
     Ok(())
 }

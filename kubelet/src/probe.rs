@@ -1,8 +1,10 @@
-//! Readiness and liveness probes of one running container: exec (in the container, through the
-//! runtime), httpGet (HTTP/1.0 over TCP to the pod IP, 200–399 passes) and tcpSocket (a connect).
+//! Startup, readiness and liveness probes of one running container: exec (in the container,
+//! through the runtime), httpGet (HTTP/1.0 over TCP to the pod IP, 200–399 passes), tcpSocket (a
+//! connect) and grpc (`grpc.health.v1.Health/Check`, see [`crate::probe_grpc`]). Lifecycle hooks
+//! run their exec and httpGet handlers through [`run_once`] too.
 //!
 //! Invariants: one prober task per probe kind and container run, ended by its token when the run
-//! ends; results reach the worker only when they change after the thresholds
+//! ends (a startup prober also once it succeeded: readiness and liveness start only then); results reach the worker only when they change after the thresholds
 //! (`successThreshold`/`failureThreshold` consecutive results), so a steady probe causes no status
 //! writes; an exec probe runs in `spawn_blocking` and its wait is bounded by `timeoutSeconds`.
 
@@ -17,23 +19,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::worker::Msg;
 
-/// Readiness or liveness.
+/// Startup, readiness or liveness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    Startup,
     Readiness,
     Liveness,
 }
 
 impl Kind {
+    /// The container spec's field of this probe.
     pub fn field(self) -> &'static str {
         match self {
+            Kind::Startup => "startupProbe",
             Kind::Readiness => "readinessProbe",
             Kind::Liveness => "livenessProbe",
         }
     }
 
-    fn word(self) -> &'static str {
+    /// How events name this probe ("Startup probe failed: ...").
+    pub fn word(self) -> &'static str {
         match self {
+            Kind::Startup => "Startup",
             Kind::Readiness => "Readiness",
             Kind::Liveness => "Liveness",
         }
@@ -176,12 +183,29 @@ pub async fn run_once(probe: &Value, target: &Target, timeout: Duration) -> Resu
             Ok(Ok(Ok(code))) => Err(format!("command exited with {code}")),
         };
     }
+    if probe["grpc"].is_object() {
+        let g = &probe["grpc"];
+        let port = g["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or("grpc probe port not found")?;
+        let ip = target.pod_ip.ok_or("the pod has no IP")?;
+        let addr = SocketAddr::new(ip, port);
+        let service = g["service"].as_str().unwrap_or_default();
+        return match tokio::time::timeout(timeout, crate::probe_grpc::check(addr, service)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "timeout: health rpc did not complete within {}s",
+                timeout.as_secs()
+            )),
+        };
+    }
     let (action, is_http) = if probe["httpGet"].is_object() {
         (&probe["httpGet"], true)
     } else if probe["tcpSocket"].is_object() {
         (&probe["tcpSocket"], false)
     } else {
-        return Err("probe has no supported handler (exec, httpGet, tcpSocket)".into());
+        return Err("no supported handler (exec, httpGet, tcpSocket, grpc)".into());
     };
     let port = port(&target.container, &action["port"]).ok_or("probe port not found")?;
     let host = action["host"]

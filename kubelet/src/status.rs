@@ -62,6 +62,8 @@ pub struct ContainerView {
     pub restart_count: u32,
     /// Running and passing its readiness probe (an init container: completed).
     pub ready: bool,
+    /// Running and past its startup probe (if it has one).
+    pub started: bool,
 }
 
 impl ContainerView {
@@ -86,7 +88,7 @@ impl ContainerView {
             "image": self.image,
             "imageID": self.image_id,
             "ready": self.ready(),
-            "started": matches!(self.state, State::Running { .. }),
+            "started": self.started,
             "restartCount": self.restart_count,
             "state": state,
             "lastState": self.last.as_ref().map_or(json!({}), |t| json!({"terminated": t.to_json()})),
@@ -299,6 +301,7 @@ mod tests {
             image_id: "img@sha256:1".into(),
             container_id: Some("k1s://x".into()),
             ready: matches!(state, State::Running { .. }),
+            started: matches!(state, State::Running { .. }),
             state,
             last: last.then(|| term(1)),
             restart_count: u32::from(last),

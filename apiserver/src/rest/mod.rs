@@ -154,6 +154,9 @@ pub async fn handle(
     user: Option<UserInfo>,
     body: Body,
 ) -> ApiResult {
+    if path.group == crate::metrics_api::GROUP {
+        return crate::metrics_api::handle(state.resource_metrics(), &method, &path, &query).await;
+    }
     let table = state.table();
     let Some(res) = table.get(&path.group, &path.version, &path.plural) else {
         return Err(ApiError(crate::response::unknown_path()));

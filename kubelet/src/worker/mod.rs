@@ -35,6 +35,7 @@ use crate::status::{self, ContainerView, PodView, State, Terminated};
 use crate::{Ctx, Runtime};
 
 mod deadline;
+mod hooks;
 mod image;
 mod probes;
 mod report;
@@ -105,8 +106,10 @@ struct Worker {
     probers: HashMap<String, CancellationToken>,
     /// Readiness results by runtime id (none yet: not ready if a readiness probe is set).
     readiness: HashMap<String, bool>,
-    /// Runs whose liveness probe failed: to be killed (and restarted per policy).
-    unhealthy: HashSet<String>,
+    /// Runs whose liveness or startup probe failed: to be killed (and restarted per policy).
+    unhealthy: HashMap<String, probe::Kind>,
+    /// Runs whose startup probe succeeded (runs without one count as started when running).
+    started: HashSet<String>,
     shutdown: CancellationToken,
     /// The pod's volumes once set up.
     volumes: Option<crate::volumes::PodVolumes>,
@@ -171,7 +174,8 @@ pub async fn run(
         init_failed: false,
         probers: HashMap::new(),
         readiness: HashMap::new(),
-        unhealthy: HashSet::new(),
+        unhealthy: HashMap::new(),
+        started: HashSet::new(),
         shutdown: shutdown.clone(),
         volumes: None,
         projector: None,
@@ -484,8 +488,8 @@ impl Worker {
             match st {
                 Some(Ok(st)) if st.phase == Phase::Running => {
                     self.watch_exit(&id);
-                    if self.unhealthy.remove(&id) {
-                        self.kill_unhealthy(c, &name, &id);
+                    if let Some(kind) = self.unhealthy.remove(&id) {
+                        self.kill_unhealthy(c, &name, &id, kind);
                     } else {
                         self.ensure_probers(c, &id);
                     }
@@ -638,6 +642,8 @@ impl Worker {
                     format!("Started container {name}"),
                 );
                 self.watch_exit(&id);
+                // Reported Running (and probed) only once postStart returned.
+                self.post_start(c, name, &id).await;
             }
             Some(Err((reason, e))) => {
                 // A failed start left an exited container: it counts as a run that failed, and

@@ -1,5 +1,7 @@
 //! The worker's side of probes: starting and stopping a run's probers, their results (readiness
-//! for the status, a failed liveness probe kills the run so it restarts per policy), Unhealthy events.
+//! for the status, a failed liveness or startup probe kills the run so it restarts per policy),
+//! Unhealthy events. A run with a startup probe gets only that prober until it succeeds; its
+//! readiness and liveness probers start then, as upstream.
 
 use super::*;
 
@@ -28,10 +30,17 @@ impl Worker {
             probe::Kind::Readiness => {
                 self.readiness.insert(id, ok);
             }
-            probe::Kind::Liveness if !ok => {
-                self.unhealthy.insert(id);
+            probe::Kind::Startup if ok => {
+                // The next sync starts readiness and liveness in its place.
+                if let Some(t) = self.probers.remove(&id) {
+                    t.cancel();
+                }
+                self.started.insert(id);
             }
-            probe::Kind::Liveness => {}
+            probe::Kind::Liveness | probe::Kind::Startup if !ok => {
+                self.unhealthy.insert(id, kind);
+            }
+            probe::Kind::Liveness | probe::Kind::Startup => {}
         }
     }
 
@@ -41,22 +50,17 @@ impl Worker {
             return;
         }
         let stop = self.shutdown.child_token();
-        for kind in [probe::Kind::Readiness, probe::Kind::Liveness] {
+        let kinds: &[probe::Kind] = if self.starting(c, id) {
+            &[probe::Kind::Startup]
+        } else {
+            &[probe::Kind::Readiness, probe::Kind::Liveness]
+        };
+        for &kind in kinds {
             let spec = &c[kind.field()];
             if !spec.is_object() {
                 continue;
             }
-            let target = probe::Target {
-                containers: self.ctx.runtime.containers.clone(),
-                container_id: id.to_string(),
-                container: c.clone(),
-                // hostNetwork pods answer on the node's address.
-                pod_ip: self
-                    .sandbox
-                    .as_ref()
-                    .and_then(|s| s.ip)
-                    .or(Some(self.ctx.host_ip)),
-            };
+            let target = self.target(c, id);
             tokio::spawn(probe::run(
                 kind,
                 spec.clone(),
@@ -80,11 +84,18 @@ impl Worker {
             }
             self.readiness.remove(&id);
             self.unhealthy.remove(&id);
+            self.started.remove(&id);
         }
     }
 
-    /// Stops a run whose liveness probe failed; its exit then restarts it per policy.
-    pub(super) fn kill_unhealthy(&mut self, c: &Value, name: &str, id: &str) {
+    /// Whether run `id` of container `c` still waits for its startup probe.
+    pub(super) fn starting(&self, c: &Value, id: &str) -> bool {
+        c[probe::Kind::Startup.field()].is_object() && !self.started.contains(id)
+    }
+
+    /// Stops a run whose liveness or startup probe failed (preStop first); its exit then
+    /// restarts it per policy.
+    pub(super) fn kill_unhealthy(&mut self, c: &Value, name: &str, id: &str, kind: probe::Kind) {
         if let Some(t) = self.probers.get(id) {
             t.cancel();
         }
@@ -93,17 +104,16 @@ impl Worker {
             field,
             "Normal",
             "Killing",
-            format!("Container {name} failed liveness probe, will be restarted"),
+            format!(
+                "Container {name} failed {} probe, will be restarted",
+                kind.word().to_lowercase()
+            ),
         );
-        let grace = c["livenessProbe"]["terminationGracePeriodSeconds"]
+        let grace = c[kind.field()]["terminationGracePeriodSeconds"]
             .as_u64()
             .or_else(|| self.pod["spec"]["terminationGracePeriodSeconds"].as_u64())
             .unwrap_or(30);
-        let rt = self.runtime();
-        let id = id.to_string();
         // The exit reaches the worker through the exit watcher.
-        tokio::task::spawn_blocking(move || {
-            let _ = rt.containers.stop(&id, SIGTERM, Duration::from_secs(grace));
-        });
+        tokio::spawn(self.stop_of(c, name, id, Duration::from_secs(grace)).run());
     }
 }

@@ -52,16 +52,21 @@ impl Worker {
                 let ready = match &state {
                     State::Running { .. } if init => true,
                     State::Running { .. } => st.as_ref().is_some_and(|s| {
-                        self.readiness
-                            .get(&s.id)
-                            .copied()
-                            .unwrap_or(!c["readinessProbe"].is_object())
+                        !self.starting(c, &s.id)
+                            && self
+                                .readiness
+                                .get(&s.id)
+                                .copied()
+                                .unwrap_or(!c["readinessProbe"].is_object())
                     }),
                     State::Terminated(t) => init && t.exit_code == 0,
                     State::Waiting { .. } => false,
                 };
+                let started = matches!(state, State::Running { .. })
+                    && st.as_ref().is_some_and(|s| !self.starting(c, &s.id));
                 ContainerView {
                     ready,
+                    started,
                     name: name.to_string(),
                     image: c["image"].as_str().unwrap_or_default().to_string(),
                     image_id: cont.map(|k| k.image_id.clone()).unwrap_or_default(),

@@ -1,5 +1,6 @@
-//! Pod termination: stop the containers with the grace period, remove every runtime object of the
-//! pod, then delete the API object with a UID precondition.
+//! Pod termination: stop the containers with the grace period (each one's preStop hook first,
+//! concurrently), remove every runtime object of the pod, then delete the API object with a UID
+//! precondition.
 
 use super::*;
 
@@ -28,10 +29,9 @@ impl Worker {
     /// the API object. `true` when done.
     pub(super) async fn terminate(&mut self) -> bool {
         self.stop_probers(None);
-        let grace = self.pod["metadata"]["deletionGracePeriodSeconds"]
-            .as_u64()
-            .or_else(|| self.pod["spec"]["terminationGracePeriodSeconds"].as_u64())
-            .unwrap_or(30);
+        let grace = self.grace();
+        let mut specs = self.specs("containers");
+        specs.extend(self.specs("initContainers"));
         let running: Vec<(String, String)> = self
             .conts
             .iter()
@@ -54,9 +54,12 @@ impl Worker {
                     format!("Stopping container {name}"),
                 );
             }
-            stops.spawn_blocking(move || {
-                rt.containers.stop(&id, SIGTERM, Duration::from_secs(grace))
-            });
+            let spec = specs
+                .iter()
+                .find(|c| c["name"] == name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            stops.spawn(self.stop_of(&spec, &name, &id, grace).run());
         }
         while stops.join_next().await.is_some() {}
         let rt = self.runtime();
