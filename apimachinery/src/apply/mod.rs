@@ -629,11 +629,23 @@ pub fn apply(
     for e in &mut entries {
         e.fields = e.fields.recursive_difference(&removed);
     }
+    // As upstream, an apply that changes neither the object nor this manager's fields keeps the
+    // entry's time, so a repeated apply is a no-op write (same resourceVersion).
+    let unchanged = mine.and_then(|i| entries.get(i)).filter(|e| {
+        changed.is_empty()
+            && removed.is_empty()
+            && e.fields == applied_set
+            && e.api_version == api_version
+    });
+    let time = match unchanged {
+        Some(e) => e.time.clone(),
+        None => Some(now.to_string()),
+    };
     let entry = ManagedEntry {
         manager: manager.to_string(),
         operation: "Apply".into(),
         api_version,
-        time: Some(now.to_string()),
+        time,
         subresource: String::new(),
         fields: applied_set,
     };

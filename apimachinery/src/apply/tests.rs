@@ -338,3 +338,24 @@ fn owning_a_map_itself_then_applying_only_its_children_keeps_the_map() {
     .unwrap();
     assert_eq!(out["spec"]["template"]["metadata"]["labels"]["app"], "x");
 }
+
+#[test]
+fn repeated_apply_keeps_the_entry_time() {
+    let cfg = deploy(
+        2,
+        json!({"app": "web"}),
+        json!([{"name": "nginx", "image": "nginx:1"}]),
+    );
+    let live = ssa(None, &cfg, "kubectl", false, T0).unwrap();
+    // The same configuration a minute later changes nothing, not even the time.
+    let again = ssa(Some(&live), &cfg, "kubectl", false, T1).unwrap();
+    assert_eq!(again, live);
+    // A real change moves the time.
+    let cfg2 = deploy(
+        3,
+        json!({"app": "web"}),
+        json!([{"name": "nginx", "image": "nginx:1"}]),
+    );
+    let changed = ssa(Some(&live), &cfg2, "kubectl", false, T2).unwrap();
+    assert_eq!(entry(&changed, "kubectl").unwrap()["time"], T2);
+}
