@@ -503,6 +503,15 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         self.kill_shims();
+        // Sandboxes the kubelet had no time to remove keep their namespaces bind-mounted under
+        // the data dir (in the host's mount namespace); detach them so the temp dir can go.
+        let data = self.data.to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for point in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if point.starts_with(&data) {
+                let _ = rustix::mount::unmount(point, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
         let mut hierarchies = vec![PathBuf::from("/sys/fs/cgroup")];
         if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
             hierarchies.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
