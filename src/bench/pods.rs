@@ -119,7 +119,14 @@ async fn steps(
     let mut summary = Vec::new();
 
     // Step 1: one pod after another; the first also pulls the image, so it is a warm-up.
+    let (rss0, _) = spawn::rss_kib(pid)?;
     warm_up(&mut admin, &watch, image, args.step_timeout).await?;
+    let (rss1, _) = spawn::rss_kib(pid)?;
+    println!(
+        "   k1s server RSS before the first pod {}, after the warm-up pod (image pulled) {}",
+        mib(rss0),
+        mib(rss1)
+    );
     let mut samples = Samples::with_capacity(args.pods);
     for i in 0..args.pods {
         let name = format!("seq{i}");
@@ -151,6 +158,10 @@ async fn steps(
     delete_and_wait(&mut admin, &names, args.step_timeout).await?;
     // Step 3 counts the burst's shims only.
     wait_shims_gone(data, args.step_timeout).await?;
+    println!(
+        "   k1s server RSS after step 1 (no pods left): {}",
+        mib(spawn::rss_kib(pid)?.0)
+    );
 
     // Step 2: a burst created on 8 concurrent streams.
     let t0 = Instant::now();
