@@ -206,6 +206,14 @@ async fn steps(
         mib(hwm),
         met(rss <= 80 * 1024)
     );
+    // File-backed pages (the k1s binary's text, shared with every shim) count in RSS in full.
+    let rollup = format!("/proc/{pid}/smaps_rollup");
+    println!(
+        "   of which anonymous {} KiB, file-backed {} KiB; Pss {} KiB",
+        kb_field(&rollup, "Anonymous:")?,
+        kb_field(&rollup, "Rss:")?.saturating_sub(kb_field(&rollup, "Anonymous:")?),
+        kb_field(&rollup, "Pss:")?
+    );
     let shims = shim_pids(data);
     let (mut rss_sum, mut pss_sum, mut rss_max, mut pss_max) = (0, 0, 0, 0);
     for p in &shims {
