@@ -128,12 +128,16 @@ async fn steps(
         mib(rss1)
     );
     let mut samples = Samples::with_capacity(args.pods);
+    let mut events = 0u64;
     for i in 0..args.pods {
         let name = format!("seq{i}");
         let t0 = Instant::now();
         create_pod(&mut admin, &name, image).await?;
-        let ready = watch.wait_ready(&name, t0 + args.step_timeout).await?;
+        let (ready, n) = watch
+            .wait_ready_events(&name, t0 + args.step_timeout)
+            .await?;
         samples.push(ready.saturating_duration_since(t0));
+        events += u64::from(n);
     }
     let report = samples.report(
         "pod create -> Running+Ready (sequential)",
@@ -148,6 +152,10 @@ async fn steps(
         ms(report.p99),
         ms(report.max),
         met(ok)
+    );
+    println!(
+        "   watch events per pod, create to Running+Ready: {:.1} (each is one write to the pod)",
+        events as f64 / args.pods.max(1) as f64
     );
     summary.push(format!(
         "start-up p50 {} p99 {}",
@@ -364,7 +372,8 @@ async fn wait_shims_gone(data: &Path, timeout: Duration) -> Result<()> {
 
 /// A pod watch on [`NS`] recording when each pod is first seen Running with Ready=True.
 struct ReadyWatch {
-    ready: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Pod name -> (first seen Running+Ready, watch events for it up to and including that one).
+    ready: Arc<Mutex<HashMap<String, (Instant, u32)>>>,
     changed: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -390,12 +399,14 @@ impl ReadyWatch {
             bail!("pod watch: {}", resp.status());
         }
         let mut body = resp.into_body();
-        let ready: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let ready: Arc<Mutex<HashMap<String, (Instant, u32)>>> = Arc::default();
         let changed = Arc::new(Notify::new());
         let (seen, notify) = (ready.clone(), changed.clone());
         let task = tokio::spawn(async move {
             let _conn = conn;
             let mut buf: Vec<u8> = Vec::new();
+            // Events seen per pod before it is Running+Ready: how many writes its start took.
+            let mut events: HashMap<String, u32> = HashMap::new();
             while let Some(Ok(frame)) = body.frame().await {
                 let at = Instant::now();
                 let Ok(data) = frame.into_data() else {
@@ -407,17 +418,19 @@ impl ReadyWatch {
                     let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
                         continue;
                     };
-                    if !is_running_ready(&ev["object"]) {
-                        continue;
-                    }
                     let Some(name) = ev.pointer("/object/metadata/name").and_then(Value::as_str)
                     else {
                         continue;
                     };
+                    let count = events.entry(name.to_owned()).or_default();
+                    *count += 1;
+                    if !is_running_ready(&ev["object"]) {
+                        continue;
+                    }
                     seen.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .entry(name.to_owned())
-                        .or_insert(at);
+                        .or_insert((at, *count));
                     notify.notify_waiters();
                 }
             }
@@ -431,6 +444,11 @@ impl ReadyWatch {
 
     /// When `name` was first seen Running+Ready; an error past `deadline`.
     async fn wait_ready(&self, name: &str, deadline: Instant) -> Result<Instant> {
+        Ok(self.wait_ready_events(name, deadline).await?.0)
+    }
+
+    /// [`ReadyWatch::wait_ready`], with the number of watch events up to Running+Ready.
+    async fn wait_ready_events(&self, name: &str, deadline: Instant) -> Result<(Instant, u32)> {
         loop {
             // Register before looking, so an event between the look and the wait is not lost.
             let notified = self.changed.notified();
