@@ -17,6 +17,7 @@ mod cluster;
 mod dns;
 mod etcd;
 mod image;
+mod pods;
 mod proxy;
 mod runtime;
 mod sandbox;
@@ -86,6 +87,9 @@ pub enum BenchTarget {
     /// The service proxy: full nftables sync of 5,000 services x 10 endpoints and single-endpoint
     /// changes (library and end to end). Runs in its own netns (re-executes under `unshare --net`).
     Proxy(proxy::ProxyArgs),
+    /// Pods through the kubelet (issue 5): start-up latency, 100 at once, RSS with 100 pods,
+    /// shim memory and idle CPU. Runs in its own netns (re-executes under `unshare --net`).
+    Pods(pods::PodsArgs),
     /// Container start of `/bin/true` (k1s vs runc, crun and bare unshare) and shim memory.
     Runtime(runtime::RuntimeArgs),
 }
@@ -95,6 +99,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     let target = match args.target {
         BenchTarget::Sandbox(a) => return sandbox::run(a),
         BenchTarget::Proxy(a) => return proxy::run(a),
+        BenchTarget::Pods(_) if reexec_in_own_netns()? => return Ok(()),
         other => other,
     };
     raise_nofile_limit();
@@ -112,6 +117,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
             BenchTarget::Sandbox(_) | BenchTarget::Proxy(_) => unreachable!("handled above"),
             BenchTarget::Dns(a) => dns::run(a).await,
             BenchTarget::Runtime(a) => runtime::run(a).await,
+            BenchTarget::Pods(a) => pods::run(a).await,
         }
     })
 }

@@ -79,7 +79,7 @@ const NS_MANY: &str = "bench-many";
 const IMAGE_V1: &str = "registry.k8s.io/pause:3.9";
 const IMAGE_V2: &str = "registry.k8s.io/pause:3.10";
 /// USER_HZ: the unit of utime/stime in /proc/PID/stat on Linux.
-const CLOCK_TICKS: f64 = 100.0;
+pub(super) const CLOCK_TICKS: f64 = 100.0;
 
 pub async fn run(args: ClusterArgs) -> Result<()> {
     let bin = spawn::binary(&args.bin)?;
@@ -346,7 +346,7 @@ async fn ensure_namespace(conn: &mut Conn, name: &str) -> Result<()> {
     Ok(())
 }
 
-async fn get_json(conn: &mut Conn, path: &str) -> Result<Value> {
+pub(super) async fn get_json(conn: &mut Conn, path: &str) -> Result<Value> {
     let body = conn.call(Method::GET, path, None).await?;
     serde_json::from_slice(&body).with_context(|| format!("parsing the response to {path}"))
 }
@@ -610,7 +610,7 @@ async fn report_stuck(conn: &mut Conn, ns: &str) {
 }
 
 /// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
+pub(super) fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
     let after_comm = stat

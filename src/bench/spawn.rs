@@ -43,6 +43,17 @@ pub fn binary(flag: &Option<PathBuf>) -> Result<PathBuf> {
 /// Spawns `bin server --data-dir <data_dir> --listen 127.0.0.1:0` (plus `extra` flags) and waits
 /// for its ready line. `started` is the instant just before the spawn.
 pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Server, Instant)> {
+    start_with(bin, data_dir, extra, false).await
+}
+
+/// [`start`], with the kubelet running when `kubelet` is set (call it only inside a network
+/// namespace of one's own: the kubelet creates the pod bridge).
+pub async fn start_with(
+    bin: &Path,
+    data_dir: &Path,
+    extra: &[&str],
+    kubelet: bool,
+) -> Result<(Server, Instant)> {
     let mut cmd = Command::new(bin);
     cmd.arg("server")
         .arg("--data-dir")
@@ -52,7 +63,11 @@ pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Serve
         .arg("--disable=proxy")
         // The benchmarks measure the control plane; the kubelet would add the pod bridge to
         // the host network namespace.
-        .args(["--disable", "kubelet"])
+        .args(if kubelet {
+            &[][..]
+        } else {
+            &["--disable", "kubelet"][..]
+        })
         .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

@@ -42,16 +42,35 @@ pub fn container_path(parent: &str, id: &str) -> String {
     format!("{parent}/{id}")
 }
 
-/// Creates the container's cgroup (and its parents) with `res` applied.
+/// The hierarchy of this host (v1 or v2, as cgroups-rs detects it).
+pub type Hierarchy = Box<dyn cgroups_rs::fs::Hierarchy>;
+
+/// Makes a handle on the hierarchy to use; the host's is [`hierarchies::auto`]. A function, not a
+/// value, because cgroups-rs consumes one per cgroup it builds or loads.
+pub type HierarchyFn<'a> = &'a dyn Fn() -> Hierarchy;
+
+/// Creates the container's cgroup (and its parents) with `res` applied, on the host's hierarchy.
 pub fn create(path: &str, res: &Resources) -> Result<Cgroup, ContainerError> {
+    create_in(&hierarchies::auto, path, res)
+}
+
+/// [`create`] on the hierarchy `hier` makes (a fake v2 tree in tests).
+///
+/// v1: only the [`controllers`] the runtime uses; memory+swap limited to the memory limit.
+/// v2: like runc, every controller the root offers is enabled down the path (naming a subset would
+/// fail outright on a host that lacks one, e.g. no `cpuset` or `io` delegated); CPU shares become
+/// `cpu.weight` and swap is off (`memory.swap.max` is swap alone, not memory+swap as in v1).
+pub fn create_in(hier: HierarchyFn, path: &str, res: &Resources) -> Result<Cgroup, ContainerError> {
+    let h = hier();
+    let v2 = h.v2();
     let mut b = CgroupBuilder::new(path);
     if let Some(limit) = res.memory_limit_bytes {
-        // Swap limited to the same value: a limit that swap could evade is no limit (kubelet does
-        // the same when swap is off).
+        // A limit that swap could evade is no limit (kubelet does the same when swap is off).
+        let swap = if v2 { 0 } else { limit as i64 };
         b = b
             .memory()
             .memory_hard_limit(limit as i64)
-            .memory_swap_limit(limit as i64)
+            .memory_swap_limit(swap)
             .done();
     }
     if let Some(pids) = res.pids_limit {
@@ -62,20 +81,23 @@ pub fn create(path: &str, res: &Resources) -> Result<Cgroup, ContainerError> {
     }
     let mut cpu = b.cpu();
     if let Some(shares) = res.cpu_shares() {
-        cpu = cpu.shares(shares);
+        cpu = cpu.shares(if v2 { shares_to_weight(shares) } else { shares });
     }
     if let Some((quota, period)) = res.cpu_quota() {
         cpu = cpu.quota(quota).period(period);
     }
-    b = cpu.done().set_specified_controllers(controllers());
-    let hier = hierarchies::auto();
-    match b.build(hier) {
+    b = cpu.done();
+    if !v2 {
+        b = b.set_specified_controllers(controllers_v1());
+    }
+    match b.build(h) {
         Ok(cg) => Ok(cg),
-        // memory.memsw.* is absent without swap accounting: retry without the swap limit.
+        // memory.memsw.* (v1) or memory.swap.max (v2) is absent without swap accounting: retry
+        // without the swap limit.
         Err(_) if res.memory_limit_bytes.is_some() => {
             let mut r = res.clone();
             let limit = r.memory_limit_bytes.take();
-            let cg = create(path, &r)?;
+            let cg = create_in(hier, path, &r)?;
             let mem = cgroups_rs::fs::Resources {
                 memory: cgroups_rs::fs::MemoryResources {
                     memory_hard_limit: limit.map(|l| l as i64),
@@ -91,21 +113,36 @@ pub fn create(path: &str, res: &Resources) -> Result<Cgroup, ContainerError> {
     }
 }
 
-/// The controllers a container's cgroup lives in. Only these: every other v1 hierarchy (freezer,
-/// devices, net_cls, perf_event, name=systemd, ...) would cost a mkdir, a task migration on every
-/// start and an rmdir, for nothing the runtime sets or reads.
-fn controllers() -> Vec<String> {
-    let names: &[&str] = if hierarchies::is_cgroup2_unified_mode() {
-        &["cpu", "cpuset", "memory", "pids", "io"]
-    } else {
-        &["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"]
-    };
-    names.iter().map(|n| n.to_string()).collect()
+/// Kubernetes' conversion of v1 CPU shares (2..262144) to a v2 `cpu.weight` (1..10000), so that
+/// 1024 shares (one CPU) weigh as in runc/crun: `1 + (shares - 2) * 9999 / 262142`.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    let shares = shares.clamp(2, 262_144);
+    1 + (shares - 2) * 9999 / 262_142
 }
 
-/// The cgroup at `path`, without creating anything.
+/// The v1 controllers a container's cgroup lives in. Only these: every other v1 hierarchy
+/// (freezer, devices, net_cls, perf_event, name=systemd, ...) would cost a mkdir, a task migration
+/// on every start and an rmdir, for nothing the runtime sets or reads.
+fn controllers_v1() -> Vec<String> {
+    ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"]
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// The cgroup at `path` on the host's hierarchy, without creating anything.
 pub fn load(path: &str) -> Cgroup {
-    Cgroup::load_with_specified_controllers(hierarchies::auto(), path, controllers())
+    load_in(&hierarchies::auto, path)
+}
+
+/// [`load`] on the hierarchy `hier` makes.
+pub fn load_in(hier: HierarchyFn, path: &str) -> Cgroup {
+    let h = hier();
+    if h.v2() {
+        Cgroup::load(h, path)
+    } else {
+        Cgroup::load_with_specified_controllers(h, path, controllers_v1())
+    }
 }
 
 /// Moves process `pid` (all its threads) into `cg`.
@@ -114,17 +151,19 @@ pub fn add(cg: &Cgroup, pid: u32) -> Result<(), ContainerError> {
         .map_err(|e| cg_err("add task to", cg.path(), e))
 }
 
-/// File `name` of controller `kind` (v1: `memory`, `cpuacct`, `blkio`, `pids`) of `cg`.
+/// File `name` of controller `kind` (v1: `memory`, `cpuacct`, `blkio`, `pids`) of `cg`. On v2 every
+/// controller's directory is the cgroup's one directory, found through the memory controller (or
+/// any other the hierarchy offers) so that the cgroup's own hierarchy root is used.
 fn file(cg: &Cgroup, kind: &str, name: &str) -> Option<PathBuf> {
+    let subs = cg.subsystems();
     if cg.v2() {
-        return Some(
-            hierarchies::auto()
-                .root()
-                .join(cg.path().trim_start_matches('/'))
-                .join(name),
-        );
+        let any = subs
+            .iter()
+            .find(|s| matches!(s, Subsystem::Mem(_)))
+            .or(subs.first())?;
+        return Some(any.to_controller().path().join(name));
     }
-    cg.subsystems().iter().find_map(|s| {
+    subs.iter().find_map(|s| {
         let c = s.to_controller();
         let matches = matches!(
             (kind, s),
@@ -228,7 +267,12 @@ pub fn stats_v2(dir: &std::path::Path) -> Stats {
 /// Kills what is left in `cg` and deletes it, retrying while the kernel still counts exiting
 /// tasks (rmdir gives EBUSY for a moment after the last task died).
 pub fn remove(path: &str) -> Result<(), ContainerError> {
-    let cg = load(path);
+    remove_in(&hierarchies::auto, path)
+}
+
+/// [`remove`] on the hierarchy `hier` makes.
+pub fn remove_in(hier: HierarchyFn, path: &str) -> Result<(), ContainerError> {
+    let cg = load_in(hier, path);
     if !cg.exists() {
         return Ok(());
     }
@@ -257,6 +301,9 @@ pub fn remove(path: &str) -> Result<(), ContainerError> {
 pub fn remove_pod(parent: &str) -> Result<(), ContainerError> {
     remove(parent.trim_matches('/'))
 }
+
+#[cfg(test)]
+mod v2_tests;
 
 #[cfg(test)]
 mod tests {
