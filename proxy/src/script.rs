@@ -25,6 +25,10 @@ pub const TABLE_NAME: &str = "k1s";
 const MASQ_MARK: &str = "0x4000";
 
 /// The fixed skeleton: maps, sets, hooks and helper chains.
+///
+/// The endpoint maps' data is declared as `ip daddr . th dport`, not `tcp dport`: with `tcp`,
+/// nft 1.0.6 gives the first rule of a transaction that uses the map a `meta l4proto tcp`
+/// dependency, so UDP and SCTP services sharing that `dnat-N` chain were not DNAT'd.
 pub fn base(params: &Params) -> String {
     let (net, len) = params.service_cidr;
     format!(
@@ -35,8 +39,8 @@ pub fn base(params: &Params) -> String {
   map service-nodeports {{ type inet_proto . inet_service : verdict; }}
   map no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service : verdict; }}
   map no-endpoint-nodeports {{ type inet_proto . inet_service : verdict; }}
-  map endpoints {{ typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
-  map nodeport-endpoints {{ typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
+  map endpoints {{ typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }}
+  map nodeport-endpoints {{ typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }}
   set hairpin {{ type ipv4_addr . ipv4_addr; }}
   chain mark-for-masquerade {{ meta mark set meta mark or {MASQ_MARK}; }}
   chain masquerading {{
