@@ -55,7 +55,11 @@ pub enum Expr {
     /// Load a conntrack key into `dreg`.
     Ct { key: u32, dreg: u32 },
     /// `reg = (reg & mask) ^ xor`.
-    Bitwise { reg: u32, mask: Vec<u8>, xor: Vec<u8> },
+    Bitwise {
+        reg: u32,
+        mask: Vec<u8>,
+        xor: Vec<u8>,
+    },
     /// Compare `sreg` with `data`: equal (`neq` false) or not equal.
     Cmp { sreg: u32, neq: bool, data: Vec<u8> },
     /// Look `sreg..` up in a set; with `dreg`, a map (register 0: a verdict map).

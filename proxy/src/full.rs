@@ -219,7 +219,12 @@ pub fn batch(params: &Params, rs: &Ruleset, first_seq: u32) -> Option<(Vec<u8>, 
     }
     for c in &chains {
         for rule in &c.rules {
-            let at = msg(&mut b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, &mut seq);
+            let at = msg(
+                &mut b,
+                NFT_MSG_NEWRULE,
+                NLM_F_CREATE | NLM_F_APPEND,
+                &mut seq,
+            );
             b.string(1, TABLE_NAME);
             b.string(2, &c.name);
             let list = b.open(4);

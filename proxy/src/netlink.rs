@@ -13,6 +13,7 @@
 //! - only table `ip k1s` is named; blocking: call it from a blocking thread.
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::elements::{Data, Op};
 
@@ -62,7 +63,14 @@ pub(crate) struct Builder {
 
 impl Builder {
     /// Starts a message; returns its offset (to patch the length in [`Builder::end`]).
-    pub(crate) fn begin(&mut self, kind: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> usize {
+    pub(crate) fn begin(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        seq: u32,
+        family: u8,
+        res_id: u16,
+    ) -> usize {
         let at = self.buf.len();
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by end()
         self.buf.extend_from_slice(&kind.to_ne_bytes());
@@ -109,13 +117,25 @@ impl Builder {
 
     /// `BATCH_BEGIN` for nf_tables.
     pub(crate) fn batch_begin(&mut self, seq: u32) {
-        let at = self.begin(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES);
+        let at = self.begin(
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            seq,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+        );
         self.end(at);
     }
 
     /// `BATCH_END`: the kernel commits everything since `BATCH_BEGIN` as one transaction.
     pub(crate) fn batch_end(&mut self, seq: u32) {
-        let at = self.begin(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES);
+        let at = self.begin(
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            seq,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+        );
         self.end(at);
     }
 
@@ -272,14 +292,14 @@ impl Netlink {
         let socket = self.socket()?;
         // A batch is one datagram: the send buffer must hold it whole (nft does the same).
         if buf.len() > DEFAULT_SNDBUF {
-            rustix::net::sockopt::set_socket_send_buffer_size_force(socket, buf.len() + 4096)
+            setsockopt(socket, sockopt::SndBufForce, &(buf.len() + 4096))
                 .map_err(|e| NetlinkError::Socket(e.into()))?;
         }
         // Every acknowledgement is queued before `send` returns: room for all of them, counted
         // as the kernel does (each is an skb of about a kilobyte, whatever its payload).
         let replies = want.len() * 2048 + 64 * 1024;
         if replies > DEFAULT_SNDBUF {
-            rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, replies)
+            setsockopt(socket, sockopt::RcvBufForce, &replies)
                 .map_err(|e| NetlinkError::Socket(e.into()))?;
         }
         socket

@@ -615,7 +615,8 @@ fn element_changes_over_netlink_match_the_full_script() {
     assert_eq!(after_netlink, blocks());
     // A batch the kernel refuses (deleting an element that is not there) changes nothing.
     let before = blocks();
-    let Transaction::Elements(mut bad) = Transaction::plan(&p, Some(&old), &new, &touched, true) else {
+    let Transaction::Elements(mut bad) = Transaction::plan(&p, Some(&old), &new, &touched, true)
+    else {
         unreachable!()
     };
     bad.retain(|o| o.delete);
@@ -623,7 +624,8 @@ fn element_changes_over_netlink_match_the_full_script() {
     assert!(err.to_string().contains("rejected"), "{err}");
     assert_eq!(before, blocks());
     // The same handle works again after a refusal (it reopened its socket).
-    let Transaction::Elements(mut good) = Transaction::plan(&p, Some(&new), &old, &touched, true) else {
+    let Transaction::Elements(mut good) = Transaction::plan(&p, Some(&new), &old, &touched, true)
+    else {
         panic!("back to the old elements is element-only too")
     };
     good.retain(|o| !o.delete);

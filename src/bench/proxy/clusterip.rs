@@ -90,7 +90,10 @@ fn namespace(holders: &mut Holders) -> Result<String> {
             Ok(l) if l != ours => return Ok(path),
             _ => {}
         }
-        ensure!(Instant::now() < deadline, "{path} never became a new namespace");
+        ensure!(
+            Instant::now() < deadline,
+            "{path} never became a new namespace"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -98,7 +101,9 @@ fn namespace(holders: &mut Holders) -> Result<String> {
 /// A veth from the bridge into `ns`, with `ip`/24 and the bridge as default gateway.
 fn attach(ns: &str, host_if: &str, ip: Ipv4Addr) -> Result<()> {
     let pid = ns.trim_start_matches("/proc/").trim_end_matches("/ns/net");
-    sh(&["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", pid])?;
+    sh(&[
+        "ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", pid,
+    ])?;
     sh(&["ip", "link", "set", host_if, "master", BRIDGE, "up"])?;
     let net = format!("--net={ns}");
     let cidr = format!("{ip}/24");
@@ -298,7 +303,10 @@ fn load(
         .collect();
     let mut all = Vec::new();
     for t in threads {
-        all.extend(t.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
+        all.extend(
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a client panicked"))??,
+        );
     }
     Ok((all, start.elapsed()))
 }
@@ -337,7 +345,10 @@ pub fn run(opts: Options) -> Result<()> {
         opts.rounds, opts.secs, opts.connections
     );
     let mut latency = [Vec::new(), Vec::new()];
-    let mut throughput = [(0usize, Duration::ZERO, Vec::new()), (0, Duration::ZERO, Vec::new())];
+    let mut throughput = [
+        (0usize, Duration::ZERO, Vec::new()),
+        (0, Duration::ZERO, Vec::new()),
+    ];
     for round in 0..opts.rounds {
         // Alternate which path goes first.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
