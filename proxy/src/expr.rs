@@ -275,7 +275,7 @@ pub mod seq {
         }
         let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
         let bytes = (u32::from(net) & mask).to_be_bytes();
-        if len % 8 == 0 {
+        if len.is_multiple_of(8) {
             let n = u32::from(len / 8);
             let data = bytes[..n as usize].to_vec();
             vec![

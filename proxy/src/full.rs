@@ -146,7 +146,7 @@ pub fn batch(params: &Params, rs: &Ruleset, first_seq: u32) -> Option<(Vec<u8>, 
     for (name, rules) in &rs.chains {
         let rules = rules
             .iter()
-            .map(|r| dynamic_rule(r))
+            .map(|r| dynamic_rule(r.as_str()))
             .collect::<Option<Vec<_>>>()?;
         chains.push(ChainDecl {
             name: name.clone(),
