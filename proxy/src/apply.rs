@@ -1,6 +1,8 @@
-//! Choosing and running one sync's transaction: the full replacement and any change to chains or
-//! affinity sets go through `nft -f` (one script); a change of elements only goes straight to
-//! nf_tables over netlink (one batch), which skips starting `nft` and its read-back of the table.
+//! Choosing and running one sync's transaction: the full replacement goes to nf_tables as one
+//! netlink batch ([`crate::full`]; `nft -f` when the table has session-affinity chains, or after
+//! a batch failed); a change of elements only goes over netlink too (one batch), which skips
+//! starting `nft` and its read-back of the table; any other change to chains or affinity sets is
+//! an incremental `nft -f` script.
 //!
 //! Invariants: either way a sync is exactly one kernel transaction, applied all or nothing; a
 //! failure leaves the caller to replace the whole table next time. Blocking: run [`Transaction::
@@ -37,18 +39,26 @@ pub enum Transaction {
     Script { text: String, full: bool },
     /// Element additions and deletions, sent over netlink.
     Elements(Vec<Op>),
+    /// The whole table as one encoded netlink batch ([`crate::full`]), with the sequence numbers
+    /// to be acknowledged.
+    FullBatch { batch: Vec<u8>, acks: Vec<u32> },
 }
 
 impl Transaction {
     /// The transaction bringing the kernel from `applied` (`None`: unknown) to `new`, where only
-    /// the names in `touched` may differ.
+    /// the names in `touched` may differ. A full replacement is one netlink batch when
+    /// `full_by_netlink` and [`crate::full::batch`] can encode `new`, else an `nft -f` script.
     pub fn plan(
         params: &Params,
         applied: Option<&Ruleset>,
         new: &Ruleset,
         touched: &Touched,
+        full_by_netlink: bool,
     ) -> Transaction {
         let Some(old) = applied else {
+            if full_by_netlink && let Some((batch, acks)) = crate::full::batch(params, new, 0) {
+                return Transaction::FullBatch { batch, acks };
+            }
             return Transaction::Script {
                 text: script::full(params, new),
                 full: true,
@@ -70,7 +80,10 @@ impl Transaction {
 
     /// Whether it replaces the whole table.
     pub fn is_full(&self) -> bool {
-        matches!(self, Transaction::Script { full: true, .. })
+        matches!(
+            self,
+            Transaction::Script { full: true, .. } | Transaction::FullBatch { .. }
+        )
     }
 
     /// Applies it (blocking): scripts with the `nft` program at `nft_path`, element batches on
@@ -80,6 +93,9 @@ impl Transaction {
             Transaction::None => Ok(()),
             Transaction::Script { text, .. } => Ok(nft::apply(nft_path, text, false)?),
             Transaction::Elements(ops) => Ok(netlink.apply(script::TABLE_NAME, ops)?),
+            Transaction::FullBatch { batch, acks } => {
+                Ok(netlink.apply_encoded(batch, acks.clone())?)
+            }
         }
     }
 }

@@ -25,6 +25,11 @@ pub const TABLE_NAME: &str = "k1s";
 const MASQ_MARK: &str = "0x4000";
 
 /// The fixed skeleton: maps, sets, hooks and helper chains.
+///
+/// Known nft 1.0.6 quirk: the first rule of an `nft -f` transaction that uses an endpoint map
+/// (data `tcp dport`) gets a `meta l4proto tcp` dependency, so a UDP service sharing that
+/// `dnat-N` chain is not DNAT'd after an nft-made change; `th dport` avoids it but nft 1.0.6 then
+/// fails to read the table back ("conflicting protocols"). The netlink batch has no dependency.
 pub fn base(params: &Params) -> String {
     let (net, len) = params.service_cidr;
     format!(

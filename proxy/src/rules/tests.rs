@@ -587,7 +587,7 @@ fn element_changes_over_netlink_match_the_full_script() {
             .collect(),
         cluster_ips: old.cluster_ips.union(&new.cluster_ips).copied().collect(),
     };
-    let tx = Transaction::plan(&p, Some(&old), &new, &touched);
+    let tx = Transaction::plan(&p, Some(&old), &new, &touched, true);
     let Transaction::Elements(ops) = &tx else {
         panic!("an element-only change must not need nft: {tx:?}");
     };
@@ -615,7 +615,8 @@ fn element_changes_over_netlink_match_the_full_script() {
     assert_eq!(after_netlink, blocks());
     // A batch the kernel refuses (deleting an element that is not there) changes nothing.
     let before = blocks();
-    let Transaction::Elements(mut bad) = Transaction::plan(&p, Some(&old), &new, &touched) else {
+    let Transaction::Elements(mut bad) = Transaction::plan(&p, Some(&old), &new, &touched, true)
+    else {
         unreachable!()
     };
     bad.retain(|o| o.delete);
@@ -623,7 +624,8 @@ fn element_changes_over_netlink_match_the_full_script() {
     assert!(err.to_string().contains("rejected"), "{err}");
     assert_eq!(before, blocks());
     // The same handle works again after a refusal (it reopened its socket).
-    let Transaction::Elements(mut good) = Transaction::plan(&p, Some(&new), &old, &touched) else {
+    let Transaction::Elements(mut good) = Transaction::plan(&p, Some(&new), &old, &touched, true)
+    else {
         panic!("back to the old elements is element-only too")
     };
     good.retain(|o| !o.delete);
