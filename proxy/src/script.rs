@@ -26,10 +26,10 @@ const MASQ_MARK: &str = "0x4000";
 
 /// The fixed skeleton: maps, sets, hooks and helper chains.
 ///
-/// Known nft 1.0.6 quirk: the first rule of an `nft -f` transaction that uses an endpoint map
-/// (data `tcp dport`) gets a `meta l4proto tcp` dependency, so a UDP service sharing that
-/// `dnat-N` chain is not DNAT'd after an nft-made change; `th dport` avoids it but nft 1.0.6 then
-/// fails to read the table back ("conflicting protocols"). The netlink batch has no dependency.
+/// The endpoint maps' data is typed `ip daddr . th dport`, not `tcp dport`: with `tcp dport` nft
+/// 1.0.6 gives the first rule of a transaction that uses the map a hidden `meta l4proto tcp`
+/// dependency, so a UDP service sharing that `dnat-N` chain would not be DNAT'd. The netlink
+/// batch ([`crate::full`]) declares the maps with the same userdata nft sends for this text.
 pub fn base(params: &Params) -> String {
     let (net, len) = params.service_cidr;
     format!(
@@ -40,8 +40,8 @@ pub fn base(params: &Params) -> String {
   map service-nodeports {{ type inet_proto . inet_service : verdict; }}
   map no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service : verdict; }}
   map no-endpoint-nodeports {{ type inet_proto . inet_service : verdict; }}
-  map endpoints {{ typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
-  map nodeport-endpoints {{ typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
+  map endpoints {{ typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }}
+  map nodeport-endpoints {{ typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }}
   set hairpin {{ type ipv4_addr . ipv4_addr; }}
   chain mark-for-masquerade {{ meta mark set meta mark or {MASQ_MARK}; }}
   chain masquerading {{
