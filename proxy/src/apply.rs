@@ -8,6 +8,7 @@
 //! failure leaves the caller to replace the whole table next time. Blocking: run [`Transaction::
 //! run`] on a blocking thread.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::assemble::Touched;
@@ -35,8 +36,14 @@ pub enum ApplyError {
 pub enum Transaction {
     /// Nothing changed.
     None,
-    /// An `nft -f` script; `full` when it replaces the whole table.
-    Script { text: String, full: bool },
+    /// An `nft -f` script; `full` when it replaces the whole table. `chains`: the new chains that
+    /// use the endpoint maps, as a netlink batch (with its sequence numbers) sent just before the
+    /// script, which leaves them out (see [`script::uses_endpoint_maps`]).
+    Script {
+        text: String,
+        full: bool,
+        chains: Option<(Vec<u8>, Vec<u32>)>,
+    },
     /// Element additions and deletions, sent over netlink.
     Elements(Vec<Op>),
     /// The whole table as one encoded netlink batch ([`crate::full`]), with the sequence numbers
@@ -62,17 +69,40 @@ impl Transaction {
             return Transaction::Script {
                 text: script::full(params, new),
                 full: true,
+                chains: None,
             };
         };
         match elements::changes(old, new, touched) {
             Some(ops) if ops.is_empty() => Transaction::None,
             Some(ops) if ops.len() <= MAX_NETLINK_OPS => Transaction::Elements(ops),
             _ => {
-                let text = script::diff_touched(old, new, touched);
-                if text.is_empty() {
+                let made: Vec<(&str, &[String])> = touched
+                    .chains
+                    .iter()
+                    .filter(|n| !old.chains.contains_key(*n))
+                    .filter_map(|n| new.chains.get(n).map(|r| (n.as_str(), r.as_slice())))
+                    .filter(|(_, r)| script::uses_endpoint_maps(r))
+                    .collect();
+                // A rule the batch cannot encode stays in the script (which nft then rejects,
+                // and the next sync replaces the whole table).
+                let chains = if made.is_empty() {
+                    None
+                } else {
+                    crate::full::new_chains(made.iter().copied(), 0)
+                };
+                let skip: BTreeSet<String> = match chains {
+                    Some(_) => made.iter().map(|(n, _)| n.to_string()).collect(),
+                    None => BTreeSet::new(),
+                };
+                let text = script::diff_touched_except(old, new, touched, &skip);
+                if text.is_empty() && chains.is_none() {
                     Transaction::None
                 } else {
-                    Transaction::Script { text, full: false }
+                    Transaction::Script {
+                        text,
+                        full: false,
+                        chains,
+                    }
                 }
             }
         }
@@ -91,7 +121,16 @@ impl Transaction {
     pub fn run(&self, nft_path: &Path, netlink: &mut Netlink) -> Result<(), ApplyError> {
         match self {
             Transaction::None => Ok(()),
-            Transaction::Script { text, .. } => Ok(nft::apply(nft_path, text, false)?),
+            Transaction::Script { text, chains, .. } => {
+                // The new chains first: nothing jumps to them until the script's elements do.
+                if let Some((batch, acks)) = chains {
+                    netlink.apply_encoded(batch, acks.clone())?;
+                }
+                if !text.is_empty() {
+                    nft::apply(nft_path, text, false)?;
+                }
+                Ok(())
+            }
             Transaction::Elements(ops) => Ok(netlink.apply(script::TABLE_NAME, ops)?),
             Transaction::FullBatch { batch, acks } => {
                 Ok(netlink.apply_encoded(batch, acks.clone())?)

@@ -241,6 +241,70 @@ pub fn batch(params: &Params, rs: &Ruleset, first_seq: u32) -> Option<(Vec<u8>, 
     Some((b.buf, acked))
 }
 
+/// New chains of the dynamic part (`name`, rule texts) as one additive batch starting at sequence
+/// number `first_seq`: each chain created, then its rules appended. This is how a chain whose
+/// rules use the endpoint maps is added to an existing table — `nft -f` cannot (see
+/// [`crate::script::uses_endpoint_maps`]). `None` when a rule is not one [`batch`] knows.
+pub fn new_chains<'a>(
+    chains: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    first_seq: u32,
+) -> Option<(Vec<u8>, Vec<u32>)> {
+    let mut decls = Vec::new();
+    for (name, rules) in chains {
+        let rules = rules
+            .iter()
+            .map(|r| dynamic_rule(r.as_str()))
+            .collect::<Option<Vec<_>>>()?;
+        decls.push(ChainDecl {
+            name: name.to_string(),
+            hook: None,
+            rules,
+        });
+    }
+    let mut b = Builder {
+        buf: Vec::with_capacity(256 + decls.len() * 256),
+    };
+    let mut seq = first_seq;
+    let mut acked = Vec::new();
+    b.batch_begin(seq);
+    for c in &decls {
+        seq += 1;
+        acked.push(seq);
+        let at = b.begin(
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
+            seq,
+            NFPROTO_IPV4,
+            0,
+        );
+        b.string(1, TABLE_NAME);
+        b.string(3, &c.name);
+        b.end(at);
+        for rule in &c.rules {
+            seq += 1;
+            acked.push(seq);
+            let at = b.begin(
+                (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
+                seq,
+                NFPROTO_IPV4,
+                0,
+            );
+            b.string(1, TABLE_NAME);
+            b.string(2, &c.name);
+            let list = b.open(4);
+            for e in rule {
+                e.encode(&mut b);
+            }
+            b.close(list);
+            b.end(at);
+        }
+    }
+    seq += 1;
+    b.batch_end(seq);
+    Some((b.buf, acked))
+}
+
 /// Every element of `rs` (and every cluster IP) as an addition.
 fn all_elements(rs: &Ruleset) -> Option<Vec<Op>> {
     let mut ops = Vec::with_capacity(rs.elements.len() + rs.cluster_ips.len());

@@ -9,6 +9,7 @@
 //!   sets and chains first, rule rewrites, map elements, and only then the removal of chains and
 //!   sets nothing refers to any more.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
@@ -123,6 +124,29 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> String {
 
 /// [`diff`] restricted to the names in `touched` (everything else is known to be equal).
 pub fn diff_touched(old: &Ruleset, new: &Ruleset, touched: &Touched) -> String {
+    diff_touched_except(old, new, touched, &BTreeSet::new())
+}
+
+/// Whether a chain's rules use the endpoint maps. `nft -f` cannot add such a rule to an existing
+/// table: nft 1.0.6 reads the maps' `ip daddr . th dport` data back as conflicting with the
+/// rule's `th dport` ("conflicting protocols specified: ip vs. th"), and with `tcp dport` typing
+/// it would silently make the rule TCP-only. So these chains are created by the netlink batch of
+/// [`crate::full::new_chains`], never by an incremental script.
+pub fn uses_endpoint_maps(rules: &[String]) -> bool {
+    rules.iter().any(|r| {
+        r.ends_with(&format!(" map @{}", Map::Endpoints.name()))
+            || r.ends_with(&format!(" map @{}", Map::NodeportEndpoints.name()))
+    })
+}
+
+/// [`diff_touched`] without creating the new chains in `made` (created before the script runs,
+/// by a netlink batch).
+pub fn diff_touched_except(
+    old: &Ruleset,
+    new: &Ruleset,
+    touched: &Touched,
+    made: &BTreeSet<String>,
+) -> String {
     let mut s = String::new();
     for name in &touched.sets {
         if let (Some(timeout), false) = (new.sets.get(name), old.sets.contains_key(name)) {
@@ -131,6 +155,7 @@ pub fn diff_touched(old: &Ruleset, new: &Ruleset, touched: &Touched) -> String {
     }
     for name in &touched.chains {
         match (old.chains.get(name), new.chains.get(name)) {
+            (None, Some(_)) if made.contains(name) => {}
             (None, Some(rules)) => {
                 let _ = writeln!(s, "add chain {TABLE} {name}");
                 add_rules(&mut s, name, rules);
