@@ -102,6 +102,8 @@ pub struct SyncStatus {
     pub last_full: bool,
     /// The last failure, cleared by the next success.
     pub last_error: Option<String>,
+    /// Failed transactions since the start (each is followed by a full replacement).
+    pub failures: u64,
 }
 
 /// A running proxy.

@@ -195,7 +195,10 @@ pub(crate) async fn run(
                     full_by_netlink = false;
                 }
                 applied = None;
-                status.send_modify(|s| s.last_error = Some(msg.clone()));
+                status.send_modify(|s| {
+                    s.last_error = Some(msg.clone());
+                    s.failures += 1;
+                });
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}

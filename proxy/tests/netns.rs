@@ -408,6 +408,9 @@ async fn scenario() -> Result<()> {
         SocketAddr::from((BRIDGE_IP, dgram_np)),
     ];
     udp_reaches_both("both pods over UDP", udp_targets).await?;
+    // Through the incremental path, not a full replacement after a failed increment.
+    let failures = proxy.status().borrow().failures;
+    ensure!(failures == 0, "{failures} failed syncs");
 
     let web = create(&client, SERVICES, service("web", json!({}))).await?;
     create(&client, SLICES, slice("web", &[&a, &b])).await?;
@@ -491,6 +494,8 @@ async fn scenario() -> Result<()> {
     }
     // The restarted proxy made the chains with its full batch: UDP still works.
     udp_reaches_both("both pods over UDP after the restart", udp_targets).await?;
+    let failures = second.status().borrow().failures;
+    ensure!(failures == 0, "{failures} failed syncs after the restart");
     token2.cancel();
     second.wait().await;
     ensure!(
