@@ -387,7 +387,12 @@ async fn scenario() -> Result<()> {
     udp_echo(&a, 5300)?;
     udp_echo(&b, 5300)?;
     let udp_port = json!([{"name": "echo", "port": 5300, "protocol": "UDP", "targetPort": 5300}]);
-    let dgram = create(&client, SERVICES, service("dgram", json!({"ports": udp_port}))).await?;
+    let dgram = create(
+        &client,
+        SERVICES,
+        service("dgram", json!({"ports": udp_port})),
+    )
+    .await?;
     let eps: Vec<Value> = [&a, &b]
         .iter()
         .map(|p| json!({"addresses": [p.ip.to_string()], "conditions": {"ready": true}, "nodeName": "n1"}))

@@ -551,7 +551,8 @@ fn full_and_incremental_scripts_load_in_the_kernel() {
     };
     script_apply(nft, &full_old);
     let mut nl = crate::netlink::Netlink::default();
-    tx.run(nft, &mut nl).expect("the incremental transaction applies");
+    tx.run(nft, &mut nl)
+        .expect("the incremental transaction applies");
     let after_diff = blocks();
     script_apply(nft, &full_new);
     script_apply(nft, &full_new);
@@ -563,7 +564,10 @@ fn full_and_incremental_scripts_load_in_the_kernel() {
         .unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("numgen"), "{listing}");
-    assert!(!listing.contains("[ cmp eq reg 1 0x00000006 ]"), "{listing}");
+    assert!(
+        !listing.contains("[ cmp eq reg 1 0x00000006 ]"),
+        "{listing}"
+    );
     crate::nft::delete_table(nft).unwrap();
 }
 
