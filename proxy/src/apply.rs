@@ -2,10 +2,12 @@
 //! netlink batch ([`crate::full`]; `nft -f` when the table has session-affinity chains, or after
 //! a batch failed); a change of elements only goes over netlink too (one batch), which skips
 //! starting `nft` and its read-back of the table; any other change to chains or affinity sets is
-//! an incremental `nft -f` script.
+//! an incremental `nft -f` script, preceded by a netlink batch creating the new chains that use
+//! the endpoint maps (which `nft -f` cannot add to an existing table).
 //!
-//! Invariants: either way a sync is exactly one kernel transaction, applied all or nothing; a
-//! failure leaves the caller to replace the whole table next time. Blocking: run [`Transaction::
+//! Invariants: a sync is one kernel transaction, applied all or nothing, except the incremental
+//! script with new endpoint-map chains: two, the first only adding chains nothing jumps to yet;
+//! a failure of any leaves the caller to replace the whole table next time. Blocking: run [`Transaction::
 //! run`] on a blocking thread.
 
 use std::collections::BTreeSet;

@@ -10,7 +10,10 @@
 //! - [`batch`] returns `None` for any rule it does not know (the session-affinity chains, with
 //!   their anonymous maps and dynamic sets) or any element that does not fit its layout: the
 //!   caller then sends the `nft -f` script instead, so nothing is ever half-encoded;
-//! - only table `ip k1s` is named.
+//! - only table `ip k1s` is named;
+//! - the rules that use the endpoint maps carry no protocol check (nft adds a `meta l4proto tcp`
+//!   to such rules when the maps' data is typed `tcp dport`, and refuses them against an existing
+//!   map typed `th dport`): so [`new_chains`] is also how an incremental sync adds those chains.
 
 use std::net::Ipv4Addr;
 

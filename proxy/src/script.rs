@@ -7,7 +7,11 @@
 //!   exists and leaves no rule of a previous run (a restart after a crash converges, no duplicates);
 //! - the incremental script orders its commands so each reference is valid when it is made: new
 //!   sets and chains first, rule rewrites, map elements, and only then the removal of chains and
-//!   sets nothing refers to any more.
+//!   sets nothing refers to any more;
+//! - an incremental script never adds a rule that uses the endpoint maps (nft 1.0.6 cannot encode
+//!   one against the existing maps): such chains are created beforehand by a netlink batch and
+//!   left out ([`diff_touched_except`]). A chain's rules are a function of its name (`dnat-N`), so
+//!   an existing one of these chains is never rewritten.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -28,8 +32,10 @@ const MASQ_MARK: &str = "0x4000";
 /// The fixed skeleton: maps, sets, hooks and helper chains.
 ///
 /// The endpoint maps' data is typed `ip daddr . th dport`, not `tcp dport`: with `tcp dport` nft
-/// 1.0.6 gives the first rule of a transaction that uses the map a hidden `meta l4proto tcp`
-/// dependency, so a UDP service sharing that `dnat-N` chain would not be DNAT'd. The netlink
+/// 1.0.6 gives every rule it makes that uses the map a hidden `meta l4proto tcp` dependency, so
+/// UDP and SCTP services would never be DNAT'd. With this typing nft accepts such rules only in
+/// the transaction that declares the maps (this full script); an incremental script must leave
+/// them to a netlink batch ([`uses_endpoint_maps`], [`crate::full::new_chains`]). The netlink
 /// batch ([`crate::full`]) declares the maps with the same userdata nft sends for this text.
 pub fn base(params: &Params) -> String {
     let (net, len) = params.service_cidr;

@@ -3,8 +3,9 @@
 //! diff against what was last applied.
 //!
 //! Invariants:
-//! - each sync is one kernel transaction ([`Transaction`]: `nft -f`, or one netlink batch when
-//!   only elements change);
+//! - each sync is one kernel transaction ([`Transaction`]: `nft -f`, or one netlink batch), or
+//!   for an incremental script with new endpoint-map chains a netlink batch adding only those
+//!   chains, then the script;
 //! - `applied` is exactly what the kernel holds, or `None` when unknown (start, failed run): then
 //!   the next sync replaces the whole table, which reconciles after a crash without duplicates;
 //! - only services marked dirty by the informers are regenerated, and the incremental transaction
