@@ -104,6 +104,16 @@ fn encode_data(map: Map, text: &str) -> Option<Option<Data>> {
     })
 }
 
+/// The addition of element `key : value` to `map`, or `None` when it does not fit its layout.
+pub fn addition(map: Map, key: &str, value: &str) -> Option<Op> {
+    Some(Op {
+        delete: false,
+        set: map.name(),
+        key: encode(key, layout(map))?,
+        data: encode_data(map, value)?,
+    })
+}
+
 /// The element operations turning `old` into `new` over `touched`, or `None` when a chain or a
 /// set changed (or an element does not fit its layout): then the transaction needs `nft`.
 pub fn changes(old: &Ruleset, new: &Ruleset, touched: &Touched) -> Option<Vec<Op>> {

@@ -7,21 +7,26 @@
 //! IPv4 only (table family `ip`): IPv6 cluster IPs and endpoints are ignored.
 //!
 //! Invariants:
-//! - the table is owned by k1s: each sync is one transaction — `nft -f` for the full replacement
-//!   (at start and after errors) and for changes to chains, one netlink batch for changes that
-//!   touch only map and set elements — and a clean shutdown deletes it;
+//! - the table is owned by k1s: each sync is one transaction — the full replacement (at start
+//!   and after errors) as one hand-encoded netlink batch, or `nft -f` when the table has
+//!   session-affinity chains or a batch was rejected; one netlink batch for changes that touch
+//!   only map and set elements; `nft -f` for other changes to chains — and a clean shutdown
+//!   deletes it;
 //! - nothing outside table `ip k1s` is touched, except `net.ipv4.conf.all.route_localnet` when
 //!   [`ProxyConfig::route_localnet`] is set (NodePorts on 127.0.0.1, as upstream);
 //! - the proxy programs nothing until both resources have been listed once.
 //!
 //! Modules: [`model`] (the compact index), [`rules`] (pure generation), [`assemble`] (per-service
-//! updates), [`script`] (nft text), [`elements`] (element-only diffs), [`apply`] (which backend),
-//! [`nft`] (running nft), [`netlink`] (element batches), `watch` (informers), `sync` (the loop and
+//! updates), [`script`] (nft text), [`elements`] (element-only diffs), [`full`] (the whole table
+//! as one netlink batch) with [`expr`] (rule expressions), [`apply`] (which backend), [`nft`]
+//! (running nft), [`netlink`] (batches on the socket), `watch` (informers), `sync` (the loop and
 //! the built-in load balancer).
 
 pub mod apply;
 pub mod assemble;
 pub mod elements;
+pub mod expr;
+pub mod full;
 pub mod model;
 pub mod netlink;
 pub mod nft;
@@ -97,6 +102,8 @@ pub struct SyncStatus {
     pub last_full: bool,
     /// The last failure, cleared by the next success.
     pub last_error: Option<String>,
+    /// Failed transactions since the start (each is followed by a full replacement).
+    pub failures: u64,
 }
 
 /// A running proxy.

@@ -1,16 +1,19 @@
-//! Sending element-only transactions to nf_tables over netlink, without the `nft` program: one
-//! batch (`BATCH_BEGIN`, `NEWSETELEM`/`DELSETELEM` messages, `BATCH_END`) that the kernel
-//! applies all or nothing, with no read-back of the table. The message layout is written here by
-//! hand (no maintained pure-Rust crate covers nf_tables set elements with concatenated keys);
-//! `netlink-sys` provides the socket.
+//! Sending transactions to nf_tables over netlink, without the `nft` program: one batch
+//! (`BATCH_BEGIN`, messages, `BATCH_END`) that the kernel applies all or nothing, with no
+//! read-back of the table — element changes (`NEWSETELEM`/`DELSETELEM`, built here) and the full
+//! replacement ([`crate::full`] builds it with this module's [`Builder`]). The message layout is
+//! written by hand (no maintained pure-Rust crate covers nf_tables rules and set elements with
+//! concatenated keys); `netlink-sys` provides the socket.
 //!
 //! Invariants:
-//! - one [`apply`] is one nf_tables transaction: every message asks for an acknowledgement, and
+//! - one [`Netlink::apply`] or [`Netlink::apply_encoded`] is one nf_tables transaction: every
+//!   message asks for an acknowledgement, and
 //!   success means every one was acknowledged with no error (the kernel processes a batch inside
 //!   the `send` call, so all replies are queued when it returns);
 //! - only table `ip k1s` is named; blocking: call it from a blocking thread.
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::elements::{Data, Op};
 
@@ -25,16 +28,16 @@ pub enum NetlinkError {
     Incomplete { got: usize, want: usize },
 }
 
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-const NFNL_MSG_BATCH_END: u16 = 0x11;
-const NFT_MSG_NEWSETELEM: u16 = 12;
+pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
+pub(crate) const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+pub(crate) const NFNL_MSG_BATCH_END: u16 = 0x11;
+pub(crate) const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_CREATE: u16 = 0x400;
+pub(crate) const NLM_F_REQUEST: u16 = 0x1;
+pub(crate) const NLM_F_ACK: u16 = 0x4;
+pub(crate) const NLM_F_CREATE: u16 = 0x400;
 const NLMSG_ERROR: u16 = 2;
-const NFPROTO_IPV4: u8 = 2;
+pub(crate) const NFPROTO_IPV4: u8 = 2;
 const NLA_F_NESTED: u16 = 0x8000;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
@@ -42,22 +45,32 @@ const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-const NFT_GOTO: i32 = -4;
+pub(crate) const NFTA_DATA_VALUE: u16 = 1;
+pub(crate) const NFTA_DATA_VERDICT: u16 = 2;
+pub(crate) const NFTA_VERDICT_CODE: u16 = 1;
+pub(crate) const NFTA_VERDICT_CHAIN: u16 = 2;
+pub(crate) const NFT_GOTO: i32 = -4;
+/// Batches up to this size fit the socket's default buffers.
+const DEFAULT_SNDBUF: usize = 200 * 1024;
 /// Elements per message: keeps each message far below the socket buffer.
 const PER_MESSAGE: usize = 128;
 
 /// A netlink message being built: header, `nfgenmsg`, attributes.
-struct Builder {
-    buf: Vec<u8>,
+/// A batch being encoded (for [`crate::full`] and the element batches here).
+pub(crate) struct Builder {
+    pub(crate) buf: Vec<u8>,
 }
 
 impl Builder {
     /// Starts a message; returns its offset (to patch the length in [`Builder::end`]).
-    fn begin(&mut self, kind: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> usize {
+    pub(crate) fn begin(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        seq: u32,
+        family: u8,
+        res_id: u16,
+    ) -> usize {
         let at = self.buf.len();
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by end()
         self.buf.extend_from_slice(&kind.to_ne_bytes());
@@ -69,12 +82,12 @@ impl Builder {
         at
     }
 
-    fn end(&mut self, at: usize) {
+    pub(crate) fn end(&mut self, at: usize) {
         let len = (self.buf.len() - at) as u32;
         self.buf[at..at + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
-    fn attr(&mut self, kind: u16, payload: &[u8]) {
+    pub(crate) fn attr(&mut self, kind: u16, payload: &[u8]) {
         let len = 4 + payload.len();
         self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
         self.buf.extend_from_slice(&kind.to_ne_bytes());
@@ -82,14 +95,14 @@ impl Builder {
         self.pad();
     }
 
-    fn string(&mut self, kind: u16, s: &str) {
+    pub(crate) fn string(&mut self, kind: u16, s: &str) {
         let mut v = s.as_bytes().to_vec();
         v.push(0);
         self.attr(kind, &v);
     }
 
     /// Opens a nested attribute; close it with [`Builder::close`].
-    fn open(&mut self, kind: u16) -> usize {
+    pub(crate) fn open(&mut self, kind: u16) -> usize {
         let at = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
         self.buf
@@ -97,12 +110,51 @@ impl Builder {
         at
     }
 
-    fn close(&mut self, at: usize) {
+    pub(crate) fn close(&mut self, at: usize) {
         let len = (self.buf.len() - at) as u16;
         self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
     }
 
-    fn pad(&mut self) {
+    /// `BATCH_BEGIN` for nf_tables.
+    pub(crate) fn batch_begin(&mut self, seq: u32) {
+        let at = self.begin(
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            seq,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+        );
+        self.end(at);
+    }
+
+    /// `BATCH_END`: the kernel commits everything since `BATCH_BEGIN` as one transaction.
+    pub(crate) fn batch_end(&mut self, seq: u32) {
+        let at = self.begin(
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            seq,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+        );
+        self.end(at);
+    }
+
+    /// A u32 attribute, network order (as every nf_tables integer attribute).
+    pub(crate) fn u32(&mut self, kind: u16, v: u32) {
+        self.attr(kind, &v.to_be_bytes());
+    }
+
+    /// A nested `NFTA_DATA_VERDICT` (`code`, and the chain for jump and goto).
+    pub(crate) fn verdict(&mut self, code: i32, chain: Option<&str>) {
+        let verdict = self.open(NFTA_DATA_VERDICT);
+        self.attr(NFTA_VERDICT_CODE, &code.to_be_bytes());
+        if let Some(chain) = chain {
+            self.string(NFTA_VERDICT_CHAIN, chain);
+        }
+        self.close(verdict);
+    }
+
+    pub(crate) fn pad(&mut self) {
         while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
@@ -113,15 +165,23 @@ impl Builder {
 fn batch(table: &str, ops: &[Op], first_seq: u32) -> (Vec<u8>, Vec<u32>) {
     let mut b = Builder { buf: Vec::new() };
     let mut seq = first_seq;
-    let at = b.begin(
-        NFNL_MSG_BATCH_BEGIN,
-        NLM_F_REQUEST,
-        seq,
-        0,
-        NFNL_SUBSYS_NFTABLES,
-    );
-    b.end(at);
+    b.batch_begin(seq);
     let mut acked = Vec::new();
+    element_messages(&mut b, table, ops, &mut seq, &mut acked);
+    seq += 1;
+    b.batch_end(seq);
+    (b.buf, acked)
+}
+
+/// Appends `ops` as `NEWSETELEM`/`DELSETELEM` messages, each asking for an acknowledgement (its
+/// sequence number goes to `acked`).
+pub(crate) fn element_messages(
+    b: &mut Builder,
+    table: &str,
+    ops: &[Op],
+    seq: &mut u32,
+    acked: &mut Vec<u32>,
+) {
     // Consecutive operations with the same verb and set share a message.
     let mut i = 0;
     while i < ops.len() {
@@ -130,8 +190,8 @@ fn batch(table: &str, ops: &[Op], first_seq: u32) -> (Vec<u8>, Vec<u32>) {
         while j < ops.len() && j - i < PER_MESSAGE && ops[j].delete == delete && ops[j].set == set {
             j += 1;
         }
-        seq += 1;
-        acked.push(seq);
+        *seq += 1;
+        acked.push(*seq);
         let (kind, flags) = if delete {
             (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK)
         } else {
@@ -140,7 +200,7 @@ fn batch(table: &str, ops: &[Op], first_seq: u32) -> (Vec<u8>, Vec<u32>) {
         let at = b.begin(
             (NFNL_SUBSYS_NFTABLES << 8) | kind,
             flags,
-            seq,
+            *seq,
             NFPROTO_IPV4,
             0,
         );
@@ -160,10 +220,7 @@ fn batch(table: &str, ops: &[Op], first_seq: u32) -> (Vec<u8>, Vec<u32>) {
                 }
                 Some(Data::Goto(chain)) => {
                     let data = b.open(NFTA_SET_ELEM_DATA);
-                    let verdict = b.open(NFTA_DATA_VERDICT);
-                    b.attr(NFTA_VERDICT_CODE, &NFT_GOTO.to_be_bytes());
-                    b.string(NFTA_VERDICT_CHAIN, chain);
-                    b.close(verdict);
+                    b.verdict(NFT_GOTO, Some(chain));
                     b.close(data);
                 }
                 None => {}
@@ -174,16 +231,6 @@ fn batch(table: &str, ops: &[Op], first_seq: u32) -> (Vec<u8>, Vec<u32>) {
         b.end(at);
         i = j;
     }
-    seq += 1;
-    let at = b.begin(
-        NFNL_MSG_BATCH_END,
-        NLM_F_REQUEST,
-        seq,
-        0,
-        NFNL_SUBSYS_NFTABLES,
-    );
-    b.end(at);
-    (b.buf, acked)
 }
 
 /// A netlink socket to nf_tables, opened on first use and kept: closing one costs the kernel a
@@ -223,11 +270,40 @@ impl Netlink {
 
     fn try_apply(&mut self, table: &str, ops: &[Op]) -> Result<(), NetlinkError> {
         let first_seq = self.seq;
-        let (buf, mut want) = batch(table, ops, first_seq);
+        let (buf, want) = batch(table, ops, first_seq);
         self.seq = first_seq.wrapping_add(want.len() as u32 + 2);
+        self.exchange(&buf, want)
+    }
+
+    /// Sends an encoded batch as one transaction and waits for the acknowledgement of each
+    /// sequence number in `want`. Its sequence numbers need not follow this socket's: every
+    /// exchange reads all of its replies, and after a failure the socket is closed, as in
+    /// [`Netlink::apply`], so no reply is ever matched to the wrong batch.
+    pub fn apply_encoded(&mut self, buf: &[u8], want: Vec<u32>) -> Result<(), NetlinkError> {
+        let result = self.exchange(buf, want);
+        if result.is_err() {
+            self.socket = None;
+        }
+        result
+    }
+
+    /// Sends `buf` and waits for an acknowledgement of every sequence number in `want`.
+    fn exchange(&mut self, buf: &[u8], mut want: Vec<u32>) -> Result<(), NetlinkError> {
         let socket = self.socket()?;
+        // A batch is one datagram: the send buffer must hold it whole (nft does the same).
+        if buf.len() > DEFAULT_SNDBUF {
+            setsockopt(socket, sockopt::SndBufForce, &(buf.len() + 4096))
+                .map_err(|e| NetlinkError::Socket(e.into()))?;
+        }
+        // Every acknowledgement is queued before `send` returns: room for all of them, counted
+        // as the kernel does (each is an skb of about a kilobyte, whatever its payload).
+        let replies = want.len() * 2048 + 64 * 1024;
+        if replies > DEFAULT_SNDBUF {
+            setsockopt(socket, sockopt::RcvBufForce, &replies)
+                .map_err(|e| NetlinkError::Socket(e.into()))?;
+        }
         socket
-            .send_to(&buf, &SocketAddr::new(0, 0), 0)
+            .send_to(buf, &SocketAddr::new(0, 0), 0)
             .map_err(NetlinkError::Socket)?;
         let total = want.len();
         let mut reply = Vec::with_capacity(64 * 1024);

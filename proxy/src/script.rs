@@ -7,8 +7,13 @@
 //!   exists and leaves no rule of a previous run (a restart after a crash converges, no duplicates);
 //! - the incremental script orders its commands so each reference is valid when it is made: new
 //!   sets and chains first, rule rewrites, map elements, and only then the removal of chains and
-//!   sets nothing refers to any more.
+//!   sets nothing refers to any more;
+//! - an incremental script never adds a rule that uses the endpoint maps (nft 1.0.6 cannot encode
+//!   one against the existing maps): such chains are created beforehand by a netlink batch and
+//!   left out ([`diff_touched_except`]). A chain's rules are a function of its name (`dnat-N`), so
+//!   an existing one of these chains is never rewritten.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
@@ -25,6 +30,13 @@ pub const TABLE_NAME: &str = "k1s";
 const MASQ_MARK: &str = "0x4000";
 
 /// The fixed skeleton: maps, sets, hooks and helper chains.
+///
+/// The endpoint maps' data is typed `ip daddr . th dport`, not `tcp dport`: with `tcp dport` nft
+/// 1.0.6 gives every rule it makes that uses the map a hidden `meta l4proto tcp` dependency, so
+/// UDP and SCTP services would never be DNAT'd. With this typing nft accepts such rules only in
+/// the transaction that declares the maps (this full script); an incremental script must leave
+/// them to a netlink batch ([`uses_endpoint_maps`], [`crate::full::new_chains`]). The netlink
+/// batch ([`crate::full`]) declares the maps with the same userdata nft sends for this text.
 pub fn base(params: &Params) -> String {
     let (net, len) = params.service_cidr;
     format!(
@@ -35,8 +47,8 @@ pub fn base(params: &Params) -> String {
   map service-nodeports {{ type inet_proto . inet_service : verdict; }}
   map no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service : verdict; }}
   map no-endpoint-nodeports {{ type inet_proto . inet_service : verdict; }}
-  map endpoints {{ typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
-  map nodeport-endpoints {{ typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport; }}
+  map endpoints {{ typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }}
+  map nodeport-endpoints {{ typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport; }}
   set hairpin {{ type ipv4_addr . ipv4_addr; }}
   chain mark-for-masquerade {{ meta mark set meta mark or {MASQ_MARK}; }}
   chain masquerading {{
@@ -118,6 +130,29 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> String {
 
 /// [`diff`] restricted to the names in `touched` (everything else is known to be equal).
 pub fn diff_touched(old: &Ruleset, new: &Ruleset, touched: &Touched) -> String {
+    diff_touched_except(old, new, touched, &BTreeSet::new())
+}
+
+/// Whether a chain's rules use the endpoint maps. `nft -f` cannot add such a rule to an existing
+/// table: nft 1.0.6 reads the maps' `ip daddr . th dport` data back as conflicting with the
+/// rule's `th dport` ("conflicting protocols specified: ip vs. th"), and with `tcp dport` typing
+/// it would silently make the rule TCP-only. So these chains are created by the netlink batch of
+/// [`crate::full::new_chains`], never by an incremental script.
+pub fn uses_endpoint_maps(rules: &[String]) -> bool {
+    rules.iter().any(|r| {
+        r.ends_with(&format!(" map @{}", Map::Endpoints.name()))
+            || r.ends_with(&format!(" map @{}", Map::NodeportEndpoints.name()))
+    })
+}
+
+/// [`diff_touched`] without creating the new chains in `made` (created before the script runs,
+/// by a netlink batch).
+pub fn diff_touched_except(
+    old: &Ruleset,
+    new: &Ruleset,
+    touched: &Touched,
+    made: &BTreeSet<String>,
+) -> String {
     let mut s = String::new();
     for name in &touched.sets {
         if let (Some(timeout), false) = (new.sets.get(name), old.sets.contains_key(name)) {
@@ -126,6 +161,7 @@ pub fn diff_touched(old: &Ruleset, new: &Ruleset, touched: &Touched) -> String {
     }
     for name in &touched.chains {
         match (old.chains.get(name), new.chains.get(name)) {
+            (None, Some(_)) if made.contains(name) => {}
             (None, Some(rules)) => {
                 let _ = writeln!(s, "add chain {TABLE} {name}");
                 add_rules(&mut s, name, rules);

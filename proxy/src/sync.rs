@@ -3,8 +3,9 @@
 //! diff against what was last applied.
 //!
 //! Invariants:
-//! - each sync is one kernel transaction ([`Transaction`]: `nft -f`, or one netlink batch when
-//!   only elements change);
+//! - each sync is one kernel transaction ([`Transaction`]: `nft -f`, or one netlink batch), or
+//!   for an incremental script with new endpoint-map chains a netlink batch adding only those
+//!   chains, then the script;
 //! - `applied` is exactly what the kernel holds, or `None` when unknown (start, failed run): then
 //!   the next sync replaces the whole table, which reconciles after a crash without duplicates;
 //! - only services marked dirty by the informers are regenerated, and the incremental transaction
@@ -93,6 +94,8 @@ pub(crate) async fn run(
     let mut reported: HashSet<(Box<str>, &'static str, String)> = HashSet::new();
     let mut lb_sent: BTreeMap<Box<str>, Vec<Ipv4Addr>> = BTreeMap::new();
     let mut backoff = Duration::from_millis(100);
+    // Full replacements as one hand-encoded netlink batch, until one fails.
+    let mut full_by_netlink = true;
     // The netlink socket, moved to the blocking thread for each transaction and back.
     let mut netlink: Option<Netlink> = None;
     let mut last = Instant::now() - config.min_sync_interval;
@@ -134,12 +137,19 @@ pub(crate) async fn run(
         if let Some(lb) = lb {
             write_lb_status(&client, &recorder, &shared, &mut lb_sent, lb);
         }
-        let tx = Transaction::plan(&params, applied.as_ref(), &desired.ruleset, &touched);
+        let tx = Transaction::plan(
+            &params,
+            applied.as_ref(),
+            &desired.ruleset,
+            &touched,
+            full_by_netlink,
+        );
         if matches!(tx, Transaction::None) {
             status.send_modify(|s| s.syncs += 1);
             continue;
         }
         let full = tx.is_full();
+        let batch = matches!(tx, Transaction::FullBatch { .. });
         let started = Instant::now();
         let nft_path = config.nft.clone();
         let mut nl = netlink.take().unwrap_or_default();
@@ -179,8 +189,17 @@ pub(crate) async fn run(
             }
             Err(msg) => {
                 tracing::warn!(error = %msg, retry_ms = backoff.as_millis() as u64, "proxy sync failed");
+                if batch {
+                    // Whatever the kernel disliked in the hand-encoded batch, nft's own encoding
+                    // of the same table is the way back.
+                    tracing::warn!("full replacements go through nft -f from now on");
+                    full_by_netlink = false;
+                }
                 applied = None;
-                status.send_modify(|s| s.last_error = Some(msg.clone()));
+                status.send_modify(|s| {
+                    s.last_error = Some(msg.clone());
+                    s.failures += 1;
+                });
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}

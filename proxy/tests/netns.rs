@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -177,6 +177,76 @@ fn fetch_from(from: &Pod, addr: SocketAddr) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// A UDP server answering every datagram with the pod's name: a thread that has entered the
+/// pod's network namespace (setns changes only the calling thread's). It lives until the test
+/// process exits.
+fn udp_echo(pod: &Pod, port: u16) -> Result<()> {
+    let ns = std::fs::File::open(format!("/proc/{}/ns/net", pod.holder))?;
+    let name = pod.name;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let bound = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?));
+        let sock = match bound {
+            Ok(s) => {
+                let _ = tx.send(Ok(()));
+                s
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let mut buf = [0u8; 512];
+        while let Ok((_, from)) = sock.recv_from(&mut buf) {
+            let _ = sock.send_to(name.as_bytes(), from);
+        }
+    });
+    rx.recv()?
+}
+
+/// One UDP question to `addr` from a fresh socket (a fresh conntrack entry): the answer, or
+/// `None` when none came.
+fn udp_ask(addr: SocketAddr) -> Result<Option<String>> {
+    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    sock.set_read_timeout(Some(Duration::from_millis(300)))?;
+    sock.send_to(b"who", addr)?;
+    let mut buf = [0u8; 64];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned())),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("asking {addr}")),
+    }
+}
+
+/// Both pods answer UDP through the service's ClusterIP and its NodePort.
+async fn udp_reaches_both(what: &'static str, targets: [SocketAddr; 2]) -> Result<()> {
+    for target in targets {
+        blocking(move || {
+            let mut seen = BTreeSet::new();
+            until(what, || {
+                if let Some(r) = udp_ask(target)? {
+                    seen.insert(r);
+                }
+                Ok(seen.contains("pod-a") && seen.contains("pod-b"))
+            })
+        })
+        .await
+        .with_context(|| format!("UDP to {target}"))?;
+    }
+    Ok(())
+}
+
 /// Polls `f` until it returns true.
 fn until(what: &str, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
     let start = Instant::now();
@@ -312,6 +382,41 @@ async fn scenario() -> Result<()> {
     let token = CancellationToken::new();
     let proxy = start_proxy(&client, &token).await?;
 
+    // A UDP service first, so its dnat-2 and np-dnat-2 chains come from an incremental sync
+    // (the regression: nft-made DNAT rules through the endpoint maps were TCP-only).
+    udp_echo(&a, 5300)?;
+    udp_echo(&b, 5300)?;
+    let udp_port = json!([{"name": "echo", "port": 5300, "protocol": "UDP", "targetPort": 5300}]);
+    let dgram = create(
+        &client,
+        SERVICES,
+        service("dgram", json!({"ports": udp_port})),
+    )
+    .await?;
+    let eps: Vec<Value> = [&a, &b]
+        .iter()
+        .map(|p| json!({"addresses": [p.ip.to_string()], "conditions": {"ready": true}, "nodeName": "n1"}))
+        .collect();
+    create(
+        &client,
+        SLICES,
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "dgram", "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "dgram"}},
+            "addressType": "IPv4", "endpoints": eps,
+            "ports": [{"name": "echo", "port": 5300, "protocol": "UDP"}]}),
+    )
+    .await?;
+    let (dgram_ip, dgram_np) = addr_of(&dgram)?;
+    let udp_targets = [
+        SocketAddr::from((dgram_ip.ip(), 5300)),
+        SocketAddr::from((BRIDGE_IP, dgram_np)),
+    ];
+    udp_reaches_both("both pods over UDP", udp_targets).await?;
+    // Through the incremental path, not a full replacement after a failed increment.
+    let failures = proxy.status().borrow().failures;
+    ensure!(failures == 0, "{failures} failed syncs");
+
     let web = create(&client, SERVICES, service("web", json!({}))).await?;
     create(&client, SLICES, slice("web", &[&a, &b])).await?;
     let (web_ip, web_np) = addr_of(&web)?;
@@ -392,6 +497,10 @@ async fn scenario() -> Result<()> {
         let _ = std::fs::write(std::env::temp_dir().join("k1s-proxy-after.nft"), &after);
         bail!("restart changed the table (see k1s-proxy-before.nft / -after.nft in the temp dir)");
     }
+    // The restarted proxy made the chains with its full batch: UDP still works.
+    udp_reaches_both("both pods over UDP after the restart", udp_targets).await?;
+    let failures = second.status().borrow().failures;
+    ensure!(failures == 0, "{failures} failed syncs after the restart");
     token2.cancel();
     second.wait().await;
     ensure!(

@@ -3,13 +3,16 @@
 //! Runs in its own network namespace (re-executes itself under `unshare --net`), so table `ip k1s`
 //! never lands in the host's network. Two parts:
 //! 1. the library straight: an index of `--services` ClusterIP services × `--endpoints` endpoints;
-//!    generation, the full-replacement transaction (`nft -f`), and a single-endpoint change as the
+//!    generation, the full-replacement transaction as the sync loop sends it (one hand-encoded
+//!    netlink batch) and, for comparison, as `nft -f`, and a single-endpoint change as the
 //!    sync loop does it (regenerate that service, plan what it touched, the incremental
 //!    transaction: one netlink batch when only elements change, else `nft -f`), each repeated
 //!    for p50/p99;
 //! 2. end to end: the same objects created through an in-process API server, the proxy started on
 //!    it (time to its first full sync), then single-endpoint EndpointSlice updates, each timed from
 //!    the API write until the proxy's sync of it has been applied by `nft`.
+//!
+//! With `--clusterip`, instead: HTTP through a ClusterIP vs straight to the pod ([`clusterip`]).
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -27,6 +30,8 @@ use serde_json::{Value, json};
 
 use super::api::print_header;
 use super::stats::Samples;
+
+mod clusterip;
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
@@ -48,6 +53,19 @@ pub struct ProxyArgs {
     /// Services in the end-to-end part (creating them through the API takes a while); 0 skips it.
     #[arg(long, default_value_t = 1000)]
     pub e2e_services: u32,
+    /// Instead of the table benchmarks: HTTP requests through a ClusterIP vs straight to the pod
+    /// IP (latency on one keep-alive connection, throughput on --connections), side by side.
+    #[arg(long)]
+    pub clusterip: bool,
+    /// ClusterIP comparison: rounds, each measuring both paths.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// ClusterIP comparison: seconds per path, phase and round.
+    #[arg(long, default_value_t = 2.0)]
+    pub secs: f64,
+    /// ClusterIP comparison: keep-alive connections in the throughput phase.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
 }
 
 pub fn run(args: ProxyArgs) -> Result<()> {
@@ -59,6 +77,13 @@ pub fn run(args: ProxyArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     print_header("proxy");
+    if args.clusterip {
+        return clusterip::run(clusterip::Options {
+            rounds: args.rounds.max(1),
+            secs: args.secs.clamp(0.1, 600.0),
+            connections: args.connections.clamp(1, 256),
+        });
+    }
     println!(
         "{} services x {} endpoints, nft {}",
         args.services,
@@ -135,14 +160,34 @@ fn library(args: &ProxyArgs) -> Result<()> {
             slice(i, args.endpoints, 0),
         );
     }
-    let (mut gen_s, mut full_s) = (Samples::default(), Samples::default());
+    let [mut gen_s, mut render_s, mut full_s] = [(); 3].map(|_| Samples::default());
+    let [mut encode_s, mut batch_s, mut sync_s] = [(); 3].map(|_| Samples::default());
     let mut rs = None;
-    let mut bytes = 0;
+    let (mut bytes, mut batch_bytes) = (0, 0);
+    let mut netlink = k1s_proxy::netlink::Netlink::default();
     for _ in 0..args.full_runs {
         let t = Instant::now();
         let (r, _) = generate(&index, &params);
+        let generated = t.elapsed();
+        gen_s.push(generated);
+        // The sync loop's full replacement: one hand-encoded netlink batch.
+        let t = Instant::now();
+        let tx = Transaction::plan(&params, None, &r, &Default::default(), true);
+        let encoded = t.elapsed();
+        encode_s.push(encoded);
+        let Transaction::FullBatch { batch, .. } = &tx else {
+            bail!("the bench's table should go as one netlink batch");
+        };
+        batch_bytes = batch.len();
+        let t = Instant::now();
+        tx.run(&args.nft, &mut netlink)?;
+        let sent = t.elapsed();
+        batch_s.push(sent);
+        sync_s.push(generated + encoded + sent);
+        // The same table through nft, for comparison (and the fallback's cost).
+        let t = Instant::now();
         let text = script::full(&params, &r);
-        gen_s.push(t.elapsed());
+        render_s.push(t.elapsed());
         bytes = text.len();
         if let Some(path) = std::env::var_os("K1S_BENCH_PROXY_DUMP") {
             std::fs::write(path, &text)?;
@@ -153,21 +198,32 @@ fn library(args: &ProxyArgs) -> Result<()> {
         rs = Some(r);
     }
     let mut applied = rs.context("no full run")?;
-    gen_s
-        .report("full: generate + render", args.full_runs as u64, None)
+    let runs = args.full_runs as u64;
+    let objects = format!(
+        "{} chains, {} elements",
+        applied.chains.len(),
+        applied.elements.len() + applied.cluster_ips.len()
+    );
+    gen_s.report("full: generate", runs, None).print();
+    encode_s
+        .report("full: encode the netlink batch", runs, None)
+        .note(format!("{} KiB", batch_bytes / 1024))
+        .print();
+    batch_s
+        .report("full: the netlink batch (one transaction)", runs, None)
+        .note(objects.clone())
+        .print();
+    sync_s
+        .report("full: generate + encode + batch", runs, None)
+        .note("the sync loop's full replacement")
+        .print();
+    render_s
+        .report("full (nft path): render the script", runs, None)
         .note(format!("{} KiB script", bytes / 1024))
         .print();
     full_s
-        .report(
-            "full: nft -f (one transaction)",
-            args.full_runs as u64,
-            None,
-        )
-        .note(format!(
-            "{} chains, {} elements",
-            applied.chains.len(),
-            applied.elements.len()
-        ))
+        .report("full (nft path): nft -f (one transaction)", runs, None)
+        .note(objects)
         .print();
     // The sync loop's path: regenerate the one changed service, diff what it touched.
     let mut desired = Assembled::new(&params);
@@ -178,7 +234,6 @@ fn library(args: &ProxyArgs) -> Result<()> {
     let (mut work_s, mut nft_s) = (Samples::default(), Samples::default());
     let mut shifted = std::collections::HashSet::new();
     let mut by_netlink = 0;
-    let mut netlink = k1s_proxy::netlink::Netlink::default();
     for c in 0..args.changes {
         let i = (c as u32 * 7919) % args.services;
         // Move one endpoint of service i to a new address, or back.
@@ -197,7 +252,7 @@ fn library(args: &ProxyArgs) -> Result<()> {
         let t = Instant::now();
         desired.update(&key, fragment(&index, &key, &params));
         let touched = desired.take_touched();
-        let tx = Transaction::plan(&params, Some(&applied), &desired.ruleset, &touched);
+        let tx = Transaction::plan(&params, Some(&applied), &desired.ruleset, &touched, true);
         work_s.push(t.elapsed());
         if matches!(tx, Transaction::Elements(_)) {
             by_netlink += 1;

@@ -424,38 +424,6 @@ fn hostile_names_cannot_inject_syntax() {
     assert!(rs.chains.contains_key("svc-n_/x__flush_ruleset/tcp/p__"));
 }
 
-/// Runs `sh -c script` in a new network namespace, with `files` written to a temp dir first.
-fn in_netns(files: &[(&str, &str)], sh: &str) -> (bool, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "k1s-proxy-rules-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
-    let out = Command::new("unshare")
-        .args(["--net", "sh", "-c", sh])
-        .current_dir(&dir)
-        .output()
-        .expect("unshare (util-linux) must be installed");
-    let _ = std::fs::remove_dir_all(&dir);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
 fn every_feature() -> Index {
     let mut idx = web_index();
     let mut s = svc(
@@ -486,8 +454,28 @@ fn every_feature() -> Index {
     idx
 }
 
+/// Runs itself again inside `unshare --net` (netlink talks to the network namespace of the
+/// process).
 #[test]
 fn full_and_incremental_scripts_load_in_the_kernel() {
+    const INSIDE: &str = "K1S_PROXY_INCREMENTAL_TEST_NETNS";
+    if std::env::var_os(INSIDE).is_none() {
+        let out = Command::new("unshare")
+            .arg("--net")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "rules::tests::full_and_incremental_scripts_load_in_the_kernel",
+                "--nocapture",
+            ])
+            .env(INSIDE, "1")
+            .output()
+            .expect("unshare (util-linux) must be installed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
     let p = params();
     let (old, _) = generate(&every_feature(), &p);
     let mut next = every_feature();
@@ -517,20 +505,70 @@ fn full_and_incremental_scripts_load_in_the_kernel() {
         "{diff}"
     );
     assert!(script::diff(&new, &new).is_empty());
-    // Apply old, then the diff; the table must equal the one the full new script makes.
-    let (ok, out) = in_netns(
-        &[
-            ("old.nft", &full_old),
-            ("new.nft", &full_new),
-            ("diff.nft", &diff),
-        ],
-        // Chains and sets are listed in creation order: compare the blocks sorted.
-        "set -e; blocks() { nft list table ip k1s | grep -v '^}$' | awk 'BEGIN{RS=\"\";ORS=\"\\0\"}1' | sort -z | tr '\\0' '\\n'; }; \
-         nft -f old.nft; nft -f diff.nft; blocks > a.txt; \
-         nft -f new.nft; nft -f new.nft; blocks > b.txt; diff a.txt b.txt; \
-         nft list table ip k1s | grep -c 'chain ' ",
+    // Apply old, then the incremental transaction as the sync sends it (the new chains that use
+    // the endpoint maps over netlink, the rest with nft -f); the table must equal the one the
+    // full new script makes.
+    let touched = crate::assemble::Touched {
+        chains: old
+            .chains
+            .keys()
+            .chain(new.chains.keys())
+            .cloned()
+            .collect(),
+        sets: old.sets.keys().chain(new.sets.keys()).cloned().collect(),
+        elements: old
+            .elements
+            .keys()
+            .chain(new.elements.keys())
+            .cloned()
+            .collect(),
+        cluster_ips: old.cluster_ips.union(&new.cluster_ips).copied().collect(),
+    };
+    let tx = crate::apply::Transaction::plan(&p, Some(&old), &new, &touched, true);
+    let crate::apply::Transaction::Script {
+        text,
+        full: false,
+        chains: Some(_),
+    } = &tx
+    else {
+        panic!("a new dnat chain must come in a netlink batch before the script: {tx:?}");
+    };
+    assert!(!text.contains("@endpoints"), "{text}");
+    let nft = std::path::Path::new("nft");
+    let blocks = || {
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", "k1s"])
+            .output()
+            .unwrap();
+        // Chains and sets are listed in creation order: compare the blocks sorted, without the
+        // table's closing brace (which ends whichever block is last).
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let text: Vec<&str> = text.lines().filter(|l| *l != "}").collect();
+        let text = text.join("\n");
+        let mut b: Vec<&str> = text.split("\n\n").map(str::trim_end).collect();
+        b.sort();
+        b.join("\n\n")
+    };
+    script_apply(nft, &full_old);
+    let mut nl = crate::netlink::Netlink::default();
+    tx.run(nft, &mut nl)
+        .expect("the incremental transaction applies");
+    let after_diff = blocks();
+    script_apply(nft, &full_new);
+    script_apply(nft, &full_new);
+    assert_eq!(after_diff, blocks());
+    // The netlink-made dnat rules carry no protocol check nft would add (UDP is DNAT'd too).
+    let out = Command::new("nft")
+        .args(["--debug=netlink", "list", "chain", "ip", "k1s", "dnat-1"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("numgen"), "{listing}");
+    assert!(
+        !listing.contains("[ cmp eq reg 1 0x00000006 ]"),
+        "{listing}"
     );
-    assert!(ok, "{out}");
+    crate::nft::delete_table(nft).unwrap();
 }
 
 /// An endpoint moved and a service without endpoints removed: elements only, so the sync sends
@@ -587,7 +625,7 @@ fn element_changes_over_netlink_match_the_full_script() {
             .collect(),
         cluster_ips: old.cluster_ips.union(&new.cluster_ips).copied().collect(),
     };
-    let tx = Transaction::plan(&p, Some(&old), &new, &touched);
+    let tx = Transaction::plan(&p, Some(&old), &new, &touched, true);
     let Transaction::Elements(ops) = &tx else {
         panic!("an element-only change must not need nft: {tx:?}");
     };
@@ -615,7 +653,8 @@ fn element_changes_over_netlink_match_the_full_script() {
     assert_eq!(after_netlink, blocks());
     // A batch the kernel refuses (deleting an element that is not there) changes nothing.
     let before = blocks();
-    let Transaction::Elements(mut bad) = Transaction::plan(&p, Some(&old), &new, &touched) else {
+    let Transaction::Elements(mut bad) = Transaction::plan(&p, Some(&old), &new, &touched, true)
+    else {
         unreachable!()
     };
     bad.retain(|o| o.delete);
@@ -623,7 +662,8 @@ fn element_changes_over_netlink_match_the_full_script() {
     assert!(err.to_string().contains("rejected"), "{err}");
     assert_eq!(before, blocks());
     // The same handle works again after a refusal (it reopened its socket).
-    let Transaction::Elements(mut good) = Transaction::plan(&p, Some(&new), &old, &touched) else {
+    let Transaction::Elements(mut good) = Transaction::plan(&p, Some(&new), &old, &touched, true)
+    else {
         panic!("back to the old elements is element-only too")
     };
     good.retain(|o| !o.delete);
