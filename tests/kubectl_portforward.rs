@@ -185,18 +185,13 @@ fn kubectl_portforward() {
 }
 
 fn inner(scratch: &Path) {
+    let fixture = guard::KubeletFixture::start_in(scratch, "portforward");
     let guard::KubeletFixture {
         registry: _registry,
         image,
         cluster,
         ..
-    } = guard::KubeletFixture::start(
-        "portforward",
-        "k1s-test-node",
-        false,
-        &["--dns-listen", "127.0.0.1:0"],
-    );
-    assert!(cluster.data_dir().starts_with(scratch));
+    } = fixture;
     let c = &*cluster;
     c.ok_stdin(&["apply", "-f", "-"], &manifests(&image));
     c.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);

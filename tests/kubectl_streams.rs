@@ -64,18 +64,13 @@ fn kubectl_streams() {
 }
 
 fn inner(scratch: &Path) {
+    let fixture = guard::KubeletFixture::start_in(scratch, "streams");
     let guard::KubeletFixture {
         registry: _registry,
         image,
         cluster,
         ..
-    } = guard::KubeletFixture::start(
-        "streams",
-        "k1s-test-node",
-        false,
-        &["--dns-listen", "127.0.0.1:0"],
-    );
-    assert!(cluster.data_dir().starts_with(scratch));
+    } = fixture;
     let c = &*cluster;
     c.ok_stdin(&["apply", "-f", "-"], &pod(&image));
     c.ok(&["wait", "--for=condition=Ready", "pod/box", "--timeout=90s"]);

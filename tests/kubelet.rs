@@ -151,20 +151,18 @@ spec:
 
 fn inner(scratch: &Path) {
     // The proxy and the cluster DNS with their defaults: pods get the kube-dns ClusterIP.
+    let fixture = guard::KubeletFixture::start("kubelet", guard::TEST_NODE, true, &[]);
+    assert!(fixture.cluster.data_dir().starts_with(scratch));
+    // The Node, Ready, with the columns `get nodes -o wide` shows.
+    fixture.wait_node_ready();
     let guard::KubeletFixture {
         registry,
         image,
         cgroup_root,
         mut cluster,
-    } = guard::KubeletFixture::start("kubelet", "k1s-test-node", true, &[]);
-    assert!(cluster.data_dir().starts_with(scratch));
+        ..
+    } = fixture;
     let c = &*cluster;
-
-    // The Node, Ready, with the columns `get nodes -o wide` shows.
-    eventually(Duration::from_secs(20), "the node to be Ready", || {
-        let out = c.kubectl(&["get", "node", "k1s-test-node"]);
-        out.success() && out.stdout.contains(" Ready ")
-    });
     let nodes = Table::parse(&c.ok(&["get", "nodes", "-o", "wide"]));
     let ip = nodes.cell("k1s-test-node", "INTERNAL-IP");
     assert!(

@@ -160,22 +160,15 @@ fn kubelet_runs_startup_probes_and_lifecycle_hooks() {
 }
 
 fn inner(scratch: &Path) {
+    let fixture = guard::KubeletFixture::start_in(scratch, "lifecycle");
+    fixture.wait_node_ready();
     let guard::KubeletFixture {
         registry: _registry,
         image,
         cluster,
         ..
-    } = guard::KubeletFixture::start(
-        "lifecycle",
-        "k1s-test-node",
-        false,
-        &["--dns-listen", "127.0.0.1:0"],
-    );
+    } = fixture;
     let c = &*cluster;
-    eventually(Duration::from_secs(20), "the node to be Ready", || {
-        let out = c.kubectl(&["get", "node", "k1s-test-node"]);
-        out.success() && out.stdout.contains(" Ready ")
-    });
     let host_dir = scratch.join("hooks-host");
     c.ok_stdin(&["apply", "-f", "-"], &pods(&image, &host_dir));
 

@@ -40,23 +40,15 @@ fn pod_token_reaches_the_api() {
 }
 
 fn inner(scratch: &Path) {
+    let fixture = guard::KubeletFixture::start_in(scratch, "satoken");
+    fixture.wait_node_ready();
     let guard::KubeletFixture {
         registry: _registry,
         image,
         cluster,
         ..
-    } = guard::KubeletFixture::start(
-        "satoken",
-        "k1s-test-node",
-        false,
-        &["--dns-listen", "127.0.0.1:0"],
-    );
-    assert!(cluster.data_dir().starts_with(scratch));
+    } = fixture;
     let c = &*cluster;
-    eventually(Duration::from_secs(20), "the node to be Ready", || {
-        let out = c.kubectl(&["get", "node", "k1s-test-node"]);
-        out.success() && out.stdout.contains(" Ready ")
-    });
     c.ok_stdin(
         &["apply", "-f", "-"],
         &format!(

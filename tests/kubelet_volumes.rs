@@ -96,23 +96,15 @@ fn kubelet_projects_volumes() {
 }
 
 fn inner(scratch: &Path) {
+    let fixture = guard::KubeletFixture::start_in(scratch, "volumes");
+    fixture.wait_node_ready();
     let guard::KubeletFixture {
         registry: _registry,
         image,
         cluster,
         ..
-    } = guard::KubeletFixture::start(
-        "volumes",
-        "k1s-test-node",
-        false,
-        &["--dns-listen", "127.0.0.1:0"],
-    );
-    assert!(cluster.data_dir().starts_with(scratch));
+    } = fixture;
     let c = &*cluster;
-    eventually(Duration::from_secs(20), "the node to be Ready", || {
-        let out = c.kubectl(&["get", "node", "k1s-test-node"]);
-        out.success() && out.stdout.contains(" Ready ")
-    });
     c.ok(&[
         "create",
         "configmap",

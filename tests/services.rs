@@ -240,20 +240,17 @@ fn inner(_scratch: &Path) {
     sh(&format!(
         "ip link add node0 type bridge && ip addr add {NODE_IP}/24 dev node0 && ip link set node0 up"
     ));
+    let fixture = guard::KubeletFixture::start("services", "k1s-svc-node", true, &[]);
+    // Defaults: DNS on the pod gateway's port 53, the node IP detected for kubelet and proxy.
+    assert_eq!(fixture.cluster.dns_addr(), "10.42.0.1:53".parse().unwrap());
+    fixture.wait_node_ready();
     let guard::KubeletFixture {
         registry: _registry,
         image,
         mut cluster,
         ..
-    } = guard::KubeletFixture::start("services", "k1s-svc-node", true, &[]);
+    } = fixture;
     let c = &*cluster;
-
-    // Defaults: DNS on the pod gateway's port 53, the node IP detected for kubelet and proxy.
-    assert_eq!(c.dns_addr(), "10.42.0.1:53".parse().unwrap());
-    eventually(Duration::from_secs(20), "the node to be Ready", || {
-        let out = c.kubectl(&["get", "node", "k1s-svc-node"]);
-        out.success() && out.stdout.contains(" Ready ")
-    });
     let nodes = Table::parse(&c.ok(&["get", "nodes", "-o", "wide"]));
     assert_eq!(nodes.cell("k1s-svc-node", "INTERNAL-IP"), NODE_IP);
 

@@ -117,9 +117,29 @@ pub struct KubeletFixture {
     pub image: String,
     pub cgroup_root: String,
     pub cluster: Guarded,
+    pub node: String,
 }
 
+/// The node name of the kubelet tests that need no particular one.
+pub const TEST_NODE: &str = "k1s-test-node";
+
 impl KubeletFixture {
+    /// The common case: node [`TEST_NODE`], no service proxy, the cluster DNS on a free loopback
+    /// port; the cluster's data dir must lie in the test's `scratch` dir (its netns's cleanup).
+    pub fn start_in(scratch: &Path, tag: &str) -> Self {
+        let f = Self::start(tag, TEST_NODE, false, &["--dns-listen", "127.0.0.1:0"]);
+        assert!(f.cluster.data_dir().starts_with(scratch));
+        f
+    }
+
+    /// Waits until `kubectl get node` shows the fixture's node Ready.
+    pub fn wait_node_ready(&self) {
+        crate::common::eventually(Duration::from_secs(20), "the node to be Ready", || {
+            let out = self.cluster.kubectl(&["get", "node", &self.node]);
+            out.success() && out.stdout.contains(" Ready ")
+        });
+    }
+
     /// `proxy`: run the service proxy too (and so the DNS defaults); `extra`: more server flags.
     pub fn start(tag: &str, node: &str, proxy: bool, extra: &[&str]) -> Self {
         let registry = crate::support::Registry::start().expect("starting docker-registry");
@@ -146,6 +166,7 @@ impl KubeletFixture {
             image,
             cgroup_root,
             cluster,
+            node: node.to_string(),
         }
     }
 }
