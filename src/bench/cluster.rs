@@ -650,62 +650,75 @@ struct Throughput {
     lag_max: Duration,
 }
 
-impl BindWatch {
-    async fn open(ep: &Endpoint, ns: &str) -> Result<BindWatch> {
-        let mut conn = ep.connect(Proto::Http1).await?;
-        let path = format!("/api/v1/namespaces/{ns}/pods");
-        let listed = get_json(&mut conn, &format!("{path}?limit=1")).await?;
-        let rv = listed
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .ok_or_else(|| anyhow!("the pod LIST has no metadata.resourceVersion"))?
-            .to_owned();
-        let resp = conn
-            .send(
-                Method::GET,
-                &format!("{path}?watch=1&resourceVersion={rv}&timeoutSeconds=3600"),
-                None,
-            )
-            .await?;
-        if resp.status() != StatusCode::OK {
-            bail!("pod watch: {}", resp.status());
-        }
-        let mut body = resp.into_body();
-        let bound: Arc<Mutex<Seen>> = Arc::default();
-        let seen = bound.clone();
-        let task = tokio::spawn(async move {
-            let _conn = conn;
-            let mut buf: Vec<u8> = Vec::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let at = Instant::now();
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.extend_from_slice(&data);
-                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
-                        continue;
-                    };
-                    let node = ev
-                        .pointer("/object/spec/nodeName")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    let name = ev
-                        .pointer("/object/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    if name.is_empty() {
-                        continue;
-                    }
-                    let mut m = seen.lock().unwrap_or_else(|e| e.into_inner());
-                    let entry = m.entry(name.to_owned()).or_insert((at, None));
-                    if !node.is_empty() && entry.1.is_none() {
-                        entry.1 = Some(at);
-                    }
+/// Watches the pods of `ns` from now on (a LIST for the resourceVersion, then a watch on its own
+/// connection) and calls `on_event` with each event's arrival time and the parsed event, on a
+/// task that ends with the watch.
+pub(super) async fn watch_pods(
+    ep: &Endpoint,
+    ns: &str,
+    mut on_event: impl FnMut(Instant, Value) + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let mut conn = ep.connect(Proto::Http1).await?;
+    let path = format!("/api/v1/namespaces/{ns}/pods");
+    let listed = get_json(&mut conn, &format!("{path}?limit=1")).await?;
+    let rv = listed
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("the pod LIST has no metadata.resourceVersion"))?
+        .to_owned();
+    let resp = conn
+        .send(
+            Method::GET,
+            &format!("{path}?watch=1&resourceVersion={rv}&timeoutSeconds=3600"),
+            None,
+        )
+        .await?;
+    if resp.status() != StatusCode::OK {
+        bail!("pod watch: {}", resp.status());
+    }
+    let mut body = resp.into_body();
+    Ok(tokio::spawn(async move {
+        let _conn = conn;
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let at = Instant::now();
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                if let Ok(ev) = serde_json::from_slice::<Value>(&line) {
+                    on_event(at, ev);
                 }
             }
-        });
+        }
+    }))
+}
+
+impl BindWatch {
+    async fn open(ep: &Endpoint, ns: &str) -> Result<BindWatch> {
+        let bound: Arc<Mutex<Seen>> = Arc::default();
+        let seen = bound.clone();
+        let task = watch_pods(ep, ns, move |at, ev| {
+            let node = ev
+                .pointer("/object/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let name = ev
+                .pointer("/object/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if name.is_empty() {
+                return;
+            }
+            let mut m = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = m.entry(name.to_owned()).or_insert((at, None));
+            if !node.is_empty() && entry.1.is_none() {
+                entry.1 = Some(at);
+            }
+        })
+        .await?;
         Ok(BindWatch { bound, task })
     }
 

@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::api::{parse_duration, print_header};
 use super::client::{Conn, Endpoint, Proto, endpoint_from_kubeconfig, snippet};
-use super::cluster::{CLOCK_TICKS, cpu_ticks, get_json};
+use super::cluster::{CLOCK_TICKS, cpu_ticks, get_json, watch_pods};
 use super::spawn::{self, mib};
 use super::stats::{Samples, ms};
 
@@ -380,61 +379,27 @@ struct ReadyWatch {
 
 impl ReadyWatch {
     async fn open(ep: &Endpoint) -> Result<ReadyWatch> {
-        let mut conn = ep.connect(Proto::Http1).await?;
-        let path = format!("/api/v1/namespaces/{NS}/pods");
-        let listed = get_json(&mut conn, &format!("{path}?limit=1")).await?;
-        let rv = listed
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .ok_or_else(|| anyhow!("the pod LIST has no metadata.resourceVersion"))?
-            .to_owned();
-        let resp = conn
-            .send(
-                Method::GET,
-                &format!("{path}?watch=1&resourceVersion={rv}&timeoutSeconds=3600"),
-                None,
-            )
-            .await?;
-        if resp.status() != StatusCode::OK {
-            bail!("pod watch: {}", resp.status());
-        }
-        let mut body = resp.into_body();
         let ready: Arc<Mutex<HashMap<String, (Instant, u32)>>> = Arc::default();
         let changed = Arc::new(Notify::new());
         let (seen, notify) = (ready.clone(), changed.clone());
-        let task = tokio::spawn(async move {
-            let _conn = conn;
-            let mut buf: Vec<u8> = Vec::new();
-            // Events seen per pod before it is Running+Ready: how many writes its start took.
-            let mut events: HashMap<String, u32> = HashMap::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let at = Instant::now();
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.extend_from_slice(&data);
-                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
-                        continue;
-                    };
-                    let Some(name) = ev.pointer("/object/metadata/name").and_then(Value::as_str)
-                    else {
-                        continue;
-                    };
-                    let count = events.entry(name.to_owned()).or_default();
-                    *count += 1;
-                    if !is_running_ready(&ev["object"]) {
-                        continue;
-                    }
-                    seen.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .entry(name.to_owned())
-                        .or_insert((at, *count));
-                    notify.notify_waiters();
-                }
+        // Events seen per pod before it is Running+Ready: how many writes its start took.
+        let mut events: HashMap<String, u32> = HashMap::new();
+        let task = watch_pods(ep, NS, move |at, ev| {
+            let Some(name) = ev.pointer("/object/metadata/name").and_then(Value::as_str) else {
+                return;
+            };
+            let count = events.entry(name.to_owned()).or_default();
+            *count += 1;
+            if !is_running_ready(&ev["object"]) {
+                return;
             }
-        });
+            seen.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(name.to_owned())
+                .or_insert((at, *count));
+            notify.notify_waiters();
+        })
+        .await?;
         Ok(ReadyWatch {
             ready,
             changed,
