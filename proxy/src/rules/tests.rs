@@ -454,26 +454,34 @@ fn every_feature() -> Index {
     idx
 }
 
+/// Runs test `name` again in a new network namespace (netlink talks to the namespace of the
+/// process) with `inside` set, and asserts it passed there. Returns true in the outer process,
+/// which must then return; false inside, where the test body runs.
+fn run_in_own_netns(name: &str, inside: &str) -> bool {
+    if std::env::var_os(inside).is_some() {
+        return false;
+    }
+    let out = Command::new("unshare")
+        .arg("--net")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture"])
+        .env(inside, "1")
+        .output()
+        .expect("unshare (util-linux) must be installed");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    true
+}
+
 /// Runs itself again inside `unshare --net` (netlink talks to the network namespace of the
 /// process).
 #[test]
 fn full_and_incremental_scripts_load_in_the_kernel() {
-    const INSIDE: &str = "K1S_PROXY_INCREMENTAL_TEST_NETNS";
-    if std::env::var_os(INSIDE).is_none() {
-        let out = Command::new("unshare")
-            .arg("--net")
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "rules::tests::full_and_incremental_scripts_load_in_the_kernel",
-                "--nocapture",
-            ])
-            .env(INSIDE, "1")
-            .output()
-            .expect("unshare (util-linux) must be installed");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    if run_in_own_netns(
+        "rules::tests::full_and_incremental_scripts_load_in_the_kernel",
+        "K1S_PROXY_INCREMENTAL_TEST_NETNS",
+    ) {
         return;
     }
     let p = params();
@@ -576,22 +584,10 @@ fn full_and_incremental_scripts_load_in_the_kernel() {
 /// inside `unshare --net` (netlink talks to the network namespace of the process).
 #[test]
 fn element_changes_over_netlink_match_the_full_script() {
-    const INSIDE: &str = "K1S_PROXY_NETLINK_TEST_NETNS";
-    if std::env::var_os(INSIDE).is_none() {
-        let out = Command::new("unshare")
-            .arg("--net")
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "rules::tests::element_changes_over_netlink_match_the_full_script",
-                "--nocapture",
-            ])
-            .env(INSIDE, "1")
-            .output()
-            .expect("unshare (util-linux) must be installed");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    if run_in_own_netns(
+        "rules::tests::element_changes_over_netlink_match_the_full_script",
+        "K1S_PROXY_NETLINK_TEST_NETNS",
+    ) {
         return;
     }
     use crate::apply::Transaction;
