@@ -513,6 +513,7 @@ mod allocation_tests {
         let mut ips = std::collections::HashSet::new();
         let mut ports = std::collections::HashSet::new();
         let mut s0_ip = String::new();
+        let mut s0_port = 0;
         for t in creates {
             let svc = t.await.unwrap().unwrap();
             let ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
@@ -525,9 +526,13 @@ mod allocation_tests {
             let port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
             assert!((30000..=32767).contains(&port));
             assert!(ports.insert(port), "duplicate nodePort {port}");
+            if svc["metadata"]["name"] == "s0" {
+                s0_port = port;
+            }
         }
         // A freed address is reused; a taken or out-of-range one is refused with 422.
         c.delete(SVC, Some("default"), "s0", None).await.unwrap();
+        ports.remove(&s0_port);
         // Dynamic addresses are random: any address but the one just freed is still taken.
         let taken = ips.iter().find(|ip| **ip != s0_ip).unwrap().clone();
         let mut dup = service("dup", "ClusterIP");
@@ -544,6 +549,57 @@ mod allocation_tests {
             "{}",
             e.message
         );
+        // The freed one is taken again at once: the allocator saw the delete.
+        let mut again = service("again", "ClusterIP");
+        again["spec"]["clusterIP"] = json!(s0_ip);
+        let created = c.create(SVC, Some("default"), &again).await.unwrap();
+        assert_eq!(created["spec"]["clusterIP"], json!(s0_ip));
+        // A ClusterIP Service turned NodePort gets a free node port; asking for one another
+        // Service holds, or one outside the range, is refused.
+        let turned = c
+            .merge_patch(
+                SVC,
+                Some("default"),
+                "again",
+                None,
+                &json!({"spec": {"type": "NodePort"}}),
+            )
+            .await
+            .unwrap();
+        let port = turned["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+        assert!((30000..=32767).contains(&port), "{turned}");
+        assert!(!ports.contains(&port), "{port} was held by another Service");
+        let held = *ports.iter().next().unwrap();
+        for (asked, says) in [
+            (held, "provided port is already allocated"),
+            (
+                80,
+                "provided port is not in the valid range. The range of valid ports is 30000-32767",
+            ),
+        ] {
+            let e = c
+                .merge_patch(
+                    SVC,
+                    Some("default"),
+                    "again",
+                    None,
+                    &json!({"spec": {"ports": [{"port": 80, "nodePort": asked}]}}),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.code, e.reason.as_str()),
+                (422, "Invalid"),
+                "{}",
+                e.message
+            );
+            assert!(
+                e.message.contains("spec.ports[0].nodePort"),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains(says), "{}", e.message);
+        }
         dup["spec"]["clusterIP"] = json!("192.168.1.1");
         let e = c.create(SVC, Some("default"), &dup).await.unwrap_err();
         assert!(

@@ -60,8 +60,9 @@ pub struct Inner {
     pub openapi_cache: Mutex<HashMap<String, (String, bytes::Bytes)>>,
     /// Parsed schema indexes by the same paths, for field validation.
     pub schema_cache: Mutex<HashMap<String, Arc<crate::openapi::SchemaIndex>>>,
-    /// Serialises ClusterIP/NodePort allocation.
-    pub alloc_lock: tokio::sync::Mutex<()>,
+    /// The ClusterIPs and NodePorts in use; its lock serialises allocation and is held until the
+    /// allocating create has committed.
+    pub alloc: Arc<tokio::sync::Mutex<crate::alloc::AllocCache>>,
     /// Where `pods/log` reads from (set by the kubelet's host).
     pod_logs: std::sync::OnceLock<crate::pod_logs::SharedPodLogs>,
     /// Where `pods/exec`, `attach` and `portforward` go (set by the kubelet's host).
@@ -81,7 +82,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             openapi_cache: Mutex::new(HashMap::new()),
             schema_cache: Mutex::new(HashMap::new()),
-            alloc_lock: tokio::sync::Mutex::new(()),
+            alloc: Arc::new(tokio::sync::Mutex::new(Default::default())),
             pod_logs: std::sync::OnceLock::new(),
             pod_streams: std::sync::OnceLock::new(),
             token_keys: std::sync::OnceLock::new(),

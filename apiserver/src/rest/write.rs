@@ -273,7 +273,8 @@ pub async fn create_object(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(StatusCo
             return Err(invalid(ctx, causes));
         }
         check_namespace_exists(ctx).await?;
-        crate::alloc::allocate(ctx, &mut obj).await?;
+        // Held until the write below has committed or failed (see `alloc`).
+        let _allocation = crate::alloc::allocate(ctx, &mut obj).await?;
         if obj["metadata"].get("managedFields").is_none() {
             k1s_apimachinery::apply::track_update(None, &mut obj, &manager, &api_version, &now());
         }
@@ -393,6 +394,8 @@ async fn write_update(
         return Err(invalid(ctx, causes));
     }
     crate::alloc::keep_allocations(ctx, &old, &mut new);
+    // Held until the write below has committed or failed (see `alloc`).
+    let _allocation = crate::alloc::allocate_update(ctx, &old, &mut new).await?;
     if new == old {
         return Ok((StatusCode::OK, to_bytes(&old)));
     }
