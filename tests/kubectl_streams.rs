@@ -1,5 +1,6 @@
 //! Streaming commands end to end with stock kubectl (default flags): `exec` (exit codes, stdin,
-//! a TTY with resize, `-c`), `cp` both ways, `attach` and `run -it --rm`, against a busybox pod
+//! a TTY with resize, `-c`), `cp` both ways, `attach`, `debug` (an ephemeral container) and
+//! `run -it --rm`, against a busybox pod
 //! run by the kubelet from a registry on loopback.
 //!
 //! Like `tests/kubelet.rs`, the whole test runs in a network namespace it creates (it
@@ -189,6 +190,54 @@ fn inner(scratch: &Path) {
     let out = c.kubectl_stdin(&["attach", "-i", "echoer"], "a\nb\n");
     assert!(out.success(), "{out}");
     assert!(out.stdout.contains("got a\ngot b\nbye\n"), "{out}");
+
+    // debug: an ephemeral container added to the running pod, in main's PID namespace
+    // (--target), attached with stdin; it runs once and is reported in the pod's status.
+    let out = c.kubectl_stdin(
+        &[
+            "debug",
+            "-i",
+            "box",
+            "--image",
+            &image,
+            "--target=main",
+            "-c",
+            "debugger",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got-$x; tr '\\0' ' ' < /proc/1/cmdline; echo",
+        ],
+        "hi\n",
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("got-hi"), "{out}");
+    assert!(out.stdout.contains("/bin/sleep 3600"), "{out}");
+    common::eventually(Duration::from_secs(30), "the debugger to exit 0", || {
+        c.kubectl(&[
+            "get",
+            "pod",
+            "box",
+            "-o",
+            "jsonpath={.status.ephemeralContainerStatuses[0].name}:{.status.ephemeralContainerStatuses[0].state.terminated.exitCode}",
+        ])
+        .stdout
+            == "debugger:0"
+    });
+    let described = c.ok(&["describe", "pod", "box"]);
+    assert!(described.contains("Ephemeral Containers:"), "{described}");
+    assert!(described.contains("debugger:"), "{described}");
+    // The pod itself kept running, with no restart.
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pod",
+            "box",
+            "-o",
+            "jsonpath={.status.phase}/{.status.containerStatuses[*].restartCount}",
+        ]),
+        "Running/0 0"
+    );
 
     // run -i --rm and run -it --rm: create, attach, delete.
     let out = c.kubectl_stdin(

@@ -609,3 +609,101 @@ mod allocation_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod ephemeral_tests {
+    use super::*;
+    use serde_json::json;
+
+    const PODS: Gvr = Gvr::new("", "v1", "pods");
+    const SUB: Option<&str> = Some("ephemeralcontainers");
+
+    fn debugger(name: &str) -> Value {
+        json!({"name": name, "image": "busybox", "command": ["sh"], "targetContainerName": "app"})
+    }
+
+    #[tokio::test]
+    async fn ephemeral_containers_are_added_only_through_their_subresource_and_never_removed() {
+        let store = k1s_store::Store::open(k1s_store::StoreConfig::default()).unwrap();
+        let state = AppState::new(store, Default::default());
+        crate::bootstrap::run(&state).await.unwrap();
+        let c = Client::new(state, "test");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                         "spec": {"containers": [{"name": "app", "image": "busybox"}]}});
+        c.create(PODS, Some("default"), &pod).await.unwrap();
+        // Through the pod itself they are ignored, as the subresource owns them.
+        let p = c
+            .merge_patch(
+                PODS,
+                Some("default"),
+                "p",
+                None,
+                &json!({"spec": {"ephemeralContainers": [debugger("sneaky")]}}),
+            )
+            .await
+            .unwrap();
+        assert!(p["spec"]["ephemeralContainers"].is_null(), "{p}");
+        // Through the subresource: added, with container defaults.
+        let p = c
+            .merge_patch(
+                PODS,
+                Some("default"),
+                "p",
+                SUB,
+                &json!({"spec": {"ephemeralContainers": [debugger("dbg")]}}),
+            )
+            .await
+            .unwrap();
+        let e = &p["spec"]["ephemeralContainers"][0];
+        assert_eq!(e["name"], "dbg");
+        assert_eq!(e["targetContainerName"], "app");
+        assert_eq!(e["terminationMessagePath"], "/dev/termination-log", "{e}");
+        assert_eq!(e["imagePullPolicy"], "Always", "{e}");
+        // Stored with the pod.
+        let got = c.get(PODS, Some("default"), "p").await.unwrap().unwrap();
+        assert_eq!(got["spec"]["ephemeralContainers"][0]["name"], "dbg");
+        // Removing, changing, a clashing name or a field ephemeral containers may not have: 422.
+        let mut changed = debugger("dbg");
+        changed["image"] = json!("other");
+        let mut ports = debugger("dbg2");
+        ports["ports"] = json!([{"containerPort": 80}]);
+        let mut clash = debugger("app");
+        clash["image"] = json!("busybox");
+        for (list, says) in [
+            (
+                json!([]),
+                "existing ephemeral containers \"dbg\" may not be removed",
+            ),
+            (
+                json!([changed]),
+                "existing ephemeral containers \"dbg\" may not be changed",
+            ),
+            (
+                json!([debugger("dbg"), ports]),
+                "spec.ephemeralContainers[1].ports",
+            ),
+            (
+                json!([debugger("dbg"), clash]),
+                "spec.ephemeralContainers[1].name",
+            ),
+        ] {
+            let e = c
+                .merge_patch(
+                    PODS,
+                    Some("default"),
+                    "p",
+                    SUB,
+                    &json!({"spec": {"ephemeralContainers": list}}),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.code, e.reason.as_str()),
+                (422, "Invalid"),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains(says), "{says}: {}", e.message);
+        }
+    }
+}

@@ -61,7 +61,7 @@ fn number(ctx: &Ctx, key: &str) -> Result<Option<u64>, StatusError> {
 /// The container a log request means.
 pub(crate) fn container_name(pod: &Value, asked: Option<&str>) -> Result<String, StatusError> {
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-    let names: Vec<&str> = ["initContainers", "containers"]
+    let names: Vec<&str> = ["initContainers", "containers", "ephemeralContainers"]
         .iter()
         .flat_map(|f| pod["spec"][*f].as_array().into_iter().flatten())
         .filter_map(|c| c["name"].as_str())

@@ -214,7 +214,13 @@ pub fn builtin() -> Vec<Resource> {
             true,
             &["po"],
             &["all"],
-            &["status", "binding", "eviction", "log"],
+            &[
+                "status",
+                "binding",
+                "eviction",
+                "log",
+                "ephemeralcontainers",
+            ],
             S::Pod,
         ),
         row(

@@ -110,6 +110,8 @@ pub struct PodView {
     pub qos: &'static str,
     pub containers: Vec<ContainerView>,
     pub init_containers: Vec<ContainerView>,
+    /// Ephemeral containers (`kubectl debug`): reported, never part of the phase or readiness.
+    pub ephemeral: Vec<ContainerView>,
     /// Init containers exist and did not all complete: the Initialized condition's message.
     pub init_pending: Option<String>,
     /// An init container failed and the pod's restartPolicy is Never.
@@ -279,6 +281,10 @@ pub fn pod_status(pod: &Value, view: &PodView, now: &str) -> Value {
             .map(ContainerView::to_json)
             .collect();
     }
+    if !view.ephemeral.is_empty() {
+        status["ephemeralContainerStatuses"] =
+            view.ephemeral.iter().map(ContainerView::to_json).collect();
+    }
     if let Some(ip) = &view.pod_ip {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);
@@ -373,6 +379,7 @@ mod tests {
             qos: "BestEffort",
             containers: vec![c(waiting("CrashLoopBackOff"), true)],
             init_containers: vec![],
+            ephemeral: vec![],
             init_pending: None,
             init_failed: false,
             deadline_exceeded: false,

@@ -192,17 +192,21 @@ pub async fn handle(
                 read::list(ctx).await
             }
         }
-        (&Method::GET, true, None | Some("status")) => read::get(ctx).await,
+        (&Method::GET, true, None | Some("status") | Some("ephemeralcontainers")) => {
+            read::get(ctx).await
+        }
         (&Method::GET, true, Some("scale")) => scale::get(ctx).await,
         (&Method::POST, false, None) => write::create(ctx, body).await,
         (&Method::POST, true, Some("binding")) => write::bind(ctx, body).await,
         (&Method::POST, true, Some("eviction")) => eviction::evict(ctx, body).await,
         (&Method::POST, true, Some("token")) => crate::satoken::request::create(ctx, body).await,
-        (&Method::PUT, true, None | Some("status") | Some("finalize")) => {
+        (&Method::PUT, true, None | Some("status" | "finalize" | "ephemeralcontainers")) => {
             write::update(ctx, body).await
         }
         (&Method::PUT, true, Some("scale")) => scale::update(ctx, body).await,
-        (&Method::PATCH, true, None | Some("status")) => write::patch(ctx, body).await,
+        (&Method::PATCH, true, None | Some("status" | "ephemeralcontainers")) => {
+            write::patch(ctx, body).await
+        }
         (&Method::PATCH, true, Some("scale")) => scale::patch(ctx, body).await,
         (&Method::DELETE, true, None) => delete::delete(ctx, body).await,
         (&Method::DELETE, false, None) => delete::delete_collection(ctx, body).await,

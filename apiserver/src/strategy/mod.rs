@@ -94,6 +94,24 @@ fn spec_part(obj: &Value) -> Value {
 /// Prepares an update of the main resource (`subresource` None) or a subresource (`status`).
 pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource: Option<&str>) {
     match subresource {
+        Some("ephemeralcontainers") => {
+            // Only `spec.ephemeralContainers` changes through this subresource.
+            let ephemeral = new.pointer("/spec/ephemeralContainers").cloned();
+            let rv = new.pointer("/metadata/resourceVersion").cloned();
+            *new = old.clone();
+            match ephemeral {
+                Some(e) => new["spec"]["ephemeralContainers"] = e,
+                None => {
+                    if let Some(spec) = new["spec"].as_object_mut() {
+                        spec.remove("ephemeralContainers");
+                    }
+                }
+            }
+            if let Some(rv) = rv {
+                new["metadata"]["resourceVersion"] = rv;
+            }
+            defaults::apply(res.strategy, new);
+        }
         Some("status") => {
             // A status write changes only status (and metadata the controller may set).
             let status = new.get("status").cloned();
@@ -133,6 +151,17 @@ pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource:
                     None => {
                         if let Some(m) = new.as_object_mut() {
                             m.remove("status");
+                        }
+                    }
+                }
+            }
+            if res.strategy == StrategyKind::Pod && new["spec"].is_object() {
+                // Ephemeral containers are added only through their subresource.
+                match old.pointer("/spec/ephemeralContainers") {
+                    Some(e) => new["spec"]["ephemeralContainers"] = e.clone(),
+                    None => {
+                        if let Some(spec) = new["spec"].as_object_mut() {
+                            spec.remove("ephemeralContainers");
                         }
                     }
                 }

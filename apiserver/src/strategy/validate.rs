@@ -157,12 +157,15 @@ fn pod_spec(spec: &Value, path: &str, out: &mut Vec<StatusCause>) {
         _ => out.push(required(&format!("{path}.containers"))),
     }
     let mut names = std::collections::HashSet::new();
-    for list_name in ["initContainers", "containers"] {
+    for list_name in ["initContainers", "containers", "ephemeralContainers"] {
         let Some(list) = spec.get(list_name).and_then(Value::as_array) else {
             continue;
         };
         for (i, c) in list.iter().enumerate() {
             let cpath = format!("{path}.{list_name}[{i}]");
+            if list_name == "ephemeralContainers" {
+                ephemeral_container(c, &cpath, out);
+            }
             match c.get("name").and_then(Value::as_str) {
                 Some(n) if !n.is_empty() => {
                     each_error(&format!("{cpath}.name"), n, v::is_dns1123_label(n), out);
@@ -223,8 +226,68 @@ fn pod_spec(spec: &Value, path: &str, out: &mut Vec<StatusCause>) {
     }
 }
 
+/// What an ephemeral container may not have (upstream's `validateEphemeralContainers`).
+fn ephemeral_container(c: &Value, path: &str, out: &mut Vec<StatusCause>) {
+    for field in [
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "lifecycle",
+        "resizePolicy",
+        "restartPolicy",
+    ] {
+        if c.get(field).is_some_and(|v| !v.is_null()) {
+            out.push(forbidden(
+                &format!("{path}.{field}"),
+                "cannot be set for an Ephemeral Container",
+            ));
+        }
+    }
+    let resources_set = c
+        .get("resources")
+        .and_then(Value::as_object)
+        .is_some_and(|r| {
+            r.values()
+                .any(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+        });
+    if resources_set {
+        out.push(forbidden(
+            &format!("{path}.resources"),
+            "cannot be set for an Ephemeral Container",
+        ));
+    }
+}
+
+/// Ephemeral containers may be added, never changed or removed (upstream's
+/// `ValidatePodEphemeralContainersUpdate`).
+fn ephemeral_update(old: &Value, new: &Value, out: &mut Vec<StatusCause>) {
+    let list = |spec: &Value| -> Vec<Value> {
+        spec.get("ephemeralContainers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let new_list = list(new);
+    for o in list(old) {
+        let name = o["name"].as_str().unwrap_or_default();
+        match new_list.iter().find(|n| n["name"] == o["name"]) {
+            None => out.push(forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers \"{name}\" may not be removed"),
+            )),
+            Some(n) if *n != o => out.push(forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers \"{name}\" may not be changed"),
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
 /// Only a few pod spec fields may change after creation.
 fn pod_update(old: &Value, new: &Value, out: &mut Vec<StatusCause>) {
+    ephemeral_update(old, new, out);
     let strip = |spec: &Value| {
         let mut s = spec.clone();
         if let Some(obj) = s.as_object_mut() {
@@ -233,6 +296,7 @@ fn pod_update(old: &Value, new: &Value, out: &mut Vec<StatusCause>) {
                 "tolerations",
                 "terminationGracePeriodSeconds",
                 "schedulingGates",
+                "ephemeralContainers",
             ] {
                 obj.remove(key);
             }

@@ -362,6 +362,10 @@ impl Worker {
             for c in &specs {
                 self.sync_container(c, &policy).await;
             }
+            // Ephemeral containers (`kubectl debug`) run once each, never restarted.
+            for c in &self.specs("ephemeralContainers") {
+                self.sync_container(c, "Never").await;
+            }
         }
         self.write_status().await;
         false
@@ -479,7 +483,7 @@ impl Worker {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let field = Some(format!("spec.containers{{{name}}}"));
+        let field = Some(self.field_path(&name));
         let current = self.conts.get(&name).and_then(|k| k.current.clone());
         if let Some(id) = current {
             let rt = self.runtime();
@@ -552,6 +556,32 @@ impl Worker {
         self.start_container(c, &name, field).await;
     }
 
+    /// The event `fieldPath` of container `name`: `spec.containers{name}`, or the init or
+    /// ephemeral list it is in.
+    fn field_path(&self, name: &str) -> String {
+        let list = ["initContainers", "ephemeralContainers"]
+            .into_iter()
+            .find(|l| {
+                self.pod["spec"][*l]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["name"] == name))
+            })
+            .unwrap_or("containers");
+        format!("spec.{list}{{{name}}}")
+    }
+
+    /// The PID namespace of the running container `target` (an ephemeral container's
+    /// `targetContainerName`), to join instead of a fresh one.
+    async fn target_pid_namespace(&self, target: &str) -> Option<std::path::PathBuf> {
+        let id = self.conts.get(target)?.current.clone()?;
+        let rt = self.runtime();
+        let st = blocking(move || rt.containers.status(&id).ok())
+            .await
+            .flatten()?;
+        (st.phase == Phase::Running && st.pid > 0)
+            .then(|| std::path::PathBuf::from(format!("/proc/{}/ns/pid", st.pid)))
+    }
+
     /// Pulls the image if needed, then creates and starts attempt `attempt` of container `c`.
     async fn start_container(&mut self, c: &Value, name: &str, field: Option<String>) {
         let image = match self.ensure_image(c, field.clone()).await {
@@ -597,9 +627,17 @@ impl Worker {
                 env_sources: &env_sources,
             },
         );
+        let target = match c["targetContainerName"].as_str() {
+            Some(t) => self.target_pid_namespace(t).await,
+            None => None,
+        };
         let spec = match spec {
             Ok(mut s) => {
                 s.mounts = mounts;
+                if let Some(ns) = target {
+                    s.namespaces.retain(|(kind, _)| kind != "pid");
+                    s.namespaces.push(("pid".into(), ns));
+                }
                 s
             }
             Err(e) => {

@@ -4,11 +4,13 @@
 use super::*;
 
 impl Worker {
-    /// The current view of every container, for the status.
-    /// The current view of the containers of `field` (`containers` or `initContainers`).
+    /// The current view of the containers of `field` (`containers`, `initContainers` or
+    /// `ephemeralContainers`).
     /// `default_reason`: the waiting reason of a container not created yet.
     pub(super) async fn view(&self, field: &str, default_reason: &str) -> Vec<ContainerView> {
         let init = field == "initContainers";
+        // Upstream reports an ephemeral container never ready.
+        let ephemeral = field == "ephemeralContainers";
         let specs = self.specs(field);
         let ids: Vec<Option<String>> = specs
             .iter()
@@ -50,6 +52,7 @@ impl Worker {
                     },
                 };
                 let ready = match &state {
+                    _ if ephemeral => false,
                     State::Running { .. } if init => true,
                     State::Running { .. } => st.as_ref().is_some_and(|s| {
                         !self.starting(c, &s.id)
@@ -99,6 +102,7 @@ impl Worker {
             "ContainerCreating"
         };
         let containers = self.view("containers", default_reason).await;
+        let ephemeral = self.view("ephemeralContainers", "ContainerCreating").await;
         for k in self.conts.values_mut() {
             k.waiting = None;
         }
@@ -116,6 +120,7 @@ impl Worker {
             qos: self.qos().as_str(),
             containers,
             init_containers,
+            ephemeral,
             init_pending,
             init_failed: self.init_failed,
             deadline_exceeded: self.deadline_exceeded,

@@ -32,6 +32,7 @@ impl Worker {
         let grace = self.grace();
         let mut specs = self.specs("containers");
         specs.extend(self.specs("initContainers"));
+        specs.extend(self.specs("ephemeralContainers"));
         let running: Vec<(String, String)> = self
             .conts
             .iter()
