@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(k.to_string(), "10.43.0.5 . tcp . 80 . 3");
         assert_eq!(
             Key::Port(Proto::Udp, 30053).encode().as_bytes(),
-            [17, 0, 0, 0, 0x75, 0x45, 0, 0]
+            [17, 0, 0, 0, 0x75, 0x65, 0, 0]
         );
         assert_eq!(Key::Port(Proto::Sctp, 1).to_string(), "sctp . 1");
         let ep = Value::Endpoint(Ipv4Addr::new(10, 42, 0, 9), 8080);
