@@ -8,7 +8,8 @@
 //! endpoint is the pod, and a small keep-alive HTTP/1.1 server on a thread that joined the pod's
 //! namespace before binding. The client threads join the client's namespace and send requests on
 //! keep-alive connections; the two paths take turns, round by round, so drift in the machine's
-//! load falls on both alike.
+//! load falls on both alike. Latencies are reported in 0.1 µs (nanosecond samples), pooled and
+//! as the per-round ratio of the two p50s.
 //!
 //! Invariants: every address is in 10.42.0.0/24 or 10.43.0.0/16 inside namespaces this process
 //! created; the holders are killed and reaped when [`Holders`] drops (the namespaces, bridge,
