@@ -13,16 +13,25 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
+use crate::elem::{self, Value};
 use crate::model::Key;
 use crate::rules::{DNS_KEY, Map, Params, Problem, Ruleset, dns_fragment};
+
+/// An element of one map.
+type ElemId = (Map, elem::Key);
+
+/// The services claiming one element with their values, sorted by service key. Almost always
+/// one: a vector keeps that to a single small allocation per element.
+type Claims = Vec<(Arc<str>, Value)>;
 
 /// Names whose content may have changed.
 #[derive(Clone, Debug, Default)]
 pub struct Touched {
     pub chains: BTreeSet<String>,
     pub sets: BTreeSet<String>,
-    pub elements: BTreeSet<(Map, String)>,
+    pub elements: BTreeSet<ElemId>,
     pub cluster_ips: BTreeSet<Ipv4Addr>,
 }
 
@@ -30,14 +39,14 @@ pub struct Touched {
 #[derive(Debug, Default)]
 pub struct Assembled {
     fragments: BTreeMap<Key, (Ruleset, Vec<Problem>)>,
-    /// Map key → claimant service → its verdict.
-    owners: BTreeMap<(Map, String), BTreeMap<Key, String>>,
+    /// Map key → claimant services with their values.
+    owners: BTreeMap<ElemId, Claims>,
     /// Chain → number of fragments that have it (the shared `dnat-N` chains have many).
     chain_refs: BTreeMap<String, usize>,
     /// Cluster IP → number of fragments that have it.
     ips: BTreeMap<Ipv4Addr, usize>,
     /// Map keys (not hairpin pairs) claimed by more than one service.
-    contested: BTreeSet<(Map, String)>,
+    contested: BTreeSet<ElemId>,
     touched: Touched,
     /// The assembled table content.
     pub ruleset: Ruleset,
@@ -75,7 +84,7 @@ impl Assembled {
             }
             for k in old.elements.into_keys() {
                 if let Some(owners) = self.owners.get_mut(&k) {
-                    owners.remove(key);
+                    owners.retain(|(o, _)| &**o != key);
                     if owners.is_empty() {
                         self.owners.remove(&k);
                     }
@@ -96,19 +105,24 @@ impl Assembled {
         let Some((new, problems)) = new else { return };
         for (name, rules) in &new.chains {
             *self.chain_refs.entry(name.clone()).or_default() += 1;
-            self.ruleset.chains.insert(name.clone(), rules.clone());
+            // Shared chains are in thousands of fragments with the same rules: copy only news.
+            if self.ruleset.chains.get(name) != Some(rules) {
+                self.ruleset.chains.insert(name.clone(), rules.clone());
+            }
             self.touched.chains.insert(name.clone());
         }
         for (name, timeout) in &new.sets {
             self.ruleset.sets.insert(name.clone(), *timeout);
             self.touched.sets.insert(name.clone());
         }
-        for (k, verdict) in &new.elements {
-            self.owners
-                .entry(k.clone())
-                .or_default()
-                .insert(key.into(), verdict.clone());
-            self.settle(k.clone());
+        let claimant: Arc<str> = key.into();
+        for (k, value) in &new.elements {
+            let owners = self.owners.entry(*k).or_default();
+            match owners.binary_search_by(|(o, _)| (**o).cmp(key)) {
+                Ok(at) => owners[at].1 = value.clone(),
+                Err(at) => owners.insert(at, (claimant.clone(), value.clone())),
+            }
+            self.settle(*k);
         }
         for ip in &new.cluster_ips {
             *self.ips.entry(*ip).or_default() += 1;
@@ -119,18 +133,20 @@ impl Assembled {
     }
 
     /// Sets element `k` to its first claimant's verdict (or removes it).
-    fn settle(&mut self, k: (Map, String)) {
-        let claimants = self.owners.get(&k).map_or(0, BTreeMap::len);
+    fn settle(&mut self, k: ElemId) {
+        let claimants = self.owners.get(&k).map_or(0, Vec::len);
         // Hairpin pairs are shared by design; endpoint elements follow their entry key's claim.
         let claimed = !matches!(k.0, Map::Hairpin | Map::Endpoints | Map::NodeportEndpoints);
         if claimed && claimants > 1 {
-            self.contested.insert(k.clone());
-        } else {
+            self.contested.insert(k);
+        } else if !self.contested.is_empty() {
             self.contested.remove(&k);
         }
-        match self.owners.get(&k).and_then(|o| o.values().next()) {
-            Some(v) => {
-                self.ruleset.elements.insert(k.clone(), v.clone());
+        match self.owners.get(&k).and_then(|o| o.first()) {
+            Some((_, v)) => {
+                if self.ruleset.elements.get(&k) != Some(v) {
+                    self.ruleset.elements.insert(k, v.clone());
+                }
             }
             None => {
                 self.ruleset.elements.remove(&k);
@@ -151,9 +167,9 @@ impl Assembled {
                 continue;
             };
             let k = &key.1;
-            for loser in owners.keys().skip(1) {
+            for (loser, _) in owners.iter().skip(1) {
                 out.push(Problem {
-                    service: loser.clone(),
+                    service: (**loser).into(),
                     reason: "AddressInUse",
                     message: format!("{k} is already served by another service"),
                 });

@@ -8,8 +8,8 @@
 //!   maps (with the userdata nft stores for their declarations, so `nft list` prints them the
 //!   same), chains in the same order, rules with the expressions nft sends for the same text;
 //! - [`batch`] returns `None` for any rule it does not know (the session-affinity chains, with
-//!   their anonymous maps and dynamic sets) or any element that does not fit its layout: the
-//!   caller then sends the `nft -f` script instead, so nothing is ever half-encoded;
+//!   their anonymous maps and dynamic sets): the caller then sends the `nft -f` script instead,
+//!   so nothing is ever half-encoded; elements are typed ([`crate::elem`]) and always encode;
 //! - only table `ip k1s` is named;
 //! - the rules that use the endpoint maps carry no protocol check (nft adds a `meta l4proto tcp`
 //!   to such rules when the maps' data is typed `tcp dport`, and refuses them against an existing
@@ -17,6 +17,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::elem::{Key, Value};
 use crate::elements::{self, Op};
 use crate::expr::seq::{ct_flag, ip_addr, ip_in, l4proto, l4proto_is, th_dport, to_chain};
 use crate::expr::{
@@ -157,7 +158,7 @@ pub fn batch(params: &Params, rs: &Ruleset, first_seq: u32) -> Option<(Vec<u8>, 
             rules,
         });
     }
-    let ops = all_elements(rs)?;
+    let ops = all_elements(rs);
 
     let mut b = Builder {
         buf: Vec::with_capacity(1024 + ops.len() * 48),
@@ -309,18 +310,21 @@ pub fn new_chains<'a>(
 }
 
 /// Every element of `rs` (and every cluster IP) as an addition.
-fn all_elements(rs: &Ruleset) -> Option<Vec<Op>> {
+fn all_elements(rs: &Ruleset) -> Vec<Op> {
     let mut ops = Vec::with_capacity(rs.elements.len() + rs.cluster_ips.len());
-    for ((map, key), v) in &rs.elements {
-        ops.push(elements::addition(*map, key, v)?);
-    }
+    ops.extend(rs.elements.iter().map(|((map, key), v)| Op {
+        delete: false,
+        set: map.name(),
+        key: *key,
+        data: v.clone(),
+    }));
     ops.extend(rs.cluster_ips.iter().map(|ip| Op {
         delete: false,
         set: elements::CLUSTER_IPS,
-        key: ip.octets().to_vec(),
-        data: None,
+        key: Key::Ip(*ip),
+        data: Value::Member,
     }));
-    Some(ops)
+    ops
 }
 
 fn hex(s: &str) -> Vec<u8> {

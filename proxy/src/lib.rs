@@ -17,13 +17,14 @@
 //! - the proxy programs nothing until both resources have been listed once.
 //!
 //! Modules: [`model`] (the compact index), [`rules`] (pure generation), [`assemble`] (per-service
-//! updates), [`script`] (nft text), [`elements`] (element-only diffs), [`full`] (the whole table
+//! updates), [`elem`] (typed elements), [`script`] (nft text), [`elements`] (element-only diffs), [`full`] (the whole table
 //! as one netlink batch) with [`expr`] (rule expressions), [`apply`] (which backend), [`nft`]
 //! (running nft), [`netlink`] (batches on the socket), `watch` (informers), `sync` (the loop and
 //! the built-in load balancer).
 
 pub mod apply;
 pub mod assemble;
+pub mod elem;
 pub mod elements;
 pub mod expr;
 pub mod full;

@@ -15,7 +15,8 @@
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::sys::socket::{setsockopt, sockopt};
 
-use crate::elements::{Data, Op};
+use crate::elem::Value;
+use crate::elements::Op;
 
 /// Why a netlink transaction failed.
 #[derive(Debug, thiserror::Error)]
@@ -210,20 +211,23 @@ pub(crate) fn element_messages(
         for op in &ops[i..j] {
             let elem = b.open(NFTA_LIST_ELEM);
             let key = b.open(NFTA_SET_ELEM_KEY);
-            b.attr(NFTA_DATA_VALUE, &op.key);
+            b.attr(NFTA_DATA_VALUE, op.key.encode().as_bytes());
             b.close(key);
             match &op.data {
-                Some(Data::Value(v)) => {
-                    let data = b.open(NFTA_SET_ELEM_DATA);
-                    b.attr(NFTA_DATA_VALUE, v);
-                    b.close(data);
+                Value::Endpoint(..) => {
+                    if let Some(v) = op.data.encode_endpoint() {
+                        let data = b.open(NFTA_SET_ELEM_DATA);
+                        b.attr(NFTA_DATA_VALUE, v.as_bytes());
+                        b.close(data);
+                    }
                 }
-                Some(Data::Goto(chain)) => {
+                // Deletions carry no datum: the key names the element.
+                Value::Goto(chain) if !op.delete => {
                     let data = b.open(NFTA_SET_ELEM_DATA);
                     b.verdict(NFT_GOTO, Some(chain));
                     b.close(data);
                 }
-                None => {}
+                Value::Goto(_) | Value::Member => {}
             }
             b.close(elem);
         }
@@ -355,8 +359,11 @@ mod tests {
             .map(|i| Op {
                 delete: false,
                 set: "hairpin",
-                key: vec![10, 42, 0, i as u8, 10, 42, 0, i as u8],
-                data: None,
+                key: {
+                    let ip = std::net::Ipv4Addr::new(10, 42, 0, i as u8);
+                    crate::elem::Key::Pair(ip, ip)
+                },
+                data: Value::Member,
             })
             .collect();
         let (buf, acked) = batch("k1s", &ops, 7);

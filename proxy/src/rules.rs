@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use crate::elem::{Key, Value};
 use crate::model::{Index, Proto, Service, ServicePort};
 
 /// The verdict maps of the table.
@@ -90,14 +91,24 @@ pub struct Ruleset {
     pub chains: BTreeMap<String, Vec<String>>,
     /// Affinity set name → timeout in seconds.
     pub sets: BTreeMap<String, u32>,
-    /// (map, key) → verdict (empty for the verdict-less `hairpin` set).
-    pub elements: BTreeMap<(Map, String), String>,
+    /// (map, key) → value ([`Value::Member`] in the verdict-less `hairpin` set).
+    pub elements: BTreeMap<(Map, Key), Value>,
     /// Every allocated cluster IP (for rejecting their unused ports).
     pub cluster_ips: BTreeSet<Ipv4Addr>,
 }
 
 /// The chain every no-endpoint element jumps to.
 pub const REJECT_CHAIN: &str = "reject-chain";
+
+impl Ruleset {
+    /// Every element as nft text, `(map, key) → value` (for tests and diagnostics).
+    pub fn element_texts(&self) -> BTreeMap<(Map, String), String> {
+        self.elements
+            .iter()
+            .map(|((m, k), v)| ((*m, k.to_string()), v.to_string()))
+            .collect()
+    }
+}
 
 /// Builds the ruleset for `index`, with the problems found along the way (all services at once;
 /// the sync loop keeps an [`Assembled`](crate::assemble::Assembled) and regenerates only the
@@ -124,8 +135,8 @@ pub fn dns_fragment(params: &Params) -> Option<(Ruleset, Vec<Problem>)> {
         let rule = format!("meta l4proto {} dnat to {target}", proto.nft());
         out.chains.insert(chain.clone(), vec![rule]);
         out.elements.insert(
-            (Map::ServiceIps, format!("{ip} . {} . 53", proto.nft())),
-            format!("goto {chain}"),
+            (Map::ServiceIps, Key::Addr(ip, proto, 53)),
+            Value::Goto(chain.as_str().into()),
         );
     }
     Some((out, Vec::new()))
@@ -195,17 +206,18 @@ fn service_port(
         sanitize(&sp.name)
     };
     let base = format!("{}/{}/{port_id}", sanitize(key), sp.proto.nft());
-    let proto = sp.proto.nft();
 
     let svc_chain = format!("svc-{base}");
     let ext_chain = format!("ext-{base}");
     let affinity = svc.affinity_timeout;
-    let reject = || format!("goto {REJECT_CHAIN}");
+    let reject = || Value::Goto(REJECT_CHAIN.into());
     let mut used_svc = false;
     let mut used_ext = false;
-    let mut hairpin: BTreeSet<Target> = BTreeSet::new();
+    let mut hairpin: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    // One verdict per chain, shared by every entry key of this port (an `Arc`, no copy each).
+    let mut cluster_goto: Option<Value> = None;
     for ip in &svc.cluster_ips {
-        let k = format!("{ip} . {proto} . {}", sp.port);
+        let k = Key::Addr(*ip, sp.proto, sp.port);
         let verdict = if cluster.is_empty() {
             out.elements
                 .entry((Map::NoEndpointServices, k))
@@ -213,19 +225,22 @@ fn service_port(
             continue;
         } else if affinity.is_some() {
             used_svc = true;
-            format!("goto {svc_chain}")
+            Value::Goto(svc_chain.as_str().into())
         } else {
-            hairpin.extend(&cluster);
-            endpoint_elements(out, Map::Endpoints, &k, &cluster);
-            format!("goto {}", shared_chain(out, Entry::Cluster, cluster.len()))
+            hairpin.extend(cluster.iter().map(|t| t.ip));
+            endpoint_elements(out, Map::Endpoints, k, &cluster);
+            cluster_goto
+                .get_or_insert_with(|| goto(shared_chain(out, Entry::Cluster, cluster.len())))
+                .clone()
         };
         out.elements.entry((Map::ServiceIps, k)).or_insert(verdict);
     }
     let ext_entry = Entry::External {
         local: svc.external_local,
     };
+    let mut ext_goto: Option<Value> = None;
     for ip in svc.external_ips.iter().chain(&svc.lb_ingress) {
-        let k = format!("{ip} . {proto} . {}", sp.port);
+        let k = Key::Addr(*ip, sp.proto, sp.port);
         let verdict = if external.is_empty() {
             out.elements
                 .entry((Map::NoEndpointServices, k))
@@ -233,16 +248,18 @@ fn service_port(
             continue;
         } else if affinity.is_some() {
             used_ext = true;
-            format!("goto {ext_chain}")
+            Value::Goto(ext_chain.as_str().into())
         } else {
-            hairpin.extend(&external);
-            endpoint_elements(out, Map::Endpoints, &k, &external);
-            format!("goto {}", shared_chain(out, ext_entry, external.len()))
+            hairpin.extend(external.iter().map(|t| t.ip));
+            endpoint_elements(out, Map::Endpoints, k, &external);
+            ext_goto
+                .get_or_insert_with(|| goto(shared_chain(out, ext_entry, external.len())))
+                .clone()
         };
         out.elements.entry((Map::ServiceIps, k)).or_insert(verdict);
     }
     if let Some(np) = sp.node_port {
-        let k = format!("{proto} . {np}");
+        let k = Key::Port(sp.proto, np);
         if external.is_empty() {
             out.elements
                 .entry((Map::NoEndpointNodeports, k))
@@ -250,23 +267,23 @@ fn service_port(
         } else {
             let verdict = if affinity.is_some() {
                 used_ext = true;
-                format!("goto {ext_chain}")
+                Value::Goto(ext_chain.as_str().into())
             } else {
-                hairpin.extend(&external);
-                endpoint_elements(out, Map::NodeportEndpoints, &k, &external);
+                hairpin.extend(external.iter().map(|t| t.ip));
+                endpoint_elements(out, Map::NodeportEndpoints, k, &external);
                 let entry = Entry::Nodeport {
                     local: svc.external_local,
                 };
-                format!("goto {}", shared_chain(out, entry, external.len()))
+                goto(shared_chain(out, entry, external.len()))
             };
             out.elements
                 .entry((Map::ServiceNodeports, k))
                 .or_insert(verdict);
         }
     }
-    for t in hairpin {
+    for ip in hairpin {
         out.elements
-            .insert((Map::Hairpin, format!("{0} . {0}", t.ip)), String::new());
+            .insert((Map::Hairpin, Key::Pair(ip, ip)), Value::Member);
     }
     // Session affinity needs per-endpoint state (a set of recent clients each), so those services
     // keep their own chains; every other service is only map elements.
@@ -283,12 +300,17 @@ fn service_port(
     }
     for t in endpoint_chains {
         out.elements
-            .insert((Map::Hairpin, format!("{0} . {0}", t.ip)), String::new());
+            .insert((Map::Hairpin, Key::Pair(t.ip, t.ip)), Value::Member);
         let chain = endpoint_chain(&base, &t);
         let set = affinity_set(&chain, timeout);
         let rules = vec![
             format!("update @{set} {{ ip saddr }}"),
-            format!("meta l4proto {proto} dnat to {}:{}", t.ip, t.port),
+            format!(
+                "meta l4proto {} dnat to {}:{}",
+                sp.proto.nft(),
+                t.ip,
+                t.port
+            ),
         ];
         out.sets.insert(set, timeout);
         out.chains.insert(chain, rules);
@@ -346,12 +368,18 @@ fn shared_chain(out: &mut Ruleset, entry: Entry, n: usize) -> String {
 }
 
 /// The endpoint map's elements for one entry key: `key . i : ip . port` for i in 0..n.
-fn endpoint_elements(out: &mut Ruleset, map: Map, key: &str, targets: &[Target]) {
-    for (i, t) in targets.iter().enumerate() {
-        out.elements
-            .entry((map, format!("{key} . {i}")))
-            .or_insert_with(|| format!("{} . {}", t.ip, t.port));
+fn endpoint_elements(out: &mut Ruleset, map: Map, key: Key, targets: &[Target]) {
+    for (i, t) in (0u32..).zip(targets) {
+        if let Some(k) = key.with_index(i) {
+            out.elements
+                .entry((map, k))
+                .or_insert(Value::Endpoint(t.ip, t.port));
+        }
     }
+}
+
+fn goto(chain: String) -> Value {
+    Value::Goto(chain.into())
 }
 
 /// The endpoints of `sp` across the service's slices, and whether endpoints exist that carry no

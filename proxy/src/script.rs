@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use crate::assemble::Touched;
+use crate::elem::{Key, Value};
 use crate::rules::{Map, Params, REJECT_CHAIN, Ruleset};
 
 /// The table's family and name.
@@ -174,7 +175,7 @@ pub fn diff_touched_except(
         }
     }
     // Changed verdicts are deleted and re-added: nft has no "replace element".
-    let changed = |k: &&(Map, String)| old.elements.get(*k) != new.elements.get(*k);
+    let changed = |k: &&(Map, Key)| old.elements.get(*k) != new.elements.get(*k);
     let gone = touched
         .elements
         .iter()
@@ -233,7 +234,7 @@ pub fn advance(applied: &mut Ruleset, new: &Ruleset, touched: &Touched) {
     }
     for k in &touched.elements {
         match new.elements.get(k) {
-            Some(v) => applied.elements.insert(k.clone(), v.clone()),
+            Some(v) => applied.elements.insert(*k, v.clone()),
             None => applied.elements.remove(k),
         };
     }
@@ -263,7 +264,7 @@ fn add_rules(s: &mut String, chain: &str, rules: &[String]) {
 fn elements<'a>(
     s: &mut String,
     verb: &str,
-    items: impl Iterator<Item = (Map, &'a String, Option<&'a String>)>,
+    items: impl Iterator<Item = (Map, &'a Key, Option<&'a Value>)>,
 ) {
     let mut current: Option<Map> = None;
     let mut n = 0;
@@ -278,8 +279,8 @@ fn elements<'a>(
         } else {
             s.push_str(", ");
         }
-        s.push_str(key);
-        if let Some(v) = verdict.filter(|v| !v.is_empty()) {
+        let _ = write!(s, "{key}");
+        if let Some(v) = verdict.filter(|v| **v != Value::Member) {
             let _ = write!(s, " : {v}");
         }
         n += 1;

@@ -85,7 +85,8 @@ fn slice(first: u8, n: u8, proto: Proto) -> Slice {
 }
 
 /// Every kind of service without session affinity: cluster IPs, TCP and UDP, node ports,
-/// external and load-balancer IPs, Local policies, one without endpoints, and the cluster DNS.
+/// external and load-balancer IPs, Local policies, one without endpoints, one with 300, and the
+/// cluster DNS.
 fn index() -> Index {
     let mut idx = Index::default();
     let mut add = |s: Service, sl: Option<Slice>| {
@@ -119,6 +120,26 @@ fn index() -> Index {
     add(
         service("empty", 24, |s| s.ports[0].node_port = Some(30082)),
         None,
+    );
+    // 300 endpoints: `numgen` indices past one byte and endpoint addresses in several /24s, so
+    // the typed keys' multi-byte fields are checked against what nft encodes for the same text.
+    let mut many = slice(0, 0, Proto::Tcp);
+    many.endpoints = (0..300u32)
+        .map(|i| Endpoint {
+            ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 42, 1, 0)) + i),
+            ready: true,
+            serving: true,
+            terminating: false,
+            local: true,
+        })
+        .collect();
+    many.ports[0].port = 65_000;
+    add(
+        service("many", 25, |s| {
+            s.ports[0].port = 443;
+            s.ports[0].node_port = Some(32_767);
+        }),
+        Some(many),
     );
     idx
 }

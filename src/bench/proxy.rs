@@ -57,11 +57,12 @@ pub struct ProxyArgs {
     /// IP (latency on one keep-alive connection, throughput on --connections), side by side.
     #[arg(long)]
     pub clusterip: bool,
-    /// ClusterIP comparison: rounds, each measuring both paths.
-    #[arg(long, default_value_t = 3)]
+    /// ClusterIP comparison: rounds, each measuring both paths (many short rounds: the per-round
+    /// ratios are compared, so load drifting over the run falls on both paths alike).
+    #[arg(long, default_value_t = 20)]
     pub rounds: usize,
     /// ClusterIP comparison: seconds per path, phase and round.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 0.3)]
     pub secs: f64,
     /// ClusterIP comparison: keep-alive connections in the throughput phase.
     #[arg(long, default_value_t = 4)]

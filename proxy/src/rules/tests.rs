@@ -93,7 +93,7 @@ fn web_index() -> Index {
 fn cluster_ip_balances_over_ready_endpoints() {
     let (rs, problems) = generate(&web_index(), &params());
     assert!(problems.is_empty(), "{problems:?}");
-    let el = |m: Map, k: &str| rs.elements.get(&(m, k.to_string())).cloned();
+    let el = |m: Map, k: &str| rs.element_texts().get(&(m, k.to_string())).cloned();
     // Both ports have two endpoints: their entries go to the shared chain for two, which picks
     // index 0 or 1 of the entry's elements in the endpoint map.
     let tcp80 = "10.43.0.5 . tcp . 80";
@@ -129,7 +129,7 @@ fn cluster_ip_balances_over_ready_endpoints() {
             .any(|c| c.starts_with("svc-") || c.starts_with("ep-"))
     );
     assert!(
-        rs.elements
+        rs.element_texts()
             .contains_key(&(Map::Hairpin, "10.42.0.5 . 10.42.0.5".to_string()))
     );
     assert_eq!(
@@ -169,8 +169,8 @@ fn terminating_endpoints_only_without_ready_ones() {
     );
     let (rs, _) = generate(&idx, &params());
     let tcp80 = |i: usize| (Map::Endpoints, format!("10.43.0.5 . tcp . 80 . {i}"));
-    assert_eq!(rs.elements[&tcp80(0)], "10.42.0.5 . 8080");
-    assert!(!rs.elements.contains_key(&tcp80(1)));
+    assert_eq!(rs.element_texts()[&tcp80(0)], "10.42.0.5 . 8080");
+    assert!(!rs.element_texts().contains_key(&tcp80(1)));
     idx.upsert_slice(
         "default/web".into(),
         "web-a".into(),
@@ -180,10 +180,10 @@ fn terminating_endpoints_only_without_ready_ones() {
         ),
     );
     let (rs, _) = generate(&idx, &params());
-    assert_eq!(rs.elements[&tcp80(0)], "10.42.0.7 . 8080");
-    assert!(!rs.elements.contains_key(&tcp80(1)));
+    assert_eq!(rs.element_texts()[&tcp80(0)], "10.42.0.7 . 8080");
+    assert!(!rs.element_texts().contains_key(&tcp80(1)));
     assert_eq!(
-        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
+        rs.element_texts()[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
         "goto dnat-1"
     );
 }
@@ -201,11 +201,11 @@ fn no_endpoints_reject_and_unresolved_names_are_reported() {
     );
     let (rs, problems) = generate(&idx, &params());
     assert_eq!(
-        rs.elements[&(Map::NoEndpointServices, "10.43.0.5 . tcp . 80".to_string())],
+        rs.element_texts()[&(Map::NoEndpointServices, "10.43.0.5 . tcp . 80".to_string())],
         format!("goto {REJECT_CHAIN}")
     );
     assert_eq!(
-        rs.elements[&(Map::NoEndpointNodeports, "tcp . 30080".to_string())],
+        rs.element_texts()[&(Map::NoEndpointNodeports, "tcp . 30080".to_string())],
         format!("goto {REJECT_CHAIN}")
     );
     assert!(
@@ -256,7 +256,7 @@ fn local_policies_and_affinity() {
     );
     assert_eq!(rs.sets.len(), 1);
     assert_eq!(
-        rs.elements[&(Map::ServiceIps, "192.0.2.7 . tcp . 80".to_string())],
+        rs.element_texts()[&(Map::ServiceIps, "192.0.2.7 . tcp . 80".to_string())],
         "goto ext-default/web/tcp/80"
     );
     assert!(
@@ -287,13 +287,13 @@ fn duplicates_are_reported_not_emitted() {
     );
     let np = |i: usize| (Map::NodeportEndpoints, format!("tcp . 30080 . {i}"));
     assert_eq!(
-        rs.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
+        rs.element_texts()[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
         "goto np-dnat-1"
     );
-    assert_eq!(rs.elements[&np(0)], "10.42.0.9 . 80");
+    assert_eq!(rs.element_texts()[&np(0)], "10.42.0.9 . 80");
     // The loser's cluster IP still works.
     assert_eq!(
-        rs.elements[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
+        rs.element_texts()[&(Map::ServiceIps, "10.43.0.5 . tcp . 80".to_string())],
         "goto dnat-2"
     );
     // When the winner goes, the loser takes the node port over.
@@ -303,11 +303,11 @@ fn duplicates_are_reported_not_emitted() {
     }
     a.update("default/copy", None);
     assert_eq!(
-        a.ruleset.elements[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
+        a.ruleset.element_texts()[&(Map::ServiceNodeports, "tcp . 30080".to_string())],
         "goto np-dnat-2"
     );
-    assert_eq!(a.ruleset.elements[&np(0)], "10.42.0.5 . 8080");
-    assert_eq!(a.ruleset.elements[&np(1)], "10.42.0.6 . 8080");
+    assert_eq!(a.ruleset.element_texts()[&np(0)], "10.42.0.5 . 8080");
+    assert_eq!(a.ruleset.element_texts()[&np(1)], "10.42.0.6 . 8080");
     assert!(a.problems().is_empty());
 }
 
@@ -389,10 +389,10 @@ fn sctp_without_kernel_support_is_skipped() {
     let (rs, problems) = generate(&idx, &p);
     assert_eq!(problems[0].reason, "SCTPUnsupported");
     assert!(
-        rs.elements
+        rs.element_texts()
             .contains_key(&(Map::NoEndpointServices, "10.43.0.9 . tcp . 9".to_string()))
     );
-    assert!(!rs.elements.keys().any(|(_, k)| k.contains("sctp")));
+    assert!(!rs.element_texts().keys().any(|(_, k)| k.contains("sctp")));
 }
 
 #[test]

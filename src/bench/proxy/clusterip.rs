@@ -8,7 +8,8 @@
 //! endpoint is the pod, and a small keep-alive HTTP/1.1 server on a thread that joined the pod's
 //! namespace before binding. The client threads join the client's namespace and send requests on
 //! keep-alive connections; the two paths take turns, round by round, so drift in the machine's
-//! load falls on both alike.
+//! load falls on both alike. Latencies are reported in 0.1 µs (nanosecond samples), pooled and
+//! as the per-round ratio of the two p50s.
 //!
 //! Invariants: every address is in 10.42.0.0/24 or 10.43.0.0/16 inside namespaces this process
 //! created; the holders are killed and reaped when [`Holders`] drops (the namespaces, bridge,
@@ -24,8 +25,6 @@ use anyhow::{Context, Result, bail, ensure};
 use k1s_proxy::apply::Transaction;
 use k1s_proxy::model::{Endpoint, Index, Proto, Service, ServicePort, Slice, SlicePort};
 use k1s_proxy::rules::{Params, generate};
-
-use super::super::stats::{Samples, ms};
 
 const BRIDGE: &str = "k1sbr0";
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 1);
@@ -242,6 +241,11 @@ fn answer(mut conn: TcpStream) {
     }
 }
 
+/// A latency in microseconds with 0.1 µs resolution (the samples are in nanoseconds).
+fn us(d: Duration) -> String {
+    format!("{:.1}µs", d.as_nanos() as f64 / 1e3)
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -332,6 +336,14 @@ pub fn run(opts: Options) -> Result<()> {
     attach(&pod_ns, "vh-pod", POD)?;
     attach(&client_ns, "vh-client", CLIENT)?;
     program_service()?;
+    // For A/B experiments on the table (e.g. another chain layout) with the same binary: an nft
+    // script applied on top of the proxy's table, inside the benchmark's namespace only.
+    if let Some(path) = std::env::var_os("K1S_BENCH_CLUSTERIP_NFT") {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.to_string_lossy()))?;
+        k1s_proxy::nft::apply("nft".as_ref(), &text, false)?;
+        println!("applied {} on top of the table", path.to_string_lossy());
+    }
     serve(pod_ns)?;
     let pod = SocketAddr::from((POD, POD_PORT));
     let vip = SocketAddr::from((CLUSTER_IP, SERVICE_PORT));
@@ -341,50 +353,71 @@ pub fn run(opts: Options) -> Result<()> {
         ensure!(!s.is_empty(), "no answer from {target}");
     }
     println!(
-        "{} rounds x {:.1} s per path and phase; {} connection(s) for throughput",
+        "{} rounds x {:.2} s per path and phase; {} connection(s) for throughput",
         opts.rounds, opts.secs, opts.connections
     );
     let mut latency = [Vec::new(), Vec::new()];
-    let mut throughput = [
-        (0usize, Duration::ZERO, Vec::new()),
-        (0, Duration::ZERO, Vec::new()),
-    ];
+    // The p50 of each path per round: the two were measured seconds apart, so their ratio is
+    // free of the machine's load drifting over the run.
+    let mut round_p50 = [Vec::new(), Vec::new()];
+    let mut throughput = [(0usize, Duration::ZERO), (0, Duration::ZERO)];
     for round in 0..opts.rounds {
         // Alternate which path goes first.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let target = [pod, vip][i];
-            let (s, _) = load(&client_ns, target, 1, opts.secs)?;
+            let (mut s, _) = load(&client_ns, target, 1, opts.secs)?;
+            ensure!(!s.is_empty(), "no request completed to {target}");
+            s.sort_unstable();
+            round_p50[i].push(s[s.len() / 2]);
             latency[i].extend(s);
             let (s, wall) = load(&client_ns, target, opts.connections, opts.secs)?;
             throughput[i].0 += s.len();
             throughput[i].1 += wall;
-            throughput[i].2.extend(s);
         }
     }
     let names = ["pod IP   ", "ClusterIP"];
     let mut p50 = [Duration::ZERO; 2];
     let mut rate = [0.0; 2];
-    let paths = names.iter().zip(latency.into_iter().zip(throughput));
-    for (i, (name, (lat, (count, wall, samples)))) in paths.enumerate() {
-        let n = lat.len() as u64;
-        let r = Samples(lat).report(&format!("{name}: 1 connection"), n, None);
-        p50[i] = r.p50;
-        r.print();
-        let r = Samples(samples).report(
-            &format!("{name}: {} connections", opts.connections),
-            count as u64,
-            Some(wall),
+    for i in 0..2 {
+        let lat = &mut latency[i];
+        lat.sort_unstable();
+        let at = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+        p50[i] = at(0.5);
+        let (count, wall) = throughput[i];
+        rate[i] = count as f64 / wall.as_secs_f64().max(1e-9);
+        println!(
+            "{}: 1 connection n={:<8} p10={} p50={} p90={} p99={}; {} connections: {:.0} req/s",
+            names[i],
+            lat.len(),
+            us(at(0.1)),
+            us(p50[i]),
+            us(at(0.9)),
+            us(at(0.99)),
+            opts.connections,
+            rate[i],
         );
-        rate[i] = r.rate.unwrap_or(0.0);
-        r.print();
     }
     let overhead = |a: f64, b: f64| (b / a.max(1e-12) - 1.0) * 100.0;
+    let mut per_round: Vec<f64> = round_p50[0]
+        .iter()
+        .zip(&round_p50[1])
+        .map(|(a, b)| overhead(a.as_secs_f64(), b.as_secs_f64()))
+        .collect();
+    per_round.sort_by(f64::total_cmp);
+    let q = |f: f64| per_round[((per_round.len() - 1) as f64 * f).round() as usize];
     println!(
-        "ClusterIP overhead: p50 {} -> {} ({:+.1} %, target <= 5 %); throughput {:.0} -> {:.0} req/s ({:+.1} %)",
-        ms(p50[0]),
-        ms(p50[1]),
+        "ClusterIP overhead at p50: pooled {} -> {} ({:+.1} %, target <= 5 %); per round (n={}): median {:+.1} %, quartiles {:+.1} / {:+.1} %",
+        us(p50[0]),
+        us(p50[1]),
         overhead(p50[0].as_secs_f64(), p50[1].as_secs_f64()),
+        per_round.len(),
+        q(0.5),
+        q(0.25),
+        q(0.75),
+    );
+    println!(
+        "throughput {:.0} -> {:.0} req/s ({:+.1} %)",
         rate[0],
         rate[1],
         overhead(rate[0], rate[1]),
