@@ -5,18 +5,19 @@
 //! the rest, set-up code that ran once, stops counting in the shim's RSS.
 //!
 //! Invariants:
-//! - `MADV_DONTNEED` is applied only to mappings that are file-backed (the name is an absolute
-//!   path), not writable, and whose `smaps` shows `Anonymous: 0 kB`. A private mapping that was
-//!   ever written (copy-on-write pages, e.g. relocated `.data.rel.ro` made read-only again after
-//!   relocation) has anonymous pages and is skipped: dropping those would replace their contents
-//!   with the file's. So dropping is always lossless: every dropped page is identical to the file.
-//! - The shim is single-threaded and maps nothing between reading `smaps` and `madvise`, so no
-//!   mapping can turn writable or gain anonymous pages in between.
+//! - `MADV_DONTNEED` is applied only within mappings that are file-backed (the name is an absolute
+//!   path) and not writable: whole mappings whose `smaps` shows `Anonymous: 0 kB`, and in the
+//!   others (a private mapping that was written once, e.g. relocated read-only data: its
+//!   copy-on-write pages are anonymous) only the pages `/proc/self/pagemap` shows present and
+//!   file-backed. Dropping a copy-on-write page would replace its contents with the file's; so
+//!   dropping is always lossless: every dropped page is identical to the file.
+//! - The shim is single-threaded and maps nothing between reading `smaps`/`pagemap` and
+//!   `madvise`, so no mapping can turn writable or gain anonymous pages in between.
 //! - Failures are ignored: shedding is an optimisation, the shim's work never depends on it.
 
 use std::io::{BufRead, BufReader};
 
-/// One mapping of `/proc/self/smaps` that may be shed.
+/// An address range of this process (a whole mapping, or a run of pages in one).
 #[derive(Debug, PartialEq, Eq)]
 struct Region {
     start: usize,
@@ -29,27 +30,34 @@ pub(super) fn shed() -> usize {
     let Ok(f) = std::fs::File::open("/proc/self/smaps") else {
         return 0;
     };
-    let regions = sheddable(BufReader::new(f));
+    let pagemap = std::fs::File::open("/proc/self/pagemap").ok();
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| usize::try_from(p).ok())
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
     let mut advised = 0;
-    for r in &regions {
-        if dont_need(r) {
-            advised += r.end - r.start;
+    for (r, clean) in sheddable(BufReader::new(f)) {
+        if clean {
+            advised += if dont_need(&r) { r.end - r.start } else { 0 };
+        } else if let Some(pagemap) = &pagemap {
+            advised += dont_need_file_pages(pagemap, &r, page);
         }
     }
     trim_heap();
     advised
 }
 
-/// The mappings of an `smaps` listing that are safe to drop (see the module's invariants).
-fn sheddable(smaps: impl BufRead) -> Vec<Region> {
+/// The read-only file-backed mappings of an `smaps` listing, each with whether an
+/// `Anonymous: 0 kB` line proved it free of copy-on-write pages.
+fn sheddable(smaps: impl BufRead) -> Vec<(Region, bool)> {
     let mut out = Vec::new();
-    // The mapping being read, if its kind may be shed, and whether an `Anonymous: 0 kB` line
-    // proved it clean (a mapping without that line is kept).
     let mut cur: Option<(Region, bool)> = None;
     for line in smaps.lines() {
         let Ok(line) = line else { break };
         if let Some((region, ok)) = header(&line) {
-            out.extend(cur.take().filter(|c| c.1).map(|c| c.0));
+            out.extend(cur.take());
             cur = ok.then_some((region, false));
         } else if let Some(kb) = line.strip_prefix("Anonymous:")
             && let Some((_, clean)) = cur.as_mut()
@@ -57,8 +65,67 @@ fn sheddable(smaps: impl BufRead) -> Vec<Region> {
             *clean = kb.trim().strip_suffix("kB").map(str::trim) == Some("0");
         }
     }
-    out.extend(cur.filter(|c| c.1).map(|c| c.0));
+    out.extend(cur);
     out
+}
+
+/// Mappings larger than this are left alone by the page-by-page path (bounds its buffer: 8 bytes
+/// of pagemap a page).
+const MAX_PAGES: usize = 1 << 16;
+/// `/proc/PID/pagemap` entry bits: page present, and page file-backed (or shared anonymous,
+/// which a read-only file mapping has none of).
+const PM_PRESENT: u64 = 1 << 63;
+const PM_FILE: u64 = 1 << 61;
+
+/// Drops the pages of `r` that `pagemap` shows present and file-backed; returns the bytes advised.
+fn dont_need_file_pages(pagemap: &std::fs::File, r: &Region, page: usize) -> usize {
+    use std::os::unix::fs::FileExt;
+    let pages = (r.end - r.start) / page;
+    if pages > MAX_PAGES {
+        return 0;
+    }
+    let mut buf = vec![0u8; pages * 8];
+    if pagemap
+        .read_exact_at(&mut buf, (r.start / page * 8) as u64)
+        .is_err()
+    {
+        return 0;
+    }
+    let entries: Vec<u64> = buf
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
+    let mut advised = 0;
+    for (from, to) in file_runs(&entries) {
+        let run = Region {
+            start: r.start + from * page,
+            end: r.start + to * page,
+        };
+        if dont_need(&run) {
+            advised += run.end - run.start;
+        }
+    }
+    advised
+}
+
+/// Runs `[from, to)` of pagemap entries that are present file pages.
+fn file_runs(entries: &[u64]) -> Vec<(usize, usize)> {
+    let file = |e: &u64| e & PM_PRESENT != 0 && e & PM_FILE != 0;
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        if !file(&entries[i]) {
+            i += 1;
+            continue;
+        }
+        let end = entries[i..]
+            .iter()
+            .position(|e| !file(e))
+            .map_or(entries.len(), |n| i + n);
+        runs.push((i, end));
+        i = end;
+    }
+    runs
 }
 
 /// Parses an `smaps` mapping header (`start-end perms offset dev inode [path]`): the region and
@@ -81,9 +148,10 @@ fn header(line: &str) -> Option<(Region, bool)> {
 /// `madvise(MADV_DONTNEED)` over one region; whether the kernel accepted it.
 #[allow(unsafe_code)]
 fn dont_need(r: &Region) -> bool {
-    // SAFETY: the region is a whole mapping of this process, read-only, file-backed and without
-    // anonymous (copy-on-write) pages (checked by `sheddable`), so dropping its pages discards
-    // nothing: later accesses refault the same bytes from the file. No Rust object owns this
+    // SAFETY: the region lies in a read-only, file-backed mapping of this process and holds no
+    // anonymous (copy-on-write) page (the whole mapping per `smaps`, or page by page per
+    // `pagemap`), so dropping its pages discards nothing: later accesses refault the same bytes
+    // from the file. No Rust object owns this
     // memory as mutable, and the single-threaded shim maps nothing in between.
     let rc = unsafe {
         libc::madvise(
@@ -136,20 +204,33 @@ Anonymous:             0 kB
 ";
 
     #[test]
-    fn only_clean_read_only_file_mappings_are_shed() {
+    fn only_read_only_file_mappings_are_shed() {
         let got = sheddable(SMAPS.as_bytes());
         let want = [
-            (0x400000, 0x600000), // read-only data, no anonymous pages
-            (0x600000, 0x800000), // text
-            // 0x800000: relocated (COW'd) read-only data, kept
-            // 0x900000: writable, kept; heap, anonymous and inaccessible mappings, vdso: kept
-            (0x7f0000002000, 0x7f0000003000), // shared read-only file mapping
+            (0x400000, 0x600000, true), // read-only data, no anonymous pages
+            (0x600000, 0x800000, true), // text
+            // Relocated read-only data with copy-on-write pages: page by page.
+            (0x800000, 0x900000, false),
+            // 0x900000: writable; heap, anonymous and inaccessible mappings, vdso: never.
+            (0x7f0000002000, 0x7f0000003000, true), // shared read-only file mapping
+            // No `Anonymous:` line, so nothing proves it clean: page by page.
+            (0x7f0000004000, 0x7f0000005000, false),
         ];
-        // The last mapping has no `Anonymous:` line, so nothing proves it clean: kept.
-        let want: Vec<Region> = want
+        let want: Vec<(Region, bool)> = want
             .iter()
-            .map(|&(start, end)| Region { start, end })
+            .map(|&(start, end, clean)| (Region { start, end }, clean))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn page_by_page_only_present_file_pages() {
+        let (p, f) = (PM_PRESENT, PM_FILE);
+        // file, file, COW'd (present, anonymous), absent, swapped-out anonymous, file, absent
+        // with a stray file bit.
+        let entries = [p | f, p | f | 5, p, 0, 1 << 62, p | f, f];
+        assert_eq!(file_runs(&entries), vec![(0, 2), (5, 6)]);
+        assert_eq!(file_runs(&[]), vec![]);
+        assert_eq!(file_runs(&[p | f; 3]), vec![(0, 3)]);
     }
 }
