@@ -253,3 +253,76 @@ fn a_new_manager_finds_a_pods_containers_and_drives_its_shim() {
         env.log_lines("two").iter().any(|(_, t)| t == "ready")
     });
 }
+
+/// `RssFile:` of `/proc/PID/status`, KiB: the file-backed pages (the `k1s` executable, libc) the
+/// process has mapped.
+fn rss_file_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("RssFile:")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap()
+}
+
+#[test]
+fn an_idle_shim_sheds_its_start_up_pages_and_keeps_working() {
+    let env = Env::new("shed");
+    env.run(&env.spec(
+        "talker",
+        &[
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done",
+        ],
+    ));
+    let shim = env.mgr.status("talker").unwrap().shim_pid;
+    let started = rss_file_kb(shim);
+    // Output alone keeps the shim settled: it sheds within about a second of its last request.
+    env.until(T, "the shim to drop its clean file pages", || {
+        rss_file_kb(shim) * 2 < started
+    });
+    let ticks = |env: &Env| {
+        env.log_lines("talker")
+            .iter()
+            .filter(|(s, l)| s == "stdout" && l.starts_with("tick "))
+            .count()
+    };
+    let before = ticks(&env);
+    env.until(T, "more log lines after shedding", || {
+        ticks(&env) > before + 2
+    });
+
+    // Requests after shedding refault what they need: exec, a new container, stop.
+    let mut session = env
+        .mgr
+        .exec(
+            "talker",
+            &ExecSpec {
+                cmd: vec!["echo".into(), "still here".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut out = String::new();
+    session
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!((session.wait().unwrap(), out.as_str()), (0, "still here\n"));
+    env.run(&env.spec("quick", &["sh", "-c", "exit 7"]));
+    let st = env.mgr.wait("quick").unwrap();
+    assert_eq!((st.exit_code, st.shim_pid), (Some(7), shim));
+    env.mgr
+        .stop("talker", libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
+    let st = env.mgr.wait("talker").unwrap();
+    assert_eq!((st.phase, st.exit_code), (Phase::Exited, Some(137)));
+}

@@ -1,7 +1,9 @@
 //! `k1s bench runtime`: container start latency of `/bin/true` in a busybox rootfs (image
 //! present), side by side in the same run with `runc run`, `crun run` and the floor
 //! `unshare -pmuin -f chroot ROOTFS /bin/true`; the same as a further container of a running pod
-//! (its shim creates it); and the pod shims' memory with 10 containers running, 2 a pod.
+//! (its shim creates it); and the pod shims' memory with 10 containers running, 2 a pod, right
+//! after their starts and once they have logged for `--rss-settle-ms`. `--peer-seccomp` also times
+//! runc and crun with k1s's RuntimeDefault filter in their bundle, as k1s always loads one.
 //!
 //! One k1s sample is `create` + `start` + `wait` (exit recorded, logs drained) through
 //! [`ContainerManager`]; removal is outside the timing. runc and the floor are timed around the
@@ -32,9 +34,16 @@ pub struct RuntimeArgs {
     /// Containers per pod (so per shim) for the shim memory figure.
     #[arg(long, default_value_t = 2)]
     pub per_pod: usize,
+    /// How long the memory figure's containers log before the shims are sampled again.
+    #[arg(long, default_value_t = 3000)]
+    pub rss_settle_ms: u64,
     /// busybox-static binary the rootfs is built from.
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
+    /// Also time runc and crun with k1s's RuntimeDefault seccomp filter in their config.json (the
+    /// `runc spec` bundle has none, while every k1s container loads it).
+    #[arg(long)]
+    pub peer_seccomp: bool,
     /// Skip the runc/crun/unshare peers.
     #[arg(long)]
     pub no_peers: bool,
@@ -143,49 +152,13 @@ fn peers(args: &RuntimeArgs, tmp: &Path, rootfs: &Path) -> Result<()> {
     cfg["process"]["terminal"] = serde_json::json!(false);
     std::fs::write(&cfg_path, serde_json::to_vec(&cfg)?)?;
 
-    let state = tmp.join("runc-state");
-    let mut samples = Samples::with_capacity(args.runs);
-    let mut busy = Duration::ZERO;
-    for i in 0..args.runs + 3 {
-        let t = Instant::now();
-        let st = Command::new("runc")
-            .arg("--root")
-            .arg(&state)
-            .args(["run", "-b"])
-            .arg(&bundle)
-            .arg(format!("k1s-bench-runc-{}-{i}", std::process::id()))
-            .stdin(Stdio::null())
-            .status()?;
-        let d = t.elapsed();
-        if !st.success() {
-            bail!("runc run failed: {st}");
-        }
-        if i >= 3 {
-            samples.push(d);
-            busy += d;
-        }
+    peer_runs(args, tmp, &bundle, "")?;
+    if args.peer_seccomp {
+        let caps = k1s_runtime::container::capabilities::compute(false, &[], &[])?;
+        cfg["linux"]["seccomp"] = k1s_runtime::container::seccomp::runtime_default_oci(&caps);
+        std::fs::write(&cfg_path, serde_json::to_vec(&cfg)?)?;
+        peer_runs(args, tmp, &bundle, " +seccomp")?;
     }
-    samples
-        .report("runtime runc run", args.runs as u64, Some(busy))
-        .print();
-
-    let (crun, overhead) = crun_loop(args.runs, &bundle, &tmp.join("crun-state"))?;
-    let mut s = Samples::with_capacity(crun.len());
-    let total: Duration = crun.iter().sum();
-    crun.into_iter().for_each(|d| s.push(d));
-    let mut o = Samples::with_capacity(overhead.len());
-    overhead.into_iter().for_each(|d| o.push(d));
-    let o = o.report("", 0, None);
-    s.report(
-        "runtime crun run (shell-timed)",
-        args.runs as u64,
-        Some(total),
-    )
-    .note(format!(
-        "timing overhead of the shell loop itself: p50 {}",
-        super::stats::ms(o.p50)
-    ))
-    .print();
 
     let mut samples = Samples::with_capacity(args.runs);
     let mut busy = Duration::ZERO;
@@ -210,6 +183,67 @@ fn peers(args: &RuntimeArgs, tmp: &Path, rootfs: &Path) -> Result<()> {
             Some(busy),
         )
         .print();
+    Ok(())
+}
+
+/// `runc run` then `crun run` of the bundle's config as it is; `tag` names the variant.
+fn peer_runs(args: &RuntimeArgs, tmp: &Path, bundle: &Path, tag: &str) -> Result<()> {
+    let state = tmp.join("runc-state");
+    let mut samples = Samples::with_capacity(args.runs);
+    let mut busy = Duration::ZERO;
+    for i in 0..args.runs + 3 {
+        let t = Instant::now();
+        let st = Command::new("runc")
+            .arg("--root")
+            .arg(&state)
+            .args(["run", "-b"])
+            .arg(bundle)
+            .arg(format!(
+                "k1s-bench-runc-{}-{}{i}",
+                std::process::id(),
+                tag.len()
+            ))
+            .stdin(Stdio::null())
+            .status()?;
+        let d = t.elapsed();
+        if !st.success() {
+            bail!("runc run failed: {st}");
+        }
+        if i >= 3 {
+            samples.push(d);
+            busy += d;
+        }
+    }
+    samples
+        .report(
+            &format!("runtime runc run{tag}"),
+            args.runs as u64,
+            Some(busy),
+        )
+        .print();
+
+    let (crun, overhead) = crun_loop(
+        args.runs,
+        bundle,
+        &tmp.join(format!("crun-state{}", tag.len())),
+    )?;
+    let mut s = Samples::with_capacity(crun.len());
+    let total: Duration = crun.iter().sum();
+    crun.into_iter().for_each(|d| s.push(d));
+    let mut o = Samples::with_capacity(overhead.len());
+    overhead.into_iter().for_each(|d| o.push(d));
+    let o = o.report("", 0, None);
+    s.report(
+        &format!("runtime crun run{tag} (shell-timed)"),
+        args.runs as u64,
+        Some(total),
+    )
+    .note(format!(
+        "timing overhead of the shell loop itself: p50 {}",
+        super::stats::ms(o.p50)
+    ))
+    .print();
+
     Ok(())
 }
 
@@ -288,7 +322,10 @@ fn in_running_pod(
     result
 }
 
-/// VmRSS and Pss of the pod shims with `rss_containers` containers running, `per_pod` a pod.
+/// VmRSS and Pss of the pod shims with `rss_containers` containers running, `per_pod` a pod, each
+/// container printing a line every 0.2 s: sampled right after the starts, and again after
+/// `--rss-settle-ms` (a shim sheds its set-up's pages once it has had nothing but output to handle
+/// for a second).
 fn shim_memory(
     args: &RuntimeArgs,
     mgr: &ContainerManager,
@@ -297,48 +334,42 @@ fn shim_memory(
     let ids: Vec<String> = (0..args.rss_containers)
         .map(|i| format!("rss{i}"))
         .collect();
+    let logger = ["sh", "-c", "while :; do echo tick; sleep 0.2; done"];
     let result = (|| -> Result<()> {
         let per_pod = args.per_pod.max(1);
         for (i, id) in ids.iter().enumerate() {
             mgr.create(&ContainerSpec {
                 pod_id: format!("rss-pod{}", i / per_pod),
-                ..spec(id.clone(), &["sleep", "1000"])
+                ..spec(id.clone(), &logger)
             })?;
             mgr.start(id)?;
         }
-        let mut rss = Vec::new();
-        let mut pss = Vec::new();
         let mut shims = std::collections::BTreeSet::new();
         for id in &ids {
             let st = mgr.status(id)?;
             if st.phase != Phase::Running {
                 bail!("{id} is not running");
             }
-            if !shims.insert(st.shim_pid) {
-                continue;
+            shims.insert(st.shim_pid);
+        }
+        print_shim_memory("right after the starts", ids.len(), &shims)?;
+        // A measurement period, not a wait for a condition: the figure is the steady state.
+        std::thread::sleep(Duration::from_millis(args.rss_settle_ms));
+        for id in &ids {
+            if mgr.status(id)?.phase != Phase::Running {
+                bail!("{id} stopped while settling");
             }
-            rss.push(kb_field(
-                &format!("/proc/{}/status", st.shim_pid),
-                "VmRSS:",
-            )?);
-            pss.push(kb_field(
-                &format!("/proc/{}/smaps_rollup", st.shim_pid),
-                "Pss:",
-            )?);
         }
-        if let Some(first) = shims.iter().next() {
-            print_breakdown(*first)?;
-        }
-        let avg = |v: &[u64]| v.iter().sum::<u64>() / v.len().max(1) as u64;
-        println!(
-            "runtime shim memory ({} containers, {} pod shims)  VmRSS avg {} KiB max {} KiB  Pss avg {} KiB max {} KiB",
+        print_shim_memory(
+            &format!("after {} ms of logging", args.rss_settle_ms),
             ids.len(),
-            shims.len(),
-            avg(&rss),
-            rss.iter().max().unwrap_or(&0),
-            avg(&pss),
-            pss.iter().max().unwrap_or(&0)
-        );
+            &shims,
+        )?;
+        if let Some(first) = ids.first() {
+            let log = std::fs::read_to_string(mgr.log_path(first)?)?;
+            let logged = log.lines().filter(|l| l.ends_with(" tick")).count();
+            println!("runtime shim memory: {first} logged {logged} lines meanwhile");
+        }
         Ok(())
     })();
     for id in &ids {
@@ -346,6 +377,33 @@ fn shim_memory(
         let _ = mgr.remove(id);
     }
     result
+}
+
+/// One line of VmRSS and Pss over `shims`, then the first shim's breakdown.
+fn print_shim_memory(
+    when: &str,
+    containers: usize,
+    shims: &std::collections::BTreeSet<i32>,
+) -> Result<()> {
+    let mut rss = Vec::new();
+    let mut pss = Vec::new();
+    for pid in shims {
+        rss.push(kb_field(&format!("/proc/{pid}/status"), "VmRSS:")?);
+        pss.push(kb_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")?);
+    }
+    if let Some(first) = shims.iter().next() {
+        print_breakdown(*first)?;
+    }
+    let avg = |v: &[u64]| v.iter().sum::<u64>() / v.len().max(1) as u64;
+    println!(
+        "runtime shim memory {when} ({containers} containers, {} pod shims)  VmRSS avg {} KiB max {} KiB  Pss avg {} KiB max {} KiB",
+        shims.len(),
+        avg(&rss),
+        rss.iter().max().unwrap_or(&0),
+        avg(&pss),
+        pss.iter().max().unwrap_or(&0)
+    );
+    Ok(())
 }
 
 /// Where one shim's memory is: the `smaps_rollup` totals (file-backed pages are shared with every

@@ -5,7 +5,8 @@
 //! container, reports `ok`/`err <message>` on the stdout pipe it was started with, then serves its
 //! socket ([`super::proto`]) in a single-threaded `poll` loop over a signalfd (SIGCHLD), the
 //! socket, and every container's output pipes, which it writes as CRI logs. Later containers of
-//! the pod are created over the socket (`create <id>`).
+//! the pod are created over the socket (`create <id>`). Once idle for a second it sheds the clean
+//! pages its set-up touched ([`shed`]), so its RSS is what its steady-state loop needs.
 //!
 //! Invariants: no threads (so forking children is safe) and no tokio; per container,
 //! `state.json` says `exited` only after the exit status is known and the output pipes are
@@ -18,6 +19,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
@@ -29,6 +31,7 @@ mod commands;
 mod container;
 mod fds;
 mod pidns;
+mod shed;
 
 use super::ContainerError;
 use super::init;
@@ -118,6 +121,9 @@ fn detach() -> Result<File, ContainerError> {
     Ok(File::from(report))
 }
 
+/// How long the shim waits with nothing but container output before it sheds its start-up pages.
+const SHED_AFTER: Duration = Duration::from_secs(1);
+
 struct Shim {
     dir: PathBuf,
     ctrs: Vec<Ctr>,
@@ -168,7 +174,13 @@ impl Shim {
     }
 
     /// The poll loop; returns once the last container was removed.
+    ///
+    /// After [`SHED_AFTER`] without anything but container output, it sheds the pages its
+    /// set-up and requests touched ([`shed`]); it then polls without a timeout until the next
+    /// request or exit, so an idle shim does not wake up.
     fn serve(&mut self) {
+        // When the last request or exit happened; `None` once shed since.
+        let mut active_at = Some(Instant::now());
         while !self.done {
             let n_ctrs = self.ctrs.len();
             let ready: Vec<bool> = {
@@ -188,7 +200,20 @@ impl Shim {
                 for c in &self.conns {
                     fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
                 }
-                if poll(&mut fds, PollTimeout::NONE).is_err() {
+                let timeout = match active_at {
+                    None => PollTimeout::NONE,
+                    Some(t) => {
+                        let left = SHED_AFTER.saturating_sub(t.elapsed()).as_millis();
+                        // At most SHED_AFTER (1 s), which fits; round up so it is not spun.
+                        PollTimeout::try_from(left as u64 + 1).unwrap_or(PollTimeout::MAX)
+                    }
+                };
+                let polled = poll(&mut fds, timeout);
+                if active_at.is_some_and(|t| t.elapsed() >= SHED_AFTER) {
+                    shed::shed();
+                    active_at = None;
+                }
+                if !polled.is_ok_and(|n| n > 0) {
                     continue;
                 }
                 fds.iter()
@@ -202,6 +227,14 @@ impl Shim {
                 if ready[3 + 2 * i] {
                     c.drain(Stream::Stderr);
                 }
+            }
+            // Output alone is the steady state; anything else runs code worth shedding again.
+            if ready[..2]
+                .iter()
+                .chain(&ready[2 + 2 * n_ctrs..])
+                .any(|r| *r)
+            {
+                active_at = Some(Instant::now());
             }
             if ready[0] {
                 self.reap();
