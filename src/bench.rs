@@ -21,6 +21,7 @@ mod pods;
 mod proxy;
 mod runtime;
 mod sandbox;
+mod smaps;
 mod spawn;
 mod startup;
 mod stats;

@@ -19,6 +19,7 @@ fn bench_pods_small_run_reports_every_step_and_cleans_up() {
             "1",
         ])
         .args(["--settle", "0s", "--idle", "1s", "--step-timeout", "60s"])
+        .args(["--smaps-top", "3"])
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("running k1s bench pods");
@@ -33,6 +34,7 @@ fn bench_pods_small_run_reports_every_step_and_cleans_up() {
         "1. pod start-up, image present: 3 pods",
         "2. 3 pods created at once",
         "3. k1s server RSS with 3 running pods",
+        "[with the burst running] smaps_rollup KiB: Rss ",
         "pod shims: 3 processes",
         "4. idle node with 1 pods",
         "summary:",

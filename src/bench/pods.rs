@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use super::api::{parse_duration, print_header};
 use super::client::{Conn, Endpoint, Proto, endpoint_from_kubeconfig, snippet};
 use super::cluster::{CLOCK_TICKS, cpu_ticks, get_json, watch_pods};
+use super::smaps::{kb_field, print_breakdown};
 use super::spawn::{self, mib};
 use super::stats::{Samples, ms};
 
@@ -49,6 +50,9 @@ pub struct PodsArgs {
     /// Longest wait of any one step.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub step_timeout: Duration,
+    /// Print the server's largest N mappings (from smaps) at each memory step (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub smaps_top: usize,
     /// busybox-static binary the image is built from.
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
@@ -119,8 +123,10 @@ async fn steps(
 
     // Step 1: one pod after another; the first also pulls the image, so it is a warm-up.
     let (rss0, _) = spawn::rss_kib(pid)?;
+    breakdown(args, pid, "before the first pod")?;
     warm_up(&mut admin, &watch, image, args.step_timeout).await?;
     let (rss1, _) = spawn::rss_kib(pid)?;
+    breakdown(args, pid, "after the warm-up pod")?;
     println!(
         "   k1s server RSS before the first pod {}, after the warm-up pod (image pulled) {}",
         mib(rss0),
@@ -169,6 +175,7 @@ async fn steps(
         "   k1s server RSS after step 1 (no pods left): {}",
         mib(spawn::rss_kib(pid)?.0)
     );
+    breakdown(args, pid, "after step 1")?;
 
     // Step 2: a burst created on 8 concurrent streams.
     let t0 = Instant::now();
@@ -221,6 +228,7 @@ async fn steps(
         kb_field(&rollup, "Rss:")?.saturating_sub(kb_field(&rollup, "Anonymous:")?),
         kb_field(&rollup, "Pss:")?
     );
+    breakdown(args, pid, "with the burst running")?;
     let shims = shim_pids(data);
     let (mut rss_sum, mut pss_sum, mut rss_max, mut pss_max) = (0, 0, 0, 0);
     for p in &shims {
@@ -266,6 +274,14 @@ async fn steps(
     watch.close();
     wait_shims_gone(data, args.step_timeout).await?;
     Ok(summary)
+}
+
+/// The server's largest mappings when `--smaps-top` asks for them.
+fn breakdown(args: &PodsArgs, pid: u32, when: &str) -> Result<()> {
+    if args.smaps_top == 0 {
+        return Ok(());
+    }
+    print_breakdown(&format!("   [{when}]"), pid, args.smaps_top)
 }
 
 fn met(ok: bool) -> &'static str {
@@ -473,13 +489,6 @@ fn shim_pids(data: &Path) -> Vec<u32> {
                     .any(|a| String::from_utf8_lossy(a).starts_with(&data))
         })
         .collect()
-}
-
-fn kb_field(path: &str, key: &str) -> Result<u64> {
-    let text = std::fs::read_to_string(path).with_context(|| path.to_string())?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("{key} in {path}"))
 }
 
 /// Removes what the server's pods may leave if a step failed: shims of this data dir, then the

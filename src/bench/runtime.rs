@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use k1s_runtime::container::{ContainerManager, ContainerSpec, Phase};
 
+use super::smaps::kb_field;
 use super::stats::Samples;
 
 #[derive(Args, Debug)]
@@ -392,7 +393,7 @@ fn print_shim_memory(
         pss.push(kb_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")?);
     }
     if let Some(first) = shims.iter().next() {
-        print_breakdown(*first)?;
+        super::smaps::print_breakdown(&format!("runtime shim {first}"), *first as u32, 10)?;
     }
     let avg = |v: &[u64]| v.iter().sum::<u64>() / v.len().max(1) as u64;
     println!(
@@ -404,58 +405,6 @@ fn print_shim_memory(
         pss.iter().max().unwrap_or(&0)
     );
     Ok(())
-}
-
-/// Where one shim's memory is: the `smaps_rollup` totals (file-backed pages are shared with every
-/// other k1s process and the page cache; private dirty pages are this shim's own), then the
-/// mappings with the most resident memory from `smaps`.
-fn print_breakdown(pid: i32) -> Result<()> {
-    let rollup = format!("/proc/{pid}/smaps_rollup");
-    let mut line = format!("runtime shim {pid} smaps_rollup KiB:");
-    for key in [
-        "Rss:",
-        "Pss:",
-        "Pss_Anon:",
-        "Pss_File:",
-        "Shared_Clean:",
-        "Private_Clean:",
-        "Private_Dirty:",
-    ] {
-        line += &format!(" {} {}", key.trim_end_matches(':'), kb_field(&rollup, key)?);
-    }
-    println!("{line}");
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
-    // (mapping, Rss, Private_Dirty) per mapping header; a header line has an address range first.
-    let mut maps: Vec<(String, u64, u64)> = Vec::new();
-    for l in smaps.lines() {
-        let mut f = l.split_whitespace();
-        let Some(first) = f.next() else { continue };
-        if first.contains('-') && !first.ends_with(':') {
-            let perms = f.next().unwrap_or("");
-            let name = f.nth(3).unwrap_or("[anon]");
-            let short = name.rsplit('/').next().unwrap_or(name);
-            maps.push((format!("{short} {perms}"), 0, 0));
-        } else if let Some(m) = maps.last_mut() {
-            let v: u64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-            match first {
-                "Rss:" => m.1 += v,
-                "Private_Dirty:" => m.2 += v,
-                _ => {}
-            }
-        }
-    }
-    maps.sort_by_key(|m| std::cmp::Reverse(m.1));
-    for (name, rss, dirty) in maps.iter().take(10) {
-        println!("runtime shim {pid}   {name:<28} Rss {rss:>6} KiB  Private_Dirty {dirty:>5} KiB");
-    }
-    Ok(())
-}
-
-fn kb_field(path: &str, key: &str) -> Result<u64> {
-    let text = std::fs::read_to_string(path).with_context(|| path.to_string())?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("{key} in {path}"))
 }
 
 /// busybox plus one symlink per applet, and passwd/group for root and nobody.
