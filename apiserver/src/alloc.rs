@@ -34,19 +34,10 @@ pub async fn allocate(
     ctx: &Ctx,
     obj: &mut Value,
 ) -> ApiResult<Option<OwnedMutexGuard<AllocCache>>> {
-    if ctx.res.strategy != StrategyKind::Service {
+    let Some(ty) = allocating_type(ctx, obj) else {
         return Ok(None);
-    }
-    let ty = obj
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
-    if ty == "ExternalName" {
-        return Ok(None);
-    }
-    let mut cache = ctx.state.0.alloc.clone().lock_owned().await;
-    cache.refresh(ctx.state.store()).map_err(store_error)?;
+    };
+    let cache = AllocCache::lock_current(ctx).await?;
     let (used_ips, used_ports) = (&cache.ips, &cache.ports);
     let (base, prefix) = ctx.state.config().service_cidr;
     let requested = obj
@@ -56,17 +47,7 @@ pub async fn allocate(
         .to_string();
     let ip = match requested.as_str() {
         "None" => "None".to_string(),
-        "" => {
-            let found = pick_free(base, prefix, used_ips, rand::random::<u64>());
-            match found {
-                Some(ip) => ip.to_string(),
-                None => {
-                    return Err(ApiError(StatusError::internal(
-                        "failed to allocate a serviceIP: range is full",
-                    )));
-                }
-            }
-        }
+        "" => dynamic_ip(ctx, used_ips)?,
         other => {
             let parsed: Ipv4Addr = other
                 .parse()
@@ -90,10 +71,7 @@ pub async fn allocate(
             other.to_string()
         }
     };
-    obj["spec"]["clusterIP"] = json!(ip);
-    obj["spec"]["clusterIPs"] = json!([ip]);
-    obj["spec"]["ipFamilies"] = json!(["IPv4"]);
-    obj["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+    set_cluster_ip(obj, &ip);
     if ty == "NodePort" || ty == "LoadBalancer" {
         let taken: HashSet<u16> = used_ports.keys().copied().collect();
         fill_node_ports(ctx, obj, taken, &HashSet::new())?;
@@ -111,32 +89,18 @@ pub async fn allocate_update(
     old: &Value,
     new: &mut Value,
 ) -> ApiResult<Option<OwnedMutexGuard<AllocCache>>> {
-    if ctx.res.strategy != StrategyKind::Service {
+    let Some(ty) = allocating_type(ctx, new) else {
         return Ok(None);
-    }
-    let ty = new
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
-    if ty == "ExternalName" {
-        return Ok(None);
-    }
+    };
     let own_ports: HashSet<u16> = node_ports(old).collect();
     let wants_ports = ty == "NodePort" || ty == "LoadBalancer";
-    let new_ports: Vec<Option<u16>> = new
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .map(|ps| {
-            ps.iter()
-                .map(|p| p.get("nodePort").and_then(Value::as_u64).map(|n| n as u16))
-                .collect()
-        })
-        .unwrap_or_default();
     let ports_to_check = wants_ports
-        && new_ports
-            .iter()
-            .any(|p| p.is_none_or(|n| !own_ports.contains(&n)));
+        && new
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|p| node_port(p).is_none_or(|n| !own_ports.contains(&n)));
     let needs_ip = new
         .pointer("/spec/clusterIP")
         .and_then(Value::as_str)
@@ -144,20 +108,10 @@ pub async fn allocate_update(
     if !ports_to_check && !needs_ip {
         return Ok(None);
     }
-    let mut cache = ctx.state.0.alloc.clone().lock_owned().await;
-    cache.refresh(ctx.state.store()).map_err(store_error)?;
+    let cache = AllocCache::lock_current(ctx).await?;
     if needs_ip {
-        let (base, prefix) = ctx.state.config().service_cidr;
-        let Some(ip) = pick_free(base, prefix, &cache.ips, rand::random::<u64>()) else {
-            return Err(ApiError(StatusError::internal(
-                "failed to allocate a serviceIP: range is full",
-            )));
-        };
-        let ip = ip.to_string();
-        new["spec"]["clusterIP"] = json!(ip);
-        new["spec"]["clusterIPs"] = json!([ip]);
-        new["spec"]["ipFamilies"] = json!(["IPv4"]);
-        new["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+        let ip = dynamic_ip(ctx, &cache.ips)?;
+        set_cluster_ip(new, &ip);
     }
     if wants_ports {
         let taken: HashSet<u16> = cache
@@ -171,13 +125,51 @@ pub async fn allocate_update(
     Ok(Some(cache))
 }
 
+/// The type of a Service that gets allocations (not ExternalName); `None` for anything else.
+fn allocating_type(ctx: &Ctx, obj: &Value) -> Option<String> {
+    if ctx.res.strategy != StrategyKind::Service {
+        return None;
+    }
+    let ty = obj
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    (ty != "ExternalName").then(|| ty.to_string())
+}
+
+/// A free address from the service CIDR, or 500 when the range is full.
+fn dynamic_ip<V>(ctx: &Ctx, used: &HashMap<Ipv4Addr, V>) -> ApiResult<String> {
+    let (base, prefix) = ctx.state.config().service_cidr;
+    match pick_free(base, prefix, used, rand::random::<u64>()) {
+        Some(ip) => Ok(ip.to_string()),
+        None => Err(ApiError(StatusError::internal(
+            "failed to allocate a serviceIP: range is full",
+        ))),
+    }
+}
+
+/// Records `ip` (an address or `None`) as the Service's single-stack IPv4 ClusterIP.
+fn set_cluster_ip(obj: &mut Value, ip: &str) {
+    obj["spec"]["clusterIP"] = json!(ip);
+    obj["spec"]["clusterIPs"] = json!([ip]);
+    obj["spec"]["ipFamilies"] = json!(["IPv4"]);
+    obj["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+}
+
+/// The node port one entry of `spec.ports` names.
+fn node_port(port: &Value) -> Option<u16> {
+    port.get("nodePort")
+        .and_then(Value::as_u64)
+        .map(|n| n as u16)
+}
+
 /// The node ports a Service object names.
 fn node_ports(svc: &Value) -> impl Iterator<Item = u16> + '_ {
     svc.pointer("/spec/ports")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|p| p.get("nodePort").and_then(Value::as_u64).map(|n| n as u16))
+        .filter_map(node_port)
 }
 
 /// Gives every port of `obj` without a node port the lowest free one, and refuses (422) a node port
@@ -195,8 +187,7 @@ fn fill_node_ports(
     // Named ports first, so a free port is never handed out that a later entry asks for.
     let mut asked = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
-        if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
-            let n = n as u16;
+        if let Some(n) = node_port(p) {
             // The same port twice in one Service is validation's business (upstream allows it
             // for different protocols).
             asked.insert(n);
@@ -227,7 +218,7 @@ fn fill_node_ports(
     }
     taken.extend(asked);
     for p in ports.iter_mut() {
-        if p.get("nodePort").and_then(Value::as_u64).is_some() {
+        if node_port(p).is_some() {
             continue;
         }
         let Some(free) = (lo..=hi).find(|port| !taken.contains(port)) else {
@@ -343,6 +334,13 @@ struct Held {
 }
 
 impl AllocCache {
+    /// Takes the allocation lock and brings the cache up to the store's current revision.
+    async fn lock_current(ctx: &Ctx) -> ApiResult<OwnedMutexGuard<AllocCache>> {
+        let mut cache = ctx.state.0.alloc.clone().lock_owned().await;
+        cache.refresh(ctx.state.store()).map_err(store_error)?;
+        Ok(cache)
+    }
+
     /// Brings the cache up to the store's current revision: the event log's changes since the
     /// cached revision, or a fresh list when there is no cached revision, the log was compacted
     /// past it, or too much happened since.
