@@ -91,7 +91,20 @@ fn spec_part(obj: &Value) -> Value {
     copy
 }
 
-/// Prepares an update of the main resource (`subresource` None) or a subresource (`status`).
+/// Sets `obj[key]` to `value`, or removes the key when there is none.
+fn set_or_remove(obj: &mut Value, key: &str, value: Option<Value>) {
+    match value {
+        Some(v) => obj[key] = v,
+        None => {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove(key);
+            }
+        }
+    }
+}
+
+/// Prepares an update of the main resource (`subresource` None) or a subresource (`status`,
+/// `ephemeralcontainers`).
 pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource: Option<&str>) {
     match subresource {
         Some("ephemeralcontainers") => {
@@ -99,14 +112,7 @@ pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource:
             let ephemeral = new.pointer("/spec/ephemeralContainers").cloned();
             let rv = new.pointer("/metadata/resourceVersion").cloned();
             *new = old.clone();
-            match ephemeral {
-                Some(e) => new["spec"]["ephemeralContainers"] = e,
-                None => {
-                    if let Some(spec) = new["spec"].as_object_mut() {
-                        spec.remove("ephemeralContainers");
-                    }
-                }
-            }
+            set_or_remove(&mut new["spec"], "ephemeralContainers", ephemeral);
             if let Some(rv) = rv {
                 new["metadata"]["resourceVersion"] = rv;
             }
@@ -117,14 +123,7 @@ pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource:
             let status = new.get("status").cloned();
             let meta = new.get("metadata").cloned();
             *new = old.clone();
-            match status {
-                Some(s) => new["status"] = s,
-                None => {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
+            set_or_remove(new, "status", status);
             if let Some(meta) = meta {
                 for key in [
                     "labels",
@@ -133,38 +132,18 @@ pub fn prepare_update(res: &Resource, new: &mut Value, old: &Value, subresource:
                     "finalizers",
                     "resourceVersion",
                 ] {
-                    match meta.get(key) {
-                        Some(v) => new["metadata"][key] = v.clone(),
-                        None => {
-                            if let Some(m) = new["metadata"].as_object_mut() {
-                                m.remove(key);
-                            }
-                        }
-                    }
+                    set_or_remove(&mut new["metadata"], key, meta.get(key).cloned());
                 }
             }
         }
         _ => {
             if has_status(res) && res.strategy != StrategyKind::Namespace {
-                match old.get("status") {
-                    Some(s) => new["status"] = s.clone(),
-                    None => {
-                        if let Some(m) = new.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
-                }
+                set_or_remove(new, "status", old.get("status").cloned());
             }
             if res.strategy == StrategyKind::Pod && new["spec"].is_object() {
                 // Ephemeral containers are added only through their subresource.
-                match old.pointer("/spec/ephemeralContainers") {
-                    Some(e) => new["spec"]["ephemeralContainers"] = e.clone(),
-                    None => {
-                        if let Some(spec) = new["spec"].as_object_mut() {
-                            spec.remove("ephemeralContainers");
-                        }
-                    }
-                }
+                let kept = old.pointer("/spec/ephemeralContainers").cloned();
+                set_or_remove(&mut new["spec"], "ephemeralContainers", kept);
             }
             if res.strategy == StrategyKind::Namespace {
                 // Namespace status and spec.finalizers change only through their subresources.
