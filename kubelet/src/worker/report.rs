@@ -12,6 +12,10 @@ impl Worker {
         // Upstream reports an ephemeral container never ready.
         let ephemeral = field == "ephemeralContainers";
         let specs = self.specs(field);
+        if specs.is_empty() {
+            // Most pods have no init or ephemeral containers: no runtime call to make.
+            return Vec::new();
+        }
         let ids: Vec<Option<String>> = specs
             .iter()
             .map(|c| {
