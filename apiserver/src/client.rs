@@ -485,6 +485,18 @@ mod tests {
     }
 }
 
+/// Asserts that `e` is a 422 Invalid whose message says `says`.
+#[cfg(test)]
+fn assert_invalid(e: &StatusError, says: &str) {
+    assert_eq!(
+        (e.code, e.reason.as_str()),
+        (422, "Invalid"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains(says), "{says}: {}", e.message);
+}
+
 #[cfg(test)]
 mod allocation_tests {
     use super::*;
@@ -538,17 +550,7 @@ mod allocation_tests {
         let mut dup = service("dup", "ClusterIP");
         dup["spec"]["clusterIP"] = json!(taken);
         let e = c.create(SVC, Some("default"), &dup).await.unwrap_err();
-        assert_eq!(
-            (e.code, e.reason.as_str()),
-            (422, "Invalid"),
-            "{}",
-            e.message
-        );
-        assert!(
-            e.message.contains("provided IP is already allocated"),
-            "{}",
-            e.message
-        );
+        assert_invalid(&e, "provided IP is already allocated");
         // The freed one is taken again at once: the allocator saw the delete.
         let mut again = service("again", "ClusterIP");
         again["spec"]["clusterIP"] = json!(s0_ip);
@@ -587,18 +589,8 @@ mod allocation_tests {
                 )
                 .await
                 .unwrap_err();
-            assert_eq!(
-                (e.code, e.reason.as_str()),
-                (422, "Invalid"),
-                "{}",
-                e.message
-            );
-            assert!(
-                e.message.contains("spec.ports[0].nodePort"),
-                "{}",
-                e.message
-            );
-            assert!(e.message.contains(says), "{}", e.message);
+            assert_invalid(&e, "spec.ports[0].nodePort");
+            assert_invalid(&e, says);
         }
         dup["spec"]["clusterIP"] = json!("192.168.1.1");
         let e = c.create(SVC, Some("default"), &dup).await.unwrap_err();
@@ -697,13 +689,7 @@ mod ephemeral_tests {
                 )
                 .await
                 .unwrap_err();
-            assert_eq!(
-                (e.code, e.reason.as_str()),
-                (422, "Invalid"),
-                "{}",
-                e.message
-            );
-            assert!(e.message.contains(says), "{says}: {}", e.message);
+            assert_invalid(&e, says);
         }
     }
 }
