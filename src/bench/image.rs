@@ -5,7 +5,7 @@
 //! storage) and pushes a generated image of about `--size-mb` MB: half random (incompressible)
 //! files, half compressible text, built with umoci and pushed with skopeo. Every run pulls into a
 //! fresh store (k1s: download, verify, unpack, sync) and a fresh `dir:` target (skopeo: download
-//! and verify only). Unpack MB/s counts uncompressed tar bytes of every layer, unpacked from the
+//! and verify only); the two take turns, each after an untimed `sync(2)`. Unpack MB/s counts uncompressed tar bytes of every layer, unpacked from the
 //! blobs the k1s pull stored, without the final sync, next to GNU tar unpacking the same blobs,
 //! and per CPU-second of the unpacking thread (a figure other load on the machine does not skew).
 //! Nothing is deleted until the end: on ext4, creating inodes right after deleting many is slow
@@ -164,6 +164,18 @@ fn push_generated(reg: &Registry, repo_tag: &str, size_mb: u64) -> Result<()> {
         .arg(format!("docker://{}/{repo_tag}", reg.addr)))
 }
 
+/// Writes back every dirty page on the machine (`sync(2)`) before a timed pull, untimed. The k1s
+/// pull ends with `syncfs` of its filesystem, which also writes what others left dirty there (the
+/// previous skopeo copy, which never syncs; the files a previous bench run deleted); each run
+/// starts from the same clean state instead.
+async fn settle_disk() -> Result<()> {
+    off_worker(|| {
+        rustix::fs::sync();
+        Ok(())
+    })
+    .await
+}
+
 fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|rd| {
@@ -234,8 +246,12 @@ pub async fn run_bench(args: ImageArgs) -> Result<()> {
     let work = tempfile::tempdir()?;
 
     let mut k1s = Samples::default();
+    let mut skopeo = Samples::default();
+    let mut skopeo_bytes = 0;
     let mut compressed = 0u64;
     let mut blobs: Vec<PathBuf> = Vec::new();
+    // The tools take turns, run by run, so drift in the machine's state (other load, writeback)
+    // falls on both alike; the first k1s run, untimed, warms the registry's page cache for both.
     for i in 0..args.runs + 1 {
         let root = work.path().join(format!("k1s-{i}"));
         let store = ImageStore::open(
@@ -245,15 +261,12 @@ pub async fn run_bench(args: ImageArgs) -> Result<()> {
                 ..Default::default()
             },
         )?;
+        settle_disk().await?;
         let t = Instant::now();
         let image = store.pull(&reference, &RegistryAuth::Anonymous).await?;
         let d = t.elapsed();
         compressed = image.size;
-        // The first run warms the registry's page cache for both tools.
-        if i > 0 {
-            k1s.push(d);
-        }
-        if blobs.is_empty() {
+        if i == 0 {
             let rec = store
                 .list()?
                 .into_iter()
@@ -267,15 +280,14 @@ pub async fn run_bench(args: ImageArgs) -> Result<()> {
                         .join(l.digest.trim_start_matches("sha256:"))
                 })
                 .collect();
+            continue;
         }
-    }
+        k1s.push(d);
 
-    let mut skopeo = Samples::default();
-    let mut skopeo_bytes = 0;
-    for i in 0..args.runs {
         let dest = work.path().join(format!("skopeo-{i}"));
         let src = format!("docker://{reference}");
         let d2 = dest.clone();
+        settle_disk().await?;
         let t = Instant::now();
         off_worker(move || {
             run(Command::new("skopeo")
