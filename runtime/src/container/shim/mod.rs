@@ -140,6 +140,8 @@ struct Shim {
     conns: Vec<Conn>,
     /// The descriptors of the last `poll`, kept so the loop does not allocate.
     pollfds: Vec<libc::pollfd>,
+    /// What the last shedding dropped, kept so that freeing it does not run after the drop.
+    shed_plan: Vec<shed::Region>,
     /// Set once the last container was removed: the loop ends.
     done: bool,
 }
@@ -179,6 +181,7 @@ impl Shim {
             sigfd,
             conns: Vec::new(),
             pollfds: Vec::new(),
+            shed_plan: Vec::new(),
             done: false,
         })
     }
@@ -205,7 +208,7 @@ impl Shim {
             };
             let polled = self.poll(timeout);
             if active_at.is_some_and(|t| t.elapsed() >= SHED_AFTER) {
-                shed::shed();
+                shed::shed(&mut self.shed_plan);
                 active_at = None;
             }
             if !polled {
