@@ -10,6 +10,8 @@
 //! for the binaries of this package (`rustc-link-arg-bins`), not for tests or the library crates.
 //! The price is ASLR for the executable's own image (libraries, heap and stacks stay randomised).
 //! `K1S_LINK_PIE=1` at build time keeps the PIE link, to measure the difference.
+//!
+//! It also keeps `.text.hot.*` sections together, for the same shims (see `main` below).
 
 fn main() {
     println!("cargo:rerun-if-env-changed=K1S_LINK_PIE");
@@ -18,5 +20,11 @@ fn main() {
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if !pie && target_os == "linux" {
         println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
+    if target_os == "linux" {
+        // Keeps `.text.hot.*` input sections together in one `.text.hot` output section (GNU ld
+        // does by default, lld only with this), so the pod shim's steady-state loop, placed in
+        // `.text.hot.k1s_shim` (runtime/src/container/shim/mod.rs), spans a few pages.
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,keep-text-section-prefix");
     }
 }

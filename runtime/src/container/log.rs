@@ -7,7 +7,7 @@
 //! dropped) and starts a new `log`, so a follower notices the live file was replaced by its inode.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,8 @@ pub struct LogWriter {
     max_size: u64,
     max_files: u32,
     pending: [Vec<u8>; 2],
+    /// The record being written, kept so that logging a line allocates nothing once warm.
+    rec: Vec<u8>,
 }
 
 impl LogWriter {
@@ -54,10 +56,13 @@ impl LogWriter {
             max_size: if max_size == 0 { 10 << 20 } else { max_size },
             max_files: if max_files == 0 { 4 } else { max_files },
             pending: [Vec::new(), Vec::new()],
+            rec: Vec::new(),
         })
     }
 
     /// Logs a chunk of output read from `stream`.
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
     pub fn push(&mut self, stream: Stream, mut data: &[u8]) {
         let i = stream as usize;
         while !data.is_empty() {
@@ -92,18 +97,24 @@ impl LogWriter {
         }
     }
 
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
     fn record(&mut self, stream: Stream, full: bool, text: &[u8]) {
-        let ts = super::state::now();
-        let mut rec = Vec::with_capacity(ts.len() + text.len() + 12);
-        rec.extend_from_slice(ts.as_bytes());
+        let rec = &mut self.rec;
+        rec.clear();
+        rec.extend_from_slice(&super::timestamp::now());
         rec.push(b' ');
         rec.extend_from_slice(stream.name().as_bytes());
         rec.extend_from_slice(if full { b" F " } else { b" P " });
         rec.extend_from_slice(text);
         rec.push(b'\n');
         // A full disk loses log lines, never the container: errors are dropped here.
-        if self.file.write_all(&rec).is_ok() {
+        if write_all(&self.file, rec) {
             self.size += rec.len() as u64;
+        }
+        // A long line's buffer is not kept.
+        if rec.capacity() > 2 * MAX_LINE {
+            *rec = Vec::new();
         }
         if self.size >= self.max_size {
             self.rotate();
@@ -122,6 +133,23 @@ impl LogWriter {
             self.size = 0;
         }
     }
+}
+
+/// Writes all of `data` (an append-mode file takes it in one call unless a signal or a full disk
+/// interrupts); whether it all went. Straight to `write(2)`, which the shim's steady state keeps
+/// to (see [`super::timestamp`]).
+#[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+#[unsafe(link_section = ".text.hot.k1s_shim")]
+fn write_all(file: &File, mut data: &[u8]) -> bool {
+    while !data.is_empty() {
+        match nix::unistd::write(file, data) {
+            Ok(0) => return false,
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 fn open_append(path: &Path) -> Result<File, ContainerError> {

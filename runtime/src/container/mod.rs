@@ -31,6 +31,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod state;
+pub mod timestamp;
 pub mod user;
 
 use std::path::Path;

@@ -59,7 +59,7 @@ impl State {
 
 /// The current time as the CRI log and state files write it (UTC, nanoseconds).
 pub fn now() -> String {
-    format!("{:.9}", jiff::Timestamp::now())
+    super::timestamp::now_string()
 }
 
 /// Writes `state` to `dir/state.json` atomically.

@@ -6,7 +6,6 @@
 //! output only after it went to the log, and their pipes close when the stream ends.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -157,6 +156,8 @@ impl Ctr {
     }
 
     /// Reads one chunk of `stream` into the log and the attached readers; at EOF closes it.
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
     pub(super) fn drain(&mut self, stream: Stream) {
         let slot = match stream {
             Stream::Stdout => &mut self.out,
@@ -164,12 +165,13 @@ impl Ctr {
         };
         let Some(f) = slot else { return };
         let mut buf = [0u8; 8192];
-        match f.read(&mut buf) {
+        // Straight to read(2): this is the steady state of a shed shim (see `shim::serve`).
+        match nix::unistd::read(&*f, &mut buf) {
             Ok(n) if n > 0 => {
                 self.log.push(stream, &buf[..n]);
                 self.copy_to_attached(stream, &buf[..n]);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(nix::errno::Errno::EINTR) => {}
             // EOF, or EIO from a pty master whose last slave closed.
             _ => {
                 *slot = None;
@@ -187,6 +189,8 @@ impl Ctr {
     /// Copies output to every attached reader. Their pipes are non-blocking: a reader that
     /// falls a pipe buffer behind loses output (the log keeps all of it) rather than stalling
     /// the shim; a reader that went away is dropped.
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
     fn copy_to_attached(&mut self, stream: Stream, data: &[u8]) {
         for a in &mut self.attached {
             let slot = match stream {
@@ -233,6 +237,8 @@ impl Ctr {
     }
 
     /// Records the exit once init is reaped and its output drained.
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
     pub(super) fn finish_exit(&mut self) -> Option<i32> {
         let code = self.exit?;
         if self.exited() || self.out.is_some() || self.err.is_some() {

@@ -8,6 +8,14 @@
 //! the pod are created over the socket (`create <id>`). Once idle for a second it sheds the clean
 //! pages its set-up touched ([`shed`]), so its RSS is what its steady-state loop needs.
 //!
+//! The hot section: the functions of that steady state (the loop, draining output, CRI records,
+//! timestamps) are placed in `.text.hot.k1s_shim`, which the link keeps together (`build.rs`,
+//! `-z keep-text-section-prefix`), so a shed shim refaults a few 64 KiB fault-around windows of
+//! code instead of one per function scattered through the executable. `link_section` is an
+//! unsafe attribute because a section can have meaning to the loader (`.init_array`); a
+//! `.text.hot.*` section is ordinary executable code, so placing functions there changes only
+//! their addresses.
+//!
 //! Invariants: no threads (so forking children is safe) and no tokio; per container,
 //! `state.json` says `exited` only after the exit status is known and the output pipes are
 //! drained (see [`container`]); the shim keeps exited containers until `remove <id>`, and when it
@@ -16,12 +24,11 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -131,6 +138,10 @@ struct Shim {
     listener: UnixListener,
     sigfd: SignalFd,
     conns: Vec<Conn>,
+    /// The descriptors of the last `poll`, kept so the loop does not allocate.
+    pollfds: Vec<libc::pollfd>,
+    /// What the last shedding dropped, kept so that freeing it does not run after the drop.
+    shed_plan: Vec<shed::Region>,
     /// Set once the last container was removed: the loop ends.
     done: bool,
 }
@@ -169,6 +180,8 @@ impl Shim {
             listener,
             sigfd,
             conns: Vec::new(),
+            pollfds: Vec::new(),
+            shed_plan: Vec::new(),
             done: false,
         })
     }
@@ -177,76 +190,55 @@ impl Shim {
     ///
     /// After [`SHED_AFTER`] without anything but container output, it sheds the pages its
     /// set-up and requests touched ([`shed`]); it then polls without a timeout until the next
-    /// request or exit, so an idle shim does not wake up.
+    /// request or exit, so an idle shim does not wake up. Logging output, the steady state, keeps
+    /// to code that allocates nothing (the poll array is reused, records are built in a reused
+    /// buffer, timestamps formatted by hand), so what a shed shim refaults stays small.
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
     fn serve(&mut self) {
         // When the last request or exit happened; `None` once shed since.
         let mut active_at = Some(Instant::now());
         while !self.done {
             let n_ctrs = self.ctrs.len();
-            let ready: Vec<bool> = {
-                let mut fds = vec![
-                    PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
-                ];
-                let placeholder = self.sigfd.as_fd();
-                for c in &self.ctrs {
-                    for f in [&c.out, &c.err] {
-                        fds.push(match f {
-                            Some(f) => PollFd::new(f.as_fd(), PollFlags::POLLIN),
-                            None => PollFd::new(placeholder, PollFlags::empty()),
-                        });
-                    }
-                }
-                for c in &self.conns {
-                    fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
-                }
-                let timeout = match active_at {
-                    None => PollTimeout::NONE,
-                    Some(t) => {
-                        let left = SHED_AFTER.saturating_sub(t.elapsed()).as_millis();
-                        // At most SHED_AFTER (1 s), which fits; round up so it is not spun.
-                        PollTimeout::try_from(left as u64 + 1).unwrap_or(PollTimeout::MAX)
-                    }
-                };
-                let polled = poll(&mut fds, timeout);
-                if active_at.is_some_and(|t| t.elapsed() >= SHED_AFTER) {
-                    shed::shed();
-                    active_at = None;
-                }
-                if !polled.is_ok_and(|n| n > 0) {
-                    continue;
-                }
-                fds.iter()
-                    .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                    .collect()
+            let n_conns = self.conns.len();
+            let timeout = match active_at {
+                None => -1,
+                // At most SHED_AFTER (1 s), which fits; round up so it is not spun.
+                Some(t) => SHED_AFTER.saturating_sub(t.elapsed()).as_millis() as i32 + 1,
             };
-            for (i, c) in self.ctrs.iter_mut().enumerate() {
-                if ready[2 + 2 * i] {
-                    c.drain(Stream::Stdout);
+            let polled = self.poll(timeout);
+            if active_at.is_some_and(|t| t.elapsed() >= SHED_AFTER) {
+                shed::shed(&mut self.shed_plan);
+                active_at = None;
+            }
+            if !polled {
+                continue;
+            }
+            for i in 0..n_ctrs {
+                if self.ready(2 + 2 * i) {
+                    self.ctrs[i].drain(Stream::Stdout);
                 }
-                if ready[3 + 2 * i] {
-                    c.drain(Stream::Stderr);
+                if self.ready(3 + 2 * i) {
+                    self.ctrs[i].drain(Stream::Stderr);
                 }
             }
+            let conns_at = 2 + 2 * n_ctrs;
             // Output alone is the steady state; anything else runs code worth shedding again.
-            if ready[..2]
-                .iter()
-                .chain(&ready[2 + 2 * n_ctrs..])
-                .any(|r| *r)
-            {
+            if self.ready(0) || self.ready(1) || (0..n_conns).any(|i| self.ready(conns_at + i)) {
                 active_at = Some(Instant::now());
             }
-            if ready[0] {
+            if self.ready(0) {
                 self.reap();
             }
-            let conn_ready = ready[2 + 2 * n_ctrs..].to_vec();
-            if ready[1]
+            if self.ready(1)
                 && let Ok((stream, _)) = self.listener.accept()
             {
                 self.conns.push(Conn::new(stream));
             }
-            for (i, ready) in conn_ready.into_iter().enumerate() {
-                if ready && !self.done {
+            // Connections accepted just now come after these `n_conns`; none is removed before
+            // the `retain` below, so the indices still match the poll array.
+            for i in 0..n_conns {
+                if self.ready(conns_at + i) && !self.done {
                     self.read_conn(i);
                 }
             }
@@ -254,6 +246,41 @@ impl Shim {
             self.conns.retain(|c| !c.closed);
         }
         let _ = std::fs::remove_file(self.dir.join("shim.sock"));
+    }
+
+    /// Polls the signalfd, the socket, each container's stdout and stderr (a closed stream as a
+    /// negative descriptor, which `poll` skips) and each connection, in that order, for up to
+    /// `timeout_ms` (negative: no limit); whether any is ready. The array is kept for [`Self::ready`].
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section; the call is noted below.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
+    fn poll(&mut self, timeout_ms: i32) -> bool {
+        let fds = &mut self.pollfds;
+        fds.clear();
+        let entry = |fd: RawFd| libc::pollfd {
+            fd,
+            events: if fd < 0 { 0 } else { libc::POLLIN },
+            revents: 0,
+        };
+        fds.push(entry(self.sigfd.as_raw_fd()));
+        fds.push(entry(self.listener.as_raw_fd()));
+        for c in &self.ctrs {
+            fds.push(entry(c.out.as_ref().map_or(-1, |f| f.as_raw_fd())));
+            fds.push(entry(c.err.as_ref().map_or(-1, |f| f.as_raw_fd())));
+        }
+        for c in &self.conns {
+            fds.push(entry(c.stream.as_raw_fd()));
+        }
+        // SAFETY: `fds` is an initialised array of `fds.len()` pollfd structs that outlives the
+        // call, and each descriptor in it is owned by `self`, which the call does not touch.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        n > 0
+    }
+
+    /// Whether entry `i` of the last [`Self::poll`] reported an event.
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
+    fn ready(&self, i: usize) -> bool {
+        self.pollfds.get(i).is_some_and(|p| p.revents != 0)
     }
 
     fn reap(&mut self) {
@@ -282,6 +309,8 @@ impl Shim {
     }
 
     /// Records exits whose output is drained and answers those waiting for them.
+    #[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+    #[unsafe(link_section = ".text.hot.k1s_shim")]
     fn finish_exits(&mut self) {
         for ctr in &mut self.ctrs {
             let Some(code) = ctr.finish_exit() else {

@@ -11,22 +11,30 @@
 //!   copy-on-write pages are anonymous) only the pages `/proc/self/pagemap` shows present and
 //!   file-backed. Dropping a copy-on-write page would replace its contents with the file's; so
 //!   dropping is always lossless: every dropped page is identical to the file.
-//! - The shim is single-threaded and maps nothing between reading `smaps`/`pagemap` and
-//!   `madvise`, so no mapping can turn writable or gain anonymous pages in between.
+//! - The shim is single-threaded and between reading `smaps`/`pagemap` and `madvise` it only
+//!   allocates (which maps or grows anonymous writable memory, never a file mapping), so no
+//!   planned mapping can turn writable or gain anonymous pages in between.
 //! - Failures are ignored: shedding is an optimisation, the shim's work never depends on it.
 
 use std::io::{BufRead, BufReader};
 
 /// An address range of this process (a whole mapping, or a run of pages in one).
 #[derive(Debug, PartialEq, Eq)]
-struct Region {
+pub(super) struct Region {
     start: usize,
     end: usize,
 }
 
 /// Drops the shim's clean file-backed read-only pages and trims the heap; returns the bytes of
 /// address space advised (mapped, not necessarily resident).
-pub(super) fn shed() -> usize {
+///
+/// Everything that allocates or parses runs first and fills `plan` (kept by the caller, so no
+/// memory is freed afterwards); then [`drop_all`], in the shim's hot section, only calls
+/// `madvise`. So the code that runs after the pages are gone, and refaults them, is that loop
+/// and the shim's own steady state, not the parsing that found them.
+pub(super) fn shed(plan: &mut Vec<Region>) -> usize {
+    trim_heap();
+    plan.clear();
     let Ok(f) = std::fs::File::open("/proc/self/smaps") else {
         return 0;
     };
@@ -37,15 +45,27 @@ pub(super) fn shed() -> usize {
         .and_then(|p| usize::try_from(p).ok())
         .filter(|p| p.is_power_of_two())
         .unwrap_or(4096);
-    let mut advised = 0;
     for (r, clean) in sheddable(BufReader::new(f)) {
         if clean {
-            advised += if dont_need(&r) { r.end - r.start } else { 0 };
+            plan.push(r);
         } else if let Some(pagemap) = &pagemap {
-            advised += dont_need_file_pages(pagemap, &r, page);
+            file_pages(pagemap, &r, page, plan);
         }
     }
-    trim_heap();
+    drop(pagemap);
+    drop_all(plan)
+}
+
+/// `madvise(MADV_DONTNEED)` over each region; the bytes the kernel accepted.
+#[allow(unsafe_code)] // SAFETY: see `shim` on the hot section: plain code, placed together.
+#[unsafe(link_section = ".text.hot.k1s_shim")]
+fn drop_all(plan: &[Region]) -> usize {
+    let mut advised = 0;
+    for r in plan {
+        if dont_need(r) {
+            advised += r.end - r.start;
+        }
+    }
     advised
 }
 
@@ -77,35 +97,28 @@ const MAX_PAGES: usize = 1 << 16;
 const PM_PRESENT: u64 = 1 << 63;
 const PM_FILE: u64 = 1 << 61;
 
-/// Drops the pages of `r` that `pagemap` shows present and file-backed; returns the bytes advised.
-fn dont_need_file_pages(pagemap: &std::fs::File, r: &Region, page: usize) -> usize {
+/// Adds to `plan` the runs of pages of `r` that `pagemap` shows present and file-backed.
+fn file_pages(pagemap: &std::fs::File, r: &Region, page: usize, plan: &mut Vec<Region>) {
     use std::os::unix::fs::FileExt;
     let pages = (r.end - r.start) / page;
     if pages > MAX_PAGES {
-        return 0;
+        return;
     }
     let mut buf = vec![0u8; pages * 8];
     if pagemap
         .read_exact_at(&mut buf, (r.start / page * 8) as u64)
         .is_err()
     {
-        return 0;
+        return;
     }
     let entries: Vec<u64> = buf
         .chunks_exact(8)
         .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
         .collect();
-    let mut advised = 0;
-    for (from, to) in file_runs(&entries) {
-        let run = Region {
-            start: r.start + from * page,
-            end: r.start + to * page,
-        };
-        if dont_need(&run) {
-            advised += run.end - run.start;
-        }
-    }
-    advised
+    plan.extend(file_runs(&entries).into_iter().map(|(from, to)| Region {
+        start: r.start + from * page,
+        end: r.start + to * page,
+    }));
 }
 
 /// Runs `[from, to)` of pagemap entries that are present file pages.
@@ -147,6 +160,7 @@ fn header(line: &str) -> Option<(Region, bool)> {
 
 /// `madvise(MADV_DONTNEED)` over one region; whether the kernel accepted it.
 #[allow(unsafe_code)]
+#[unsafe(link_section = ".text.hot.k1s_shim")]
 fn dont_need(r: &Region) -> bool {
     // SAFETY: the region lies in a read-only, file-backed mapping of this process and holds no
     // anonymous (copy-on-write) page (the whole mapping per `smaps`, or page by page per
