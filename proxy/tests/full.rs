@@ -16,31 +16,6 @@ use k1s_proxy::netlink::Netlink;
 use k1s_proxy::rules::{Params, Ruleset, generate};
 use k1s_proxy::{nft, script};
 
-const INNER: &str = "K1S_PROXY_FULL_TEST_NETNS";
-
-fn in_own_netns(test: &str, body: impl FnOnce() -> Result<()>) {
-    if std::env::var_os(INNER).is_some() {
-        if let Err(e) = body() {
-            panic!("{test} (inside its netns) failed: {e:#}");
-        }
-        return;
-    }
-    let out = Command::new("unshare")
-        .args(["--net", "--"])
-        .arg(std::env::current_exe().expect("current_exe"))
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INNER, "1")
-        .output()
-        .expect("unshare (util-linux) and nft (nftables) must be installed");
-    assert!(
-        out.status.success(),
-        "{test} failed inside its netns ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn service(name: &str, last: u8, f: impl FnOnce(&mut Service)) -> Service {
     let mut s = Service {
         namespace: "default".into(),
@@ -212,7 +187,8 @@ fn apply_batch(rs: &Ruleset, nl: &mut Netlink) -> Result<()> {
 
 #[test]
 fn the_netlink_batch_builds_the_table_nft_builds() {
-    in_own_netns("the_netlink_batch_builds_the_table_nft_builds", || {
+    k1s_testns::require_tools(&["nft"]);
+    k1s_testns::in_own_netns("the_netlink_batch_builds_the_table_nft_builds", |_| {
         let (rs, _) = generate(&index(), &params());
         nft::apply("nft".as_ref(), &script::full(&params(), &rs), false)?;
         let (by_nft, elements_nft) = listing()?;

@@ -19,7 +19,6 @@ use k1s_store::{Store, StoreConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-const INNER: &str = "K1S_PROXY_TEST_NETNS";
 const SERVICES: Gvr = Gvr::new("", "v1", "services");
 const SLICES: Gvr = Gvr::new("discovery.k8s.io", "v1", "endpointslices");
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -27,38 +26,6 @@ const BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 1);
 const CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 10);
 /// A stand-in for the DNS server's TCP side: the proxy must carry `<cluster-dns>:53` here.
 const DNS_TARGET: std::net::SocketAddrV4 = std::net::SocketAddrV4::new(BRIDGE_IP, 5353);
-
-fn in_own_netns(test: &str, body: impl FnOnce() -> Result<()>) {
-    if std::env::var_os(INNER).is_some() {
-        if let Err(e) = body() {
-            panic!("{test} (inside its netns) failed: {e:#}");
-        }
-        return;
-    }
-    for tool in ["unshare", "nsenter", "busybox", "ip", "nft"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} is missing: install util-linux, busybox-static, iproute2 and nftables"
-        );
-    }
-    let out = Command::new("unshare")
-        .args(["--net", "--"])
-        .arg(std::env::current_exe().expect("current_exe"))
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INNER, "1")
-        .output()
-        .expect("running unshare");
-    assert!(
-        out.status.success(),
-        "{test} failed inside its netns ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn sh(cmd: &str) -> Result<()> {
     let out = Command::new("sh").args(["-c", cmd]).output()?;
@@ -365,7 +332,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 #[test]
 fn services_carry_traffic() {
-    in_own_netns("services_carry_traffic", || {
+    k1s_testns::require_tools(&["nsenter", "busybox", "nft"]);
+    k1s_testns::in_own_netns("services_carry_traffic", |_| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

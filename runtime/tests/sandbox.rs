@@ -15,66 +15,13 @@ use std::process::{Command, Output};
 
 use anyhow::{Context, Result, bail, ensure};
 use k1s_runtime::sandbox::{NetworkConfig, Sandbox, SandboxManager, SandboxSpec};
+use k1s_testns::mounts_under;
 
-/// Set in the inner run: the sandbox root the outer run created.
-const INNER_ROOT: &str = "K1S_SANDBOX_TEST_ROOT";
-
-/// Runs `body` in a fresh network namespace: the outer run re-executes this test under
-/// `unshare --net` and asserts the inner run succeeded and left no mount behind.
+/// Runs `body` in a network namespace of its own, its scratch directory as the sandbox root
+/// ([`k1s_testns::in_own_netns`]), after checking for the tools these tests use.
 fn in_own_netns(test: &str, body: impl FnOnce(&Path) -> Result<()>) {
-    if let Some(root) = std::env::var_os(INNER_ROOT) {
-        let root = PathBuf::from(root);
-        if let Err(e) = body(&root) {
-            panic!("{test} (inside its netns) failed: {e:#}");
-        }
-        return;
-    }
-    for tool in ["unshare", "nsenter", "busybox", "ip", "nft"] {
-        require(tool);
-    }
-    let root = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = Command::new("unshare")
-        .args(["--net", "--"])
-        .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INNER_ROOT, root.path())
-        .output()
-        .expect("running unshare");
-    let status = out.status;
-    let left = mounts_under(root.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
-    }
-    assert!(
-        status.success(),
-        "{test} failed inside its netns ({status}):\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(left.is_empty(), "{test} left mounts behind: {left:?}");
-}
-
-fn require(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{tool} is missing: install util-linux, busybox-static, iproute2 and nftables \
-         (apt-get install -y util-linux busybox-static iproute2 nftables)"
-    );
-}
-
-/// Mount points whose path is under `dir` (canonicalised), from /proc/self/mountinfo.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(&dir))
-        .collect()
+    k1s_testns::require_tools(&["nsenter", "busybox", "nft"]);
+    k1s_testns::in_own_netns(test, body);
 }
 
 /// The manager plus a guard that removes every sandbox and stray mount, also when a test fails.
