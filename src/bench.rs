@@ -17,6 +17,7 @@ mod cluster;
 mod dns;
 mod etcd;
 mod image;
+mod offline;
 mod pods;
 mod proxy;
 mod runtime;

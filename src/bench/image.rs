@@ -12,15 +12,15 @@
 //! (the allocator skips recently deleted inodes), which would penalise later runs.
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use k1s_runtime::image::{ImageStore, RegistryAuth, RegistryConfig, UnpackLimits, unpack};
 
+use super::offline::{Registry, tool};
 use super::stats::Samples;
 
 #[derive(Args, Debug)]
@@ -39,70 +39,11 @@ pub struct ImageArgs {
     pub runs: usize,
 }
 
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
 /// Runs blocking process work on a blocking-pool thread (never fork from a tokio worker).
 async fn off_worker<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f).await?
-}
-
-fn start_registry() -> Result<Registry> {
-    let dir = tempfile::tempdir()?;
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("storage").display()
-        ),
-    )?;
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting docker-registry (Debian package docker-registry)")?;
-    let reg = Registry {
-        child,
-        addr,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&reg.addr).is_err() {
-        if Instant::now() > deadline {
-            bail!("docker-registry did not listen on {}", reg.addr);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(reg)
 }
 
 /// Writes the rootfs of the generated image: `size_mb / 2` MB of random files (1 MB each) and as
@@ -147,21 +88,28 @@ fn push_generated(reg: &Registry, repo_tag: &str, size_mb: u64) -> Result<()> {
     generate_rootfs(&rootfs, size_mb)?;
     let oci = work.path().join("oci");
     let image = format!("{}:bench", oci.display());
-    run(Command::new("umoci").args(["init", "--layout"]).arg(&oci))?;
-    run(Command::new("umoci").args(["new", "--image", &image]))?;
+    tool(Command::new("umoci").args(["init", "--layout"]).arg(&oci))?;
+    tool(Command::new("umoci").args(["new", "--image", &image]))?;
     // Two layers, as images usually have several.
-    run(Command::new("umoci")
-        .args(["insert", "--image", &image])
-        .arg(rootfs.join("random"))
-        .arg("/random"))?;
-    run(Command::new("umoci")
-        .args(["insert", "--image", &image])
-        .arg(rootfs.join("text"))
-        .arg("/text"))?;
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("oci:{image}"))
-        .arg(format!("docker://{}/{repo_tag}", reg.addr)))
+    tool(
+        Command::new("umoci")
+            .args(["insert", "--image", &image])
+            .arg(rootfs.join("random"))
+            .arg("/random"),
+    )?;
+    tool(
+        Command::new("umoci")
+            .args(["insert", "--image", &image])
+            .arg(rootfs.join("text"))
+            .arg("/text"),
+    )?;
+    tool(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{image}"))
+            .arg(format!("docker://{}/{repo_tag}", reg.addr)),
+    )?;
+    Ok(())
 }
 
 /// Writes back every dirty page on the machine (`sync(2)`) before a timed pull, untimed. The k1s
@@ -229,16 +177,18 @@ pub async fn run_bench(args: ImageArgs) -> Result<()> {
             let size = args.size_mb;
             let tag = args.image.clone();
             let reg = off_worker(move || {
-                let reg = start_registry()?;
+                let dir = tempfile::tempdir()?;
+                let reg = Registry::start(dir.path())?;
                 eprintln!(
                     "generating a ~{size} MB image and pushing it to {}",
                     reg.addr
                 );
                 push_generated(&reg, &tag, size)?;
-                Ok(reg)
+                // Dropped in this order: the registry is killed before its storage goes.
+                Ok((reg, dir))
             })
             .await?;
-            let addr = reg.addr.clone();
+            let addr = reg.0.addr.clone();
             (Some(reg), addr)
         }
     };
@@ -290,10 +240,13 @@ pub async fn run_bench(args: ImageArgs) -> Result<()> {
         settle_disk().await?;
         let t = Instant::now();
         off_worker(move || {
-            run(Command::new("skopeo")
-                .args(["copy", "--quiet", "--src-tls-verify=false"])
-                .arg(&src)
-                .arg(format!("dir:{}", d2.display())))
+            tool(
+                Command::new("skopeo")
+                    .args(["copy", "--quiet", "--src-tls-verify=false"])
+                    .arg(&src)
+                    .arg(format!("dir:{}", d2.display())),
+            )
+            .map(drop)
         })
         .await
         .context("skopeo copy (Debian package skopeo)")?;
@@ -326,12 +279,14 @@ pub async fn run_bench(args: ImageArgs) -> Result<()> {
                 let dest = base.join(format!("tar-{n}"));
                 std::fs::create_dir_all(&dest)?;
                 let t = Instant::now();
-                run(Command::new("sh")
-                    .arg("-c")
-                    .arg(r#"{ gzip -dc "$1"; head -c 10240 /dev/zero; } | tar -x -C "$2""#)
-                    .arg("sh")
-                    .arg(b)
-                    .arg(&dest))?;
+                tool(
+                    Command::new("sh")
+                        .arg("-c")
+                        .arg(r#"{ gzip -dc "$1"; head -c 10240 /dev/zero; } | tar -x -C "$2""#)
+                        .arg("sh")
+                        .arg(b)
+                        .arg(&dest),
+                )?;
                 gnu += t.elapsed();
             }
             Ok((total, cpu, gnu, bytes))

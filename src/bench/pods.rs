@@ -10,11 +10,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use super::api::{parse_duration, print_header};
 use super::client::{Conn, Endpoint, Proto, endpoint_from_kubeconfig, snippet};
 use super::cluster::{CLOCK_TICKS, cpu_ticks, get_json, watch_pods};
+use super::offline::{Registry, busybox_rootfs, tool};
 use super::smaps::{kb_field, print_breakdown};
 use super::spawn::{self, mib};
 use super::stats::{Samples, ms};
@@ -70,7 +71,7 @@ pub async fn run(args: PodsArgs) -> Result<()> {
     tool(Command::new("ip").args(["link", "set", "lo", "up"]))?;
     let (registry, image) = {
         let (dir, busybox) = (tmp.path().to_owned(), args.busybox.clone());
-        tokio::task::spawn_blocking(move || Registry::with_busybox(&dir, &busybox))
+        tokio::task::spawn_blocking(move || registry_with_busybox(&dir, &busybox))
             .await
             .map_err(|e| anyhow!("registry set-up: {e}"))??
     };
@@ -551,81 +552,24 @@ fn remove_cgroup_tree(dir: &Path, deadline: Instant) {
     }
 }
 
-/// A `docker-registry` on 127.0.0.1 serving from the bench's temp dir; killed on drop.
-struct Registry {
-    addr: String,
-    child: Child,
-}
-
-impl Registry {
-    /// Starts the registry and pushes a busybox image built offline to it; returns the image
-    /// reference.
-    fn with_busybox(dir: &Path, busybox: &Path) -> Result<(Registry, String)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.join("registry").display()
-        );
-        let config_path = dir.join("registry.yml");
-        std::fs::write(&config_path, config)?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting docker-registry (apt-get install docker-registry)")?;
-        let reg = Registry { addr, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&reg.addr).is_err() {
-            if Instant::now() > deadline {
-                bail!("docker-registry did not listen on {} in 20 s", reg.addr);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let oci = build_image(dir, busybox)?;
-        tool(
-            Command::new("skopeo")
-                .args(["copy", "--quiet", "--dest-tls-verify=false"])
-                .arg(format!("oci:{}:base", oci.display()))
-                .arg(format!("docker://{}/k1s/busybox:1", reg.addr)),
-        )?;
-        let image = format!("{}/k1s/busybox:1", reg.addr);
-        Ok((reg, image))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts a registry under `dir` and pushes a busybox image built offline to it; returns the
+/// image reference.
+fn registry_with_busybox(dir: &Path, busybox: &Path) -> Result<(Registry, String)> {
+    let reg = Registry::start(dir)?;
+    let oci = build_image(dir, busybox)?;
+    tool(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:base", oci.display()))
+            .arg(format!("docker://{}/k1s/busybox:1", reg.addr)),
+    )?;
+    let image = format!("{}/k1s/busybox:1", reg.addr);
+    Ok((reg, image))
 }
 
 /// An OCI layout with tag `base`: busybox plus a symlink per applet.
 fn build_image(dir: &Path, busybox: &Path) -> Result<PathBuf> {
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin"))?;
-    std::fs::create_dir_all(rootfs.join("etc"))?;
-    std::fs::copy(busybox, rootfs.join("bin/busybox"))
-        .with_context(|| format!("{} (apt-get install busybox-static)", busybox.display()))?;
-    let list = tool(Command::new(busybox).arg("--list-full"))?;
-    for applet in list.lines().filter(|l| !l.is_empty()) {
-        let p = rootfs.join(applet);
-        if p.exists() {
-            continue;
-        }
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::os::unix::fs::symlink("/bin/busybox", &p)?;
-    }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\n")?;
+    let rootfs = busybox_rootfs(dir, busybox)?;
     let oci = dir.join("oci");
     let image = format!("{}:base", oci.display());
     tool(Command::new("umoci").args(["init", "--layout"]).arg(&oci))?;
@@ -637,22 +581,4 @@ fn build_image(dir: &Path, busybox: &Path) -> Result<PathBuf> {
             .arg("/"),
     )?;
     Ok(oci)
-}
-
-/// Runs a set-up tool; its stderr goes into the error.
-fn tool(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| {
-        format!(
-            "running {:?} (see .ci/run for the packages)",
-            cmd.get_program()
-        )
-    })?;
-    if !out.status.success() {
-        bail!(
-            "{:?} failed: {}",
-            cmd.get_program(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

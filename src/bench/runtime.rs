@@ -56,7 +56,7 @@ pub async fn run(args: RuntimeArgs) -> Result<()> {
 
 fn run_blocking(args: RuntimeArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let rootfs = busybox_rootfs(tmp.path(), &args.busybox)?;
+    let rootfs = super::offline::busybox_rootfs(tmp.path(), &args.busybox)?;
     let exe = std::env::current_exe()?;
     let mgr = ContainerManager::open(&tmp.path().join("runtime"), exe)?;
     let parent = format!("k1s-bench-{}", std::process::id());
@@ -405,33 +405,4 @@ fn print_shim_memory(
         pss.iter().max().unwrap_or(&0)
     );
     Ok(())
-}
-
-/// busybox plus one symlink per applet, and passwd/group for root and nobody.
-fn busybox_rootfs(dir: &Path, busybox: &Path) -> Result<PathBuf> {
-    let root = dir.join("rootfs");
-    std::fs::create_dir_all(root.join("bin"))?;
-    std::fs::create_dir_all(root.join("etc"))?;
-    std::fs::copy(busybox, root.join("bin/busybox"))
-        .with_context(|| format!("{} (apt-get install busybox-static)", busybox.display()))?;
-    let list = Command::new(busybox).arg("--list-full").output()?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let path = root.join(applet);
-        if path.symlink_metadata().is_ok() {
-            continue;
-        }
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        std::os::unix::fs::symlink("/bin/busybox", &path)?;
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )?;
-    std::fs::write(root.join("etc/group"), "root:x:0:\nnobody:x:65534:\n")?;
-    for d in ["proc", "sys", "dev", "tmp", "root"] {
-        std::fs::create_dir_all(root.join(d))?;
-    }
-    Ok(root)
 }
