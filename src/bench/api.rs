@@ -468,9 +468,7 @@ async fn read_watch(mut body: hyper::body::Incoming, tx: mpsc::UnboundedSender<S
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        buf.extend_from_slice(&data);
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
+        for line in super::client::lines(&mut buf, &data) {
             if line.starts_with(br#"{"type":"ERROR""#) {
                 let _ = tx.send(Seen::Ended(snippet(&line)));
                 return;

@@ -305,6 +305,16 @@ impl Conn {
     }
 }
 
+/// Appends `data` (a chunk of a newline-delimited stream, such as a watch) to `buf` and yields
+/// each complete line now in it, newline included; a partial last line stays in `buf`.
+pub fn lines<'a>(buf: &'a mut Vec<u8>, data: &[u8]) -> impl Iterator<Item = Vec<u8>> + 'a {
+    buf.extend_from_slice(data);
+    std::iter::from_fn(move || {
+        let nl = buf.iter().position(|&b| b == b'\n')?;
+        Some(buf.drain(..=nl).collect())
+    })
+}
+
 /// The start of a response body, for error messages.
 pub fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(300)]);

@@ -685,9 +685,7 @@ pub(super) async fn watch_pods(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            buf.extend_from_slice(&data);
-            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=nl).collect();
+            for line in super::client::lines(&mut buf, &data) {
                 if let Ok(ev) = serde_json::from_slice::<Value>(&line) {
                     on_event(at, ev);
                 }

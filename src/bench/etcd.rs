@@ -300,9 +300,7 @@ async fn open_watch(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            buf.extend_from_slice(&data);
-            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=nl).collect();
+            for line in super::client::lines(&mut buf, &data) {
                 if contains(&line, br#""error""#) {
                     let _ = tx.send(Seen::Ended(snippet(&line)));
                     return;
