@@ -7,7 +7,7 @@ mod runtime_support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use k1s_runtime::container::{ExecSpec, Phase};
+use k1s_runtime::container::Phase;
 use runtime_support::Env;
 
 const T: Duration = Duration::from_secs(20);
@@ -60,25 +60,8 @@ fn one_shim_per_pod_leaves_with_its_last_container() {
     assert!(a.shim_pid > 0 && !dead(a.shim_pid));
 
     // The second container is as much the shim's child as the first: exec and logs work.
-    let session = env
-        .mgr
-        .exec(
-            "b",
-            &ExecSpec {
-                cmd: vec!["sh".into(), "-c".into(), "echo $$ $(hostname)".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let mut out = String::new();
-    let mut session = session;
-    session
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert_eq!(session.wait().unwrap(), 0);
+    let (code, out) = env.exec_output("b", &["sh", "-c", "echo $$ $(hostname)"]);
+    assert_eq!(code, 0);
     assert!(out.ends_with(" testpod\n"), "{out:?}");
 
     // The shim stays while any container of the pod is left, exited or not.
@@ -299,24 +282,8 @@ fn an_idle_shim_sheds_its_start_up_pages_and_keeps_working() {
     });
 
     // Requests after shedding refault what they need: exec, a new container, stop.
-    let mut session = env
-        .mgr
-        .exec(
-            "talker",
-            &ExecSpec {
-                cmd: vec!["echo".into(), "still here".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let mut out = String::new();
-    session
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert_eq!((session.wait().unwrap(), out.as_str()), (0, "still here\n"));
+    let (code, out) = env.exec_output("talker", &["echo", "still here"]);
+    assert_eq!((code, out.as_str()), (0, "still here\n"));
     env.run(&env.spec("quick", &["sh", "-c", "exit 7"]));
     let st = env.mgr.wait("quick").unwrap();
     assert_eq!((st.exit_code, st.shim_pid), (Some(7), shim));

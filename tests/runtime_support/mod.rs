@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k1s_runtime::container::{ContainerManager, ContainerSpec, Phase, cgroup};
+use std::io::Read;
+
+use k1s_runtime::container::{ContainerManager, ContainerSpec, ExecSpec, Phase, cgroup};
 
 pub const BUSYBOX: &str = "/bin/busybox";
 
@@ -87,6 +89,28 @@ impl Env {
     pub fn run(&self, spec: &ContainerSpec) {
         self.mgr.create(spec).unwrap();
         self.mgr.start(&spec.id).unwrap();
+    }
+
+    /// Runs `cmd` in container `id` without stdin or a tty; its exit code and stdout.
+    pub fn exec_output(&self, id: &str, cmd: &[&str]) -> (i32, String) {
+        let mut session = self
+            .mgr
+            .exec(
+                id,
+                &ExecSpec {
+                    cmd: cmd.iter().map(|a| a.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let mut out = String::new();
+        session
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        (session.wait().unwrap(), out)
     }
 
     /// The container's log records as `(stream, text)`, full lines only.
