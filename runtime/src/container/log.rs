@@ -40,7 +40,8 @@ pub struct LogWriter {
     max_size: u64,
     max_files: u32,
     pending: [Vec<u8>; 2],
-    /// The record being written, kept so that logging a line allocates nothing once warm.
+    /// The record being written, kept so that logging a line allocates nothing once warm. Never
+    /// much more than [`MAX_LINE`]: `push` splits longer lines.
     rec: Vec<u8>,
 }
 
@@ -111,10 +112,6 @@ impl LogWriter {
         // A full disk loses log lines, never the container: errors are dropped here.
         if write_all(&self.file, rec) {
             self.size += rec.len() as u64;
-        }
-        // A long line's buffer is not kept.
-        if rec.capacity() > 2 * MAX_LINE {
-            *rec = Vec::new();
         }
         if self.size >= self.max_size {
             self.rotate();

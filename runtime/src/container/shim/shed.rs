@@ -52,6 +52,7 @@ pub(super) fn shed(plan: &mut Vec<Region>) -> usize {
             file_pages(pagemap, &r, page, plan);
         }
     }
+    // Closed now, so no code runs after the drop that need not.
     drop(pagemap);
     drop_all(plan)
 }
